@@ -1,0 +1,5 @@
+"""``python -m churnscale`` runs the CLI."""
+
+from churnscale.cli import main
+
+main()

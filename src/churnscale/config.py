@@ -1,0 +1,49 @@
+"""Runtime settings, read from ``CHURNSCALE_*`` environment variables.
+
+Built once by the CLI or the app factory and passed down; never created at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every runtime setting of churnscale, with safe defaults for a laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURNSCALE_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".churnscale"),
+        description="Working directory for the registry, caches and studies.",
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; defaults to a SQLite file under home.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, moto)."
+    )
+    batch_rows: int = Field(default=262_144, ge=1_024, description="Rows per streamed batch.")
+    max_bad_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow tracking URI in force: the setting, or ``sqlite:///<home>/mlflow.db``."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def storage_options(self) -> dict[str, object]:
+        """fsspec storage options for ``s3://`` paths."""
+        if self.s3_endpoint_url:
+            return {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
+        return {}

@@ -1,0 +1,105 @@
+"""Errors raised by churnscale.
+
+Every error a user can cause derives from :class:`ChurnscaleError` and from the builtin
+exception a caller would expect, and keeps its structured parts as attributes so that the
+CLI and the service can render it (one line on stderr, or a 4xx JSON body).
+"""
+
+from __future__ import annotations
+
+
+class ChurnscaleError(Exception):
+    """Base class of every error churnscale raises on purpose."""
+
+    #: HTTP status the service answers with when this error reaches a request.
+    http_status: int = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ChurnscaleError, ValueError):
+    """A setting, flag or configuration file holds an invalid value."""
+
+    def __init__(self, name: str, *, expected: str, received: object) -> None:
+        super().__init__(f"{name}: expected {expected}, got {received!r}", field=name)
+        self.name = name
+        self.expected = expected
+        self.received = received
+
+
+class SourceError(ChurnscaleError, OSError):
+    """A data source cannot be found, opened or decoded."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}", field=path)
+        self.path = path
+        self.reason = reason
+
+
+class SchemaError(ChurnscaleError, ValueError):
+    """Data does not match the schema it must follow."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        column: str | None = None,
+        unknown: list[str] | None = None,
+        missing: list[str] | None = None,
+    ) -> None:
+        parts = [reason]
+        if unknown:
+            parts.append(f"unknown columns: {', '.join(unknown)}")
+        if missing:
+            parts.append(f"missing columns: {', '.join(missing)}")
+        prefix = f"column {column!r}: " if column else ""
+        super().__init__(prefix + "; ".join(parts), field=column)
+        self.column = column
+        self.unknown = unknown or []
+        self.missing = missing or []
+
+
+class QuarantineLimitError(ChurnscaleError, ValueError):
+    """More rows were quarantined than the allowed fraction."""
+
+    def __init__(self, *, bad: int, total: int, limit: float, quarantine: str) -> None:
+        fraction = bad / max(total, 1)
+        super().__init__(
+            f"{bad} of {total} rows ({fraction:.2%}) failed validation, above the limit of "
+            f"{limit:.2%}; see {quarantine}"
+        )
+        self.bad = bad
+        self.total = total
+        self.limit = limit
+        self.quarantine = quarantine
+
+
+class IntegrityError(ChurnscaleError, ValueError):
+    """An artifact is missing, truncated or does not match its checksum manifest."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}", field=path)
+        self.path = path
+        self.reason = reason
+
+
+class ModelNotFoundError(ChurnscaleError, LookupError):
+    """A model reference names no bundle, registered version or alias."""
+
+    http_status = 404
+
+    def __init__(self, reference: str, reason: str = "no such model") -> None:
+        super().__init__(f"model {reference!r}: {reason}", field="model")
+        self.reference = reference
+
+
+class TrainingError(ChurnscaleError, RuntimeError):
+    """Training could not complete (a lost worker, out of memory, bad parameters)."""
+
+    http_status = 500
