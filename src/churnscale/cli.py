@@ -153,6 +153,14 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _register_commands() -> None:
+    """Attach the command groups that live in ``churnscale.commands``; one line per area."""
+    # Each area module defines ``register(app)``; keep this list sorted.
+
+
+_register_commands()
+
+
 def main() -> None:
     """Console-script entry point: run the app, mapping churnscale errors to one line."""
     try:
