@@ -1,0 +1,1 @@
+"""Feature encoding shared by training, scoring and serving."""

@@ -1,0 +1,322 @@
+"""The Preprocessor: fitted in one streaming pass, saved as JSON, applied the same everywhere.
+
+Two outputs from one fitted object:
+
+- **tree mode** (``transform``, ``encode_one``): one float64 column per feature; numeric values
+  as they are (NaN when missing), categories as integer codes into a frequency-capped
+  vocabulary (unknown and rare values share the "other" code; missing stays NaN), booleans
+  0/1, datetimes as days since the Unix epoch. LightGBM reads it with native categorical and
+  missing-value handling.
+- **dense mode** (``transform_dense``): mean-imputed, standardised numerics with missing
+  indicators, and one-hot categories (top values plus "other"), for linear, online and neural
+  models.
+
+Training, batch scoring and the service all call these methods, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churnscale.data.schema import Role, Schema
+from churnscale.exceptions import SchemaError
+
+FORMAT_VERSION = 1
+_DAY_US = 86_400 * 1_000_000
+
+
+@dataclass
+class NumericStats:
+    """Running moments of one numeric (or boolean, or datetime) feature."""
+
+    count: int = 0
+    nulls: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    def update(self, values: np.ndarray) -> None:
+        """Fold in a float array (NaN = missing)."""
+        finite = values[np.isfinite(values)]
+        self.count += values.size
+        self.nulls += values.size - finite.size
+        self.total += float(finite.sum())
+        self.total_sq += float(np.square(finite).sum())
+
+    @property
+    def mean(self) -> float:
+        """Mean of the present values (0 when none)."""
+        present = self.count - self.nulls
+        return self.total / present if present else 0.0
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the present values (1 when undefined or zero)."""
+        present = self.count - self.nulls
+        if present < 2:
+            return 1.0
+        var = max(self.total_sq / present - self.mean**2, 0.0)
+        return math.sqrt(var) if var > 1e-18 else 1.0
+
+
+@dataclass
+class FeatureSpec:
+    """One model input: its source column, role and fitted state."""
+
+    name: str
+    role: Role
+    stats: NumericStats = field(default_factory=NumericStats)
+    counts: Counter[str] = field(default_factory=Counter)
+    vocabulary: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fitted state."""
+        return {
+            "name": self.name,
+            "role": self.role.value,
+            "stats": vars(self.stats),
+            "vocabulary": self.vocabulary,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=str(data["name"]),
+            role=Role(data["role"]),
+            stats=NumericStats(**data["stats"]),
+            vocabulary=[str(v) for v in data["vocabulary"]],
+        )
+
+
+def column_to_float(column: pa.Array, role: Role) -> np.ndarray:
+    """A numeric, boolean or datetime column as float64 with NaN for missing."""
+    if role is Role.DATETIME:
+        micros = column.cast(pa.timestamp("us")).cast(pa.int64())
+        days = pc.divide(micros.cast(pa.float64()), float(_DAY_US))
+        return np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.float64)
+    values = column.cast(pa.float64())
+    return np.asarray(values.fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+class Preprocessor:
+    """Feature encoding fitted out of core; hyperparameters are stored as given."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        *,
+        max_categories: int = 1_000,
+        min_frequency: int = 5,
+        dense_max_categories: int = 50,
+    ) -> None:
+        self.schema = schema
+        self.max_categories = max_categories
+        self.min_frequency = min_frequency
+        self.dense_max_categories = dense_max_categories
+        self.features_: list[FeatureSpec] = []
+        self.fitted_ = False
+
+    # ---- fitting ---------------------------------------------------------------------------
+    def partial_fit(self, batch: pa.RecordBatch) -> Preprocessor:
+        """Fold one batch of training rows into the running statistics."""
+        if not self.features_:
+            self.features_ = [FeatureSpec(c.name, c.role) for c in self.schema.features]
+        self._check_columns(batch.schema.names)
+        for spec in self.features_:
+            column = batch.column(spec.name)
+            if spec.role is Role.CATEGORICAL:
+                _count_values(spec.counts, column, cap=self.max_categories * 20)
+            else:
+                spec.stats.update(column_to_float(column, spec.role))
+        return self
+
+    def finish(self) -> Preprocessor:
+        """Freeze vocabularies once every training batch has been seen."""
+        if not self.features_:
+            raise SchemaError("the Preprocessor saw no training rows")
+        for spec in self.features_:
+            if spec.role is Role.CATEGORICAL:
+                ranked = sorted(spec.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                kept = [v for v, n in ranked if n >= self.min_frequency][: self.max_categories]
+                spec.vocabulary = kept
+                spec.counts = Counter()
+        self._build_lookup()
+        self.fitted_ = True
+        return self
+
+    def fit(self, batches: Iterable[pa.RecordBatch]) -> Preprocessor:
+        """Fit on a stream of training batches in one pass."""
+        for batch in batches:
+            self.partial_fit(batch)
+        return self.finish()
+
+    # ---- tree mode -------------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the tree-mode columns, in order."""
+        return [s.name for s in self.features_]
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        """Positions of the categorical columns in tree mode."""
+        return [i for i, s in enumerate(self.features_) if s.role is Role.CATEGORICAL]
+
+    def transform(self, batch: pa.RecordBatch | pa.Table) -> np.ndarray:
+        """Tree-mode float64 matrix of ``batch`` (rows × features)."""
+        self._require_fitted()
+        self._check_columns(batch.schema.names)
+        out = np.empty((batch.num_rows, len(self.features_)), dtype=np.float64)
+        for i, spec in enumerate(self.features_):
+            column = _flat(batch.column(spec.name))
+            if spec.role is Role.CATEGORICAL:
+                out[:, i] = self._codes(spec, column)
+            else:
+                out[:, i] = column_to_float(column, spec.role)
+        return out
+
+    def _codes(self, spec: FeatureSpec, column: pa.Array) -> np.ndarray:
+        text = column.cast(pa.string())
+        codes = pc.index_in(text, value_set=pa.array(spec.vocabulary, pa.string()))
+        values = codes.cast(pa.float64()).fill_null(float(len(spec.vocabulary)))
+        result = np.array(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+        result[np.asarray(text.is_null().to_numpy(zero_copy_only=False))] = math.nan
+        return result
+
+    def encode_one(self, x: Mapping[str, Any]) -> np.ndarray:
+        """Tree-mode row of one customer given as a dict (the service's fast path).
+
+        Values must already be validated (numbers, strings, booleans or None).
+        """
+        row = np.empty(len(self.features_), dtype=np.float64)
+        for i, (name, kind, lookup, other) in enumerate(self._lookup):
+            value = x.get(name)
+            if value is None:
+                row[i] = math.nan
+            elif kind == 0:
+                row[i] = float(value)
+            elif kind == 1:
+                row[i] = lookup.get(str(value).strip(), other)
+            else:
+                row[i] = _datetime_days(value)
+        return row
+
+    def _build_lookup(self) -> None:
+        self._lookup: list[tuple[str, int, dict[str, float], float]] = []
+        for spec in self.features_:
+            if spec.role is Role.CATEGORICAL:
+                table = {v: float(j) for j, v in enumerate(spec.vocabulary)}
+                self._lookup.append((spec.name, 1, table, float(len(spec.vocabulary))))
+            else:
+                kind = 2 if spec.role is Role.DATETIME else 0
+                self._lookup.append((spec.name, kind, {}, math.nan))
+
+    # ---- dense mode ------------------------------------------------------------------------
+    @property
+    def dense_names(self) -> list[str]:
+        """Names of the dense-mode columns, in order."""
+        names: list[str] = []
+        for spec in self.features_:
+            if spec.role is Role.CATEGORICAL:
+                top = spec.vocabulary[: self.dense_max_categories]
+                names += [f"{spec.name}={v}" for v in top] + [f"{spec.name}=<other>"]
+            else:
+                names += [spec.name, f"{spec.name}:missing"]
+        return names
+
+    def transform_dense(self, batch: pa.RecordBatch | pa.Table) -> np.ndarray:
+        """Dense float32 matrix: imputed + scaled numerics with indicators, one-hot categories."""
+        tree = self.transform(batch)
+        return self.dense_from_tree(tree)
+
+    def dense_from_tree(self, tree: np.ndarray) -> np.ndarray:
+        """Dense-mode matrix computed from a tree-mode matrix (shared by batch and one-row use)."""
+        blocks: list[np.ndarray] = []
+        for i, spec in enumerate(self.features_):
+            column = tree[:, i]
+            missing = np.isnan(column)
+            if spec.role is Role.CATEGORICAL:
+                width = min(len(spec.vocabulary), self.dense_max_categories)
+                codes = np.where(missing | (column >= width), width, column).astype(np.int64)
+                block = np.zeros((tree.shape[0], width + 1), dtype=np.float32)
+                block[np.arange(tree.shape[0]), codes] = 1.0
+                blocks.append(block)
+            else:
+                scaled = (np.where(missing, spec.stats.mean, column) - spec.stats.mean) / (
+                    spec.stats.std
+                )
+                blocks.append(np.stack([scaled, missing.astype(np.float64)], axis=1))
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    # ---- persistence -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state: hyperparameters, schema and every fitted statistic."""
+        self._require_fitted()
+        return {
+            "format_version": FORMAT_VERSION,
+            "schema": self.schema.to_dict(),
+            "params": {
+                "max_categories": self.max_categories,
+                "min_frequency": self.min_frequency,
+                "dense_max_categories": self.dense_max_categories,
+            },
+            "features": [s.to_dict() for s in self.features_],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessor:
+        """Rebuild a fitted Preprocessor from :meth:`to_dict` output."""
+        if data.get("format_version") != FORMAT_VERSION:
+            raise SchemaError(f"unsupported preprocessor format {data.get('format_version')!r}")
+        pre = cls(Schema.from_dict(data["schema"]), **data["params"])
+        pre.features_ = [FeatureSpec.from_dict(f) for f in data["features"]]
+        pre._build_lookup()
+        pre.fitted_ = True
+        return pre
+
+    def save(self, path: Path) -> None:
+        """Write the fitted state as JSON."""
+        path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Preprocessor:
+        """Read a Preprocessor saved by :meth:`save`."""
+        return cls.from_dict(json.loads(path.read_text()))
+
+    # ---- checks ----------------------------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if not self.fitted_:
+            raise SchemaError("the Preprocessor is not fitted; call fit() first")
+
+    def _check_columns(self, names: list[str]) -> None:
+        wanted = [c.name for c in self.schema.features]
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise SchemaError("data lacks feature columns", missing=missing)
+
+
+def _flat(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _count_values(counts: Counter[str], column: pa.Array, *, cap: int) -> None:
+    text = _flat(column).cast(pa.string())
+    for item in pc.value_counts(text.drop_null()).to_pylist():
+        counts[str(item["values"])] += int(item["counts"])
+    if len(counts) > cap:  # keep memory bounded on id-like columns: drop the rarest values
+        for value, _ in counts.most_common()[cap // 2 :]:
+            del counts[value]
+
+
+def _datetime_days(value: Any) -> float:
+    scalar = pa.scalar(str(value).replace("T", " ")).cast(pa.timestamp("us"))
+    return float(scalar.value) / _DAY_US if scalar.is_valid else math.nan

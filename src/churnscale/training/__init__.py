@@ -1,0 +1,1 @@
+"""Model training: local out-of-core, distributed, incremental."""

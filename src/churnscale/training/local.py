@@ -1,0 +1,259 @@
+"""LightGBM on one machine without loading the data into RAM.
+
+The Preprocessor is fitted in one streamed pass over the training rows; LightGBM then builds
+its binned dataset from :class:`~churnscale.training.plan.SideSequence` (one row group at a
+time) and trains with early stopping on the validation side. Peak memory is LightGBM's binned
+data plus one row group, whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+from lightgbm.basic import _LIB, _safe_call  # type: ignore[attr-defined]
+
+from churnscale.data.schema import Schema
+from churnscale.data.store import load_info
+from churnscale.exceptions import ConfigError, TrainingError
+from churnscale.features.preprocessor import Preprocessor
+from churnscale.model import ChurnModel
+from churnscale.training.plan import (
+    TEST,
+    TRAIN,
+    VALID,
+    SideSequence,
+    SplitPlan,
+    SplitSpec,
+    iter_side_tables,
+    plan_split,
+)
+
+ClassWeight = Literal["none", "balanced"]
+#: Share of the training rows set aside for early stopping; the hold-out is never used for it.
+EARLY_STOP_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """LightGBM hyperparameters (stored as given; checked by :meth:`validate`)."""
+
+    learning_rate: float = 0.03
+    num_leaves: int = 15
+    min_child_samples: int = 20
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambda_l2: float = 1.0
+    max_bin: int = 255
+    max_rounds: int = 2_000
+    early_stopping_rounds: int = 100
+    class_weight: ClassWeight = "none"
+    seed: int = 0
+    threads: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Refuse values LightGBM would reject or silently misuse."""
+        checks: list[tuple[str, bool, str]] = [
+            ("learning_rate", 0.0 < self.learning_rate <= 1.0, "a number in (0, 1]"),
+            ("num_leaves", self.num_leaves >= 2, "at least 2"),
+            ("max_rounds", self.max_rounds >= 1, "at least 1"),
+            ("early_stopping_rounds", self.early_stopping_rounds >= 1, "at least 1"),
+            ("feature_fraction", 0.0 < self.feature_fraction <= 1.0, "a number in (0, 1]"),
+            ("bagging_fraction", 0.0 < self.bagging_fraction <= 1.0, "a number in (0, 1]"),
+            ("class_weight", self.class_weight in ("none", "balanced"), "none or balanced"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(name, expected=expected, received=getattr(self, name))
+
+    def lightgbm_params(self) -> dict[str, Any]:
+        """The parameter dict handed to ``lightgbm.train``."""
+        params: dict[str, Any] = {
+            "objective": "binary",
+            "metric": ["auc", "binary_logloss"],
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": self.bagging_freq,
+            "lambda_l2": self.lambda_l2,
+            "max_bin": self.max_bin,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbosity": -1,
+            "num_threads": self.threads,
+        }
+        if self.class_weight == "balanced":
+            params["is_unbalance"] = True
+        return {**params, **self.extra}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters."""
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """A trained model with the held-out labels and scores it was judged on."""
+
+    model: ChurnModel
+    y_holdout: np.ndarray
+    scores: np.ndarray
+    best_iteration: int
+    rows: dict[str, int]
+
+
+def fit_preprocessor(plan: SplitPlan, schema: Schema, **options: Any) -> Preprocessor:
+    """Fit a Preprocessor on the training side, streamed one row group at a time."""
+    pre = Preprocessor(schema, **options)
+    columns = [c.name for c in schema.features]
+    for table in iter_side_tables(plan, TRAIN, columns):
+        for batch in table.to_batches():
+            pre.partial_fit(batch)
+    return pre.finish()
+
+
+def _raw_scores(booster: lgb.Booster, sequence: SideSequence) -> np.ndarray:
+    parts = [booster.predict(m, raw_score=True) for m in sequence.iter_matrices()]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _dataset(
+    plan: SplitPlan,
+    side: int,
+    pre: Preprocessor,
+    params: dict[str, Any],
+    *,
+    init_model: lgb.Booster | None,
+    reference: lgb.Dataset | None = None,
+) -> lgb.Dataset:
+    sequence = SideSequence(plan, side, pre)
+    init_score = _raw_scores(init_model, sequence) if init_model is not None else None
+    return lgb.Dataset(
+        [sequence],
+        label=plan.labels[side],
+        init_score=init_score,
+        reference=reference,
+        feature_name=pre.feature_names,
+        categorical_feature=pre.categorical_indices,
+        params=params,
+        free_raw_data=True,
+    )
+
+
+def _booster(
+    plan: SplitPlan,
+    pre: Preprocessor,
+    params: TrainParams,
+    *,
+    init_model: lgb.Booster | None,
+    on_round: Callable[[int, float], None] | None,
+) -> lgb.Booster:
+    """Boost with early stopping on VALID; a given ``init_model``'s trees come first."""
+    lgb_params = params.lightgbm_params()
+    data_params = {k: lgb_params[k] for k in ("max_bin", "force_col_wise", "verbosity", "seed")}
+    try:
+        train = _dataset(plan, TRAIN, pre, data_params, init_model=init_model)
+        valid = _dataset(plan, VALID, pre, data_params, init_model=init_model, reference=train)
+        booster = lgb.Booster(params=lgb_params, train_set=train)
+        if init_model is not None:  # continued training: the old trees, then the new ones
+            _safe_call(_LIB.LGBM_BoosterMerge(booster._handle, init_model._handle))
+        booster.add_valid(valid, "valid")
+        offset = init_model.current_iteration() if init_model is not None else 0
+        return _boost(booster, params, offset=offset, on_round=on_round)
+    except lgb.basic.LightGBMError as exc:
+        raise TrainingError(f"LightGBM failed: {exc}") from exc
+
+
+def _boost(
+    booster: lgb.Booster,
+    params: TrainParams,
+    *,
+    offset: int,
+    on_round: Callable[[int, float], None] | None,
+) -> lgb.Booster:
+    best_auc, best_round = -1.0, 0
+    for round_ in range(1, params.max_rounds + 1):
+        booster.update()
+        auc = next(r[2] for r in booster.eval_valid() if r[1] == "auc")
+        if on_round is not None:
+            on_round(round_, float(auc))
+        if auc > best_auc:
+            best_auc, best_round = float(auc), round_
+        elif round_ - best_round >= params.early_stopping_rounds:
+            break
+    booster.best_iteration = offset + best_round
+    booster.best_score = {"valid": {"auc": best_auc}}
+    return booster
+
+
+def score_side(model: ChurnModel, plan: SplitPlan, side: int) -> np.ndarray:
+    """The model's scores for every row on ``side``, in storage order."""
+    sequence = SideSequence(plan, side, model.preprocessor)
+    parts = [model.predict_matrix(m) for m in sequence.iter_matrices()]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def check_sides(plan: SplitPlan, holdout: int) -> dict[str, int]:
+    """Row counts per side; refuse a split that leaves a side empty or single-class."""
+    rows = {"train": plan.count(TRAIN), "valid": plan.count(VALID), "test": plan.count(TEST)}
+    for name, side in (("train", TRAIN), ("valid", VALID), ("holdout", holdout)):
+        labels = plan.labels[side]
+        if labels.size == 0 or labels.min() == labels.max():
+            raise TrainingError(
+                f"the {name} split has {labels.size} rows and needs both classes; "
+                "use more data or another --valid-fraction"
+            )
+    return rows
+
+
+def train_local(
+    dataset: Path,
+    *,
+    schema: Schema | None = None,
+    split: SplitSpec | None = None,
+    params: TrainParams | None = None,
+    folds: int | None = None,
+    fold: int = 0,
+    init_model: ChurnModel | None = None,
+    on_round: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train on a stored dataset; the hold-out is the validation split or CV fold ``fold``."""
+    params = params or TrainParams()
+    params.validate()
+    split = split or SplitSpec(seed=params.seed)
+    stored_schema, info = load_info(dataset)
+    schema = schema or stored_schema
+    plan = plan_split(
+        dataset, schema, split, folds=folds, fold=fold, early_stop_fraction=EARLY_STOP_FRACTION
+    )
+    rows = check_sides(plan, TEST)
+    pre = init_model.preprocessor if init_model is not None else fit_preprocessor(plan, schema)
+    booster = _booster(
+        plan,
+        pre,
+        params,
+        init_model=init_model.booster if init_model is not None else None,
+        on_round=on_round,
+    )
+    metadata = {
+        "schema": schema.to_dict(),
+        "data_fingerprint": info.fingerprint,
+        "params": params.to_dict(),
+        "split": asdict(split),
+        "rows": rows,
+        "best_iteration": booster.best_iteration,
+        "parent": init_model.metadata.get("reference") if init_model is not None else None,
+    }
+    model = ChurnModel(pre, booster, metadata)
+    return TrainResult(
+        model, plan.labels[TEST], score_side(model, plan, TEST), booster.best_iteration, rows
+    )

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from churnscale.data.schema import ColumnSpec, Role, Schema, SchemaHints, infer_schema
+from churnscale.exceptions import SchemaError
+from churnscale.features.preprocessor import Preprocessor
+
+
+def _fitted(table: pa.Table) -> Preprocessor:
+    schema = infer_schema(table, SchemaHints(target="churned"))
+    return Preprocessor(schema, min_frequency=1).fit(table.to_batches(max_chunksize=1_000))
+
+
+def test_encode_one_equals_transform(small_table: pa.Table) -> None:
+    pre = _fitted(small_table)
+    head = small_table.slice(0, 300)
+    matrix = pre.transform(head)
+    rows = np.stack([pre.encode_one(x) for x in head.to_pylist()])
+    np.testing.assert_array_equal(np.isnan(matrix), np.isnan(rows))
+    np.testing.assert_array_equal(np.nan_to_num(matrix), np.nan_to_num(rows))
+
+
+def test_unknown_category_and_missing_value(small_table: pa.Table) -> None:
+    pre = _fitted(small_table)
+    plan_at = pre.feature_names.index("plan")
+    other = float(len(pre.features_[plan_at].vocabulary))
+    x = small_table.slice(0, 1).to_pylist()[0]
+    assert pre.encode_one({**x, "plan": "platinum"})[plan_at] == other
+    assert math.isnan(pre.encode_one({**x, "plan": None})[plan_at])
+    table = pa.table({**{c: small_table.column(c)[:2] for c in small_table.column_names}})
+    table = table.set_column(table.column_names.index("plan"), "plan", pa.array(["platinum", None]))
+    codes = pre.transform(table)[:, plan_at]
+    assert codes[0] == other and math.isnan(codes[1])
+
+
+def test_dense_mode_is_finite_and_scaled(small_table: pa.Table) -> None:
+    pre = _fitted(small_table)
+    dense = pre.transform_dense(small_table)
+    assert dense.dtype == np.float32
+    assert dense.shape == (small_table.num_rows, len(pre.dense_names))
+    assert np.isfinite(dense).all()
+    tenure = dense[:, pre.dense_names.index("tenure_months")]
+    assert abs(float(tenure.mean())) < 1e-3 and abs(float(tenure.std()) - 1.0) < 1e-2
+
+
+def test_json_round_trip(tmp_path: Path, small_table: pa.Table) -> None:
+    pre = _fitted(small_table)
+    pre.save(tmp_path / "p.json")
+    loaded = Preprocessor.load(tmp_path / "p.json")
+    np.testing.assert_array_equal(
+        np.nan_to_num(pre.transform(small_table), nan=-9),
+        np.nan_to_num(loaded.transform(small_table), nan=-9),
+    )
+    assert loaded.dense_names == pre.dense_names
+
+
+@settings(max_examples=15, deadline=None)
+@given(chunk=st.integers(1, 2_000))
+def test_fit_does_not_depend_on_batching(chunk: int) -> None:
+    table = pa.table(
+        {
+            "x": pa.array([float(i % 17) if i % 5 else None for i in range(2_000)]),
+            "c": pa.array([f"v{i % 7}" if i % 11 else None for i in range(2_000)]),
+        }
+    )
+    schema = Schema((ColumnSpec("x", Role.NUMERIC), ColumnSpec("c", Role.CATEGORICAL)))
+    whole = Preprocessor(schema).fit([table.combine_chunks().to_batches()[0]])
+    parts = Preprocessor(schema).fit(table.to_batches(max_chunksize=chunk))
+    assert whole.features_[1].vocabulary == parts.features_[1].vocabulary
+    a, b = whole.features_[0].stats, parts.features_[0].stats
+    assert (a.count, a.nulls) == (b.count, b.nulls)
+    assert a.mean == pytest.approx(b.mean, rel=1e-12) and a.std == pytest.approx(b.std, rel=1e-9)
+    np.testing.assert_allclose(whole.transform_dense(table), parts.transform_dense(table))
+
+
+def test_errors_name_the_problem(small_table: pa.Table) -> None:
+    schema = infer_schema(small_table, SchemaHints(target="churned"))
+    with pytest.raises(SchemaError, match="not fitted"):
+        Preprocessor(schema).transform(small_table)
+    pre = _fitted(small_table)
+    with pytest.raises(SchemaError, match="missing columns: plan"):
+        pre.transform(small_table.drop_columns(["plan"]))
+    with pytest.raises(SchemaError, match="saw no training rows"):
+        Preprocessor(schema).finish()
