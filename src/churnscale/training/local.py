@@ -44,8 +44,8 @@ class TrainParams:
 
     learning_rate: float = 0.03
     num_leaves: int = 15
-    min_child_samples: int = 20
-    feature_fraction: float = 0.8
+    min_child_samples: int = 10
+    feature_fraction: float = 0.7
     bagging_fraction: float = 0.8
     bagging_freq: int = 1
     lambda_l2: float = 1.0
