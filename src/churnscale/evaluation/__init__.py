@@ -4,6 +4,7 @@ from churnscale.evaluation.calibration import CalibrationBin
 from churnscale.evaluation.crossval import summarize_folds
 from churnscale.evaluation.curves import Curve
 from churnscale.evaluation.gains import DecileRow
+from churnscale.evaluation.leakage import LeakageWarning, leakage_warnings, single_feature_aucs
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
 from churnscale.evaluation.profit import ProfitCurve
 
@@ -12,7 +13,10 @@ __all__ = [
     "Curve",
     "DecileRow",
     "Evaluation",
+    "LeakageWarning",
     "ProfitCurve",
     "evaluate_scores",
+    "leakage_warnings",
+    "single_feature_aucs",
     "summarize_folds",
 ]
