@@ -7,6 +7,7 @@ from churnscale.evaluation.gains import DecileRow
 from churnscale.evaluation.leakage import LeakageWarning, leakage_warnings, single_feature_aucs
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
 from churnscale.evaluation.profit import ProfitCurve
+from churnscale.evaluation.report import render_report
 
 __all__ = [
     "CalibrationBin",
@@ -17,6 +18,7 @@ __all__ = [
     "ProfitCurve",
     "evaluate_scores",
     "leakage_warnings",
+    "render_report",
     "single_feature_aucs",
     "summarize_folds",
 ]
