@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,12 @@ from churnscale.evaluation.validation import (
     check_number,
     check_probabilities,
 )
+from churnscale.exceptions import EvaluationError
 
 #: Metrics of :meth:`Evaluation.headline`, in display order.
 HEADLINE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift", "best_profit")
+#: Plain-number fields of :class:`Evaluation`.
+SCALARS = ("rows", "positives", *HEADLINE[:-1])
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,25 @@ class Evaluation:
             "roc_curve": self.roc_curve.to_dict(),
             "pr_curve": self.pr_curve.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> Evaluation:
+        """The evaluation :meth:`to_dict` wrote (for example read back from JSON)."""
+        try:
+            return cls(
+                **{name: document[name] for name in SCALARS},
+                calibration=[CalibrationBin(**b) for b in document["calibration"]],
+                deciles=[DecileRow(**d) for d in document["deciles"]],
+                profit=ProfitCurve(**document["profit"]),
+                roc_curve=Curve(**document["roc_curve"]),
+                pr_curve=Curve(**document["pr_curve"]),
+            )
+        except (KeyError, TypeError) as error:
+            raise EvaluationError(
+                "document",
+                expected="a dictionary written by Evaluation.to_dict",
+                received=f"{type(error).__name__}: {error}",
+            ) from None
 
 
 def evaluate_scores(
