@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churnscale.evaluation import Evaluation, evaluate_scores
 from churnscale.exceptions import EvaluationError
@@ -51,3 +52,12 @@ def test_to_dict_round_trips_through_json(data: tuple[np.ndarray, np.ndarray]) -
 def test_from_dict_rejects_a_foreign_document() -> None:
     with pytest.raises(EvaluationError, match="document: expected a dictionary written by"):
         Evaluation.from_dict({"rows": 3})
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=labelled_scores())
+def test_areas_equal_scikit_learn_with_ties(data: tuple[np.ndarray, np.ndarray]) -> None:
+    y, s = data
+    result = evaluate_scores(y, s)
+    assert result.roc_auc == pytest.approx(roc_auc_score(y, s))
+    assert result.pr_auc == pytest.approx(average_precision_score(y, s))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 from churnscale.evaluation.validation import FloatArray
 
@@ -45,13 +45,22 @@ def thinned(x: FloatArray, y: FloatArray) -> Curve:
     return Curve(x=[float(v) for v in x[keep]], y=[float(v) for v in y[keep]])
 
 
-def roc(y_true: np.ndarray, y_score: FloatArray) -> Curve:
-    """ROC curve: false positive rate (x) against true positive rate (y)."""
+def roc(y_true: np.ndarray, y_score: FloatArray) -> tuple[Curve, float]:
+    """ROC curve (false positive rate x, true positive rate y) and its area.
+
+    The area is :func:`sklearn.metrics.auc` of the full curve, which is how
+    :func:`sklearn.metrics.roc_auc_score` computes it, so the scores are sorted only once.
+    """
     fpr, tpr, _ = roc_curve(y_true, y_score, drop_intermediate=True)
-    return thinned(fpr, tpr)
+    return thinned(fpr, tpr), float(auc(fpr, tpr))
 
 
-def precision_recall(y_true: np.ndarray, y_score: FloatArray) -> Curve:
-    """Precision-recall curve: recall (x, increasing) against precision (y)."""
+def precision_recall(y_true: np.ndarray, y_score: FloatArray) -> tuple[Curve, float]:
+    """Precision-recall curve (recall x, increasing; precision y) and average precision.
+
+    Average precision is the step-wise sum :func:`sklearn.metrics.average_precision_score`
+    computes from the same curve.
+    """
     precision, recall, _ = precision_recall_curve(y_true, y_score)
-    return thinned(recall[::-1], precision[::-1])
+    average = -float(np.sum(np.diff(recall) * precision[:-1]))
+    return thinned(recall[::-1], precision[::-1]), average

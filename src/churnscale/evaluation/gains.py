@@ -44,10 +44,17 @@ def rank_by_score(y_score: FloatArray) -> np.ndarray:
 
 
 def decile_table(
-    y_true: np.ndarray, y_score: FloatArray, *, groups: int = DECILES
+    y_true: np.ndarray,
+    y_score: FloatArray,
+    *,
+    groups: int = DECILES,
+    order: np.ndarray | None = None,
 ) -> list[DecileRow]:
-    """Gains table: ``groups`` groups of (nearly) equal size, fewer if there are fewer rows."""
-    order = rank_by_score(y_score)
+    """Gains table: ``groups`` groups of (nearly) equal size, fewer if there are fewer rows.
+
+    ``order`` is :func:`rank_by_score` of ``y_score`` when the caller already has it.
+    """
+    order = rank_by_score(y_score) if order is None else order
     labels, scores = y_true[order], y_score[order]
     base_rate = float(labels.mean())
     total_churners = int(labels.sum())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss, log_loss
 
 from churnscale.evaluation.calibration import (
     CALIBRATION_BINS,
@@ -16,7 +16,7 @@ from churnscale.evaluation.calibration import (
     expected_calibration_error,
 )
 from churnscale.evaluation.curves import Curve, precision_recall, roc
-from churnscale.evaluation.gains import DecileRow, decile_table
+from churnscale.evaluation.gains import DecileRow, decile_table, rank_by_score
 from churnscale.evaluation.profit import ProfitCurve, profit_curve
 from churnscale.evaluation.validation import (
     check_amounts,
@@ -131,12 +131,15 @@ def evaluate_scores(
     else:
         flat, values = None, check_amounts(value, name="value", rows=labels.size)
     calibration = calibration_bins(labels, scores)
-    deciles = decile_table(labels, scores)
+    order = rank_by_score(scores)
+    deciles = decile_table(labels, scores, order=order)
+    roc_points, roc_auc = roc(labels, scores)
+    pr_points, average_precision = precision_recall(labels, scores)
     return Evaluation(
         rows=int(labels.size),
         positives=int(labels.sum()),
-        roc_auc=float(roc_auc_score(labels, scores)),
-        pr_auc=float(average_precision_score(labels, scores)),
+        roc_auc=roc_auc,
+        pr_auc=average_precision,
         log_loss=float(log_loss(labels, scores, labels=[0, 1])),
         brier=float(brier_score_loss(labels, scores)),
         ece=expected_calibration_error(calibration),
@@ -150,7 +153,8 @@ def evaluate_scores(
             values=values,
             success_rate=success,
             retention_value=flat,
+            order=order,
         ),
-        roc_curve=roc(labels, scores),
-        pr_curve=precision_recall(labels, scores),
+        roc_curve=roc_points,
+        pr_curve=pr_points,
     )

@@ -51,9 +51,14 @@ def profit_curve(
     values: FloatArray,
     success_rate: float,
     retention_value: float | None = None,
+    order: np.ndarray | None = None,
 ) -> ProfitCurve:
-    """Profit of every distinct threshold; ``values`` is the retention value of each customer."""
-    order = rank_by_score(y_score)
+    """Profit of every distinct threshold; ``values`` is the retention value of each customer.
+
+    ``order`` is :func:`~churnscale.evaluation.gains.rank_by_score` of ``y_score`` when the
+    caller already has it.
+    """
+    order = rank_by_score(y_score) if order is None else order
     scores = y_score[order]
     gain = success_rate * y_true[order] * values[order] - contact_cost
     cumulative = np.cumsum(gain)
