@@ -3,6 +3,7 @@
 from churnscale.evaluation.calibration import CalibrationBin
 from churnscale.evaluation.crossval import summarize_folds
 from churnscale.evaluation.curves import Curve
+from churnscale.evaluation.explain import mean_abs_contributions
 from churnscale.evaluation.gains import DecileRow
 from churnscale.evaluation.leakage import LeakageWarning, leakage_warnings, single_feature_aucs
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
@@ -18,6 +19,7 @@ __all__ = [
     "ProfitCurve",
     "evaluate_scores",
     "leakage_warnings",
+    "mean_abs_contributions",
     "render_report",
     "single_feature_aucs",
     "summarize_folds",
