@@ -103,3 +103,13 @@ class TrainingError(ChurnscaleError, RuntimeError):
     """Training could not complete (a lost worker, out of memory, bad parameters)."""
 
     http_status = 500
+
+
+class EvaluationError(ChurnscaleError, ValueError):
+    """Labels, scores or evaluation settings are unusable (wrong length, range or classes)."""
+
+    def __init__(self, argument: str, *, expected: str, received: object) -> None:
+        super().__init__(f"{argument}: expected {expected}, got {received}", field=argument)
+        self.argument = argument
+        self.expected = expected
+        self.received = received
