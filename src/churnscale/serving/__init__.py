@@ -1,0 +1,1 @@
+"""Building blocks of the prediction service: routing, security and admission limits."""
