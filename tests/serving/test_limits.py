@@ -204,6 +204,38 @@ def test_started_response_is_cut_short() -> None:
     assert sent[-1]["body"] == b"12345"  # the over-limit chunk never reached the app
 
 
+def test_transfer_encoding_beats_a_small_content_length() -> None:
+    headers = [(b"content-length", b"3"), (b"transfer-encoding", b"chunked")]
+    sent = _call(BodyLimitMiddleware(_read_all, 10), headers=headers, chunks=[b"12345", b"678901"])
+    assert sent[0]["status"] == 413
+
+
+async def _read_all(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads the whole body before answering, like a JSON endpoint."""
+    while (message := await receive())["type"] == "http.request" and message.get("more_body"):
+        pass
+    if message["type"] == "http.disconnect":
+        raise RuntimeError("client went away")  # what Starlette does (ClientDisconnect)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_body_past_the_limit_is_a_413_and_the_app_failure_is_swallowed() -> None:
+    sent = _call(BodyLimitMiddleware(_read_all, 10), headers=[], chunks=[b"12345", b"678901"])
+    assert [m.get("status") for m in sent] == [413, None]
+    assert sent[1]["body"] == (
+        b'{"detail":"request body too large: body of more than 10 bytes, limit 10 bytes"}'
+    )
+    assert (b"connection", b"close") in sent[0]["headers"]
+
+
+def test_declared_length_within_the_limit_is_passed_straight_through() -> None:
+    sent = _call(
+        BodyLimitMiddleware(_read_all, 10), headers=[(b"content-length", b"5")], chunks=[b"12345"]
+    )
+    assert sent[0]["status"] == 200
+
+
 def test_exactly_the_limit_passes() -> None:
     sent = _call(BodyLimitMiddleware(_streaming_echo, 10), headers=[], chunks=[b"12345", b"67890"])
     assert b"".join(m.get("body", b"") for m in sent) == b"1234567890"

@@ -69,26 +69,10 @@ class AdmissionController:
         self.in_flight = 0
         self.queued = 0
 
-    @asynccontextmanager
-    async def admit(self) -> AsyncIterator[None]:
-        """Run the body once a slot is free; refuse at once when the queue is full too."""
-        if self._slots.locked() and self.queued >= self.max_queue:
-            raise OverloadedError(
-                in_flight=self.in_flight, queued=self.queued, retry_after=self.retry_after()
-            )
-        self.queued += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self.queued -= 1
-        self.in_flight += 1
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._latencies.append(time.perf_counter() - started)
-            self.in_flight -= 1
-            self._slots.release()
+    def admit(self) -> _Admission:
+        """``async with controller.admit():`` runs the body once a slot is free; refuses at once
+        with OverloadedError when every slot is taken and the queue is full."""
+        return _Admission(self)
 
     def retry_after(self) -> int:
         """Seconds a refused client should wait: the time to drain the queue at recent latency."""
@@ -97,6 +81,36 @@ class AdmissionController:
         mean = sum(self._latencies) / len(self._latencies)
         drain = (self.queued + self.in_flight) * mean / self.max_in_flight
         return max(1, min(self.max_retry_after, math.ceil(drain)))
+
+
+class _Admission:
+    """One request's stay in an AdmissionController (a class, not a generator: it is cheaper)."""
+
+    __slots__ = ("controller", "started")
+
+    def __init__(self, controller: AdmissionController) -> None:
+        self.controller = controller
+        self.started = 0.0
+
+    async def __aenter__(self) -> None:
+        c = self.controller
+        if c._slots.locked() and c.queued >= c.max_queue:
+            raise OverloadedError(
+                in_flight=c.in_flight, queued=c.queued, retry_after=c.retry_after()
+            )
+        c.queued += 1
+        try:
+            await c._slots.acquire()
+        finally:
+            c.queued -= 1
+        c.in_flight += 1
+        self.started = time.perf_counter()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        c = self.controller
+        c._latencies.append(time.perf_counter() - self.started)
+        c.in_flight -= 1
+        c._slots.release()
 
 
 @asynccontextmanager
@@ -153,28 +167,35 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._refuse_early(scope)
+        refusal, declared = self._check_head(scope)
         if refusal is not None:
             await send_json_error(send, *refusal)
-            return
-        await _LimitedCycle(self.app, self.max_bytes, receive, send).run(scope)
+        elif declared:  # the server delivers at most Content-Length bytes: nothing to count
+            await self.app(scope, receive, send)
+        else:
+            await _LimitedCycle(self.app, self.max_bytes, receive, send).run(scope)
 
-    def _refuse_early(self, scope: Scope) -> tuple[int, str] | None:
-        """A (status, detail) for oversized headers or a bad or too large Content-Length."""
+    def _check_head(self, scope: Scope) -> tuple[tuple[int, str] | None, bool]:
+        """A (status, detail) refusal for oversized headers or a bad or too large
+        Content-Length, and whether an acceptable Content-Length alone frames the body."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         size = sum(len(name) + len(value) + 4 for name, value in headers)
         size += len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         if size > self.max_header_bytes:
-            return 431, (
-                f"request headers too large: {size} bytes, limit {self.max_header_bytes} bytes"
-            )
+            detail = f"request headers too large: {size} bytes, limit {self.max_header_bytes} bytes"
+            return (431, detail), False
+        declared = chunked = False
         for name, value in headers:
-            if name == b"content-length":
+            if name == b"transfer-encoding":
+                chunked = True
+            elif name == b"content-length":
                 if not value.isdigit():
-                    return 400, f"invalid Content-Length header: {value[:40]!r}"
+                    return (400, f"invalid Content-Length header: {value[:40]!r}"), False
                 if int(value) > self.max_bytes:
-                    return 413, _too_large(self.max_bytes, f"Content-Length {int(value)}")
-        return None
+                    detail = _too_large(self.max_bytes, f"Content-Length {int(value)}")
+                    return (413, detail), False
+                declared = True
+        return None, declared and not chunked
 
 
 class _LimitedCycle:

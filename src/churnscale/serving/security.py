@@ -88,7 +88,11 @@ class ApiKeys:
 
 
 def presented_key(*, authorization: str | None, x_api_key: str | None) -> str | None:
-    """The key a request sent: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+    """The key a request sent: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+
+    >>> presented_key(authorization="Bearer s3cr3t", x_api_key=None)
+    's3cr3t'
+    """
     if authorization:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
