@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -91,3 +92,21 @@ def test_build_context_ignores_everything_else() -> None:
         if source.startswith("${"):
             continue
         assert f"!{source}" in ignore or f"!{source}/" in ignore, source
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_lock_pins_every_runtime_dependency_the_image_installs() -> None:
+    # The builder installs pyproject's dependencies with requirements/lock.txt as constraints.
+    root = DEPLOY.parent
+    dependencies = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    lock = {
+        _normalise(line.split("==")[0])
+        for line in (root / "requirements" / "lock.txt").read_text().splitlines()
+        if "==" in line
+    }
+    names = {_normalise(re.split(r"[\[<>=!~ ;]", spec, maxsplit=1)[0]) for spec in dependencies}
+    assert names - lock == set()
+    assert {"uvicorn", "httptools", "uvloop"} <= lock  # uvicorn[standard] extras are pinned too
