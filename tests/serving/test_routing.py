@@ -15,6 +15,7 @@ from churnscale.serving.routing import (
     ModelReference,
     RoutingConfig,
     assign_arm,
+    bucket_of,
     parse_model_reference,
 )
 
@@ -117,6 +118,13 @@ def test_bucket_count_and_shadow_are_kept() -> None:
     assert config.shadow == "churn@challenger"
     assert config.model_of("b") == "churn/2"
     assert {config.arm_of_bucket(b) for b in range(100)} == {"a", "b"}
+
+
+def test_bucket_of_agrees_with_assign_arm() -> None:
+    config = _config({"a": 1, "b": 2, "c": 3}, buckets=4_096)
+    for customer_id in IDS[:2_000]:
+        bucket = bucket_of(customer_id, key=b"spring", buckets=4_096)
+        assert config.arm_of_bucket(bucket) == assign_arm(customer_id, config)
 
 
 def test_model_copy_rebuilds_the_table() -> None:
