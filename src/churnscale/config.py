@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     )
     batch_rows: int = Field(default=262_144, ge=1_024, description="Rows per streamed batch.")
     max_bad_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated keys for the predict endpoints; none means predict is open.",
+    )
+    admin_api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated keys for the admin endpoints; none means admin is disabled.",
+    )
 
     @field_validator("home")
     @classmethod

@@ -113,3 +113,38 @@ class EvaluationError(ChurnscaleError, ValueError):
         self.argument = argument
         self.expected = expected
         self.received = received
+class UnsafePathError(ChurnscaleError, ValueError):
+    """A model name or version could leave the model root (traversal, encoding, symlink)."""
+
+    http_status = 400
+
+    def __init__(self, value: str, reason: str, *, field: str = "model") -> None:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        super().__init__(f"{field} {shown!r}: {reason}", field=field)
+        self.value = value
+        self.reason = reason
+
+
+class OverloadedError(ChurnscaleError, RuntimeError):
+    """Too many requests are in flight and the wait queue is full; retry later."""
+
+    http_status = 503
+
+    def __init__(self, *, in_flight: int, queued: int, retry_after: int) -> None:
+        super().__init__(
+            f"overloaded: {in_flight} request(s) in flight and {queued} queued; "
+            f"retry after {retry_after} s"
+        )
+        self.in_flight = in_flight
+        self.queued = queued
+        self.retry_after = retry_after
+
+
+class DeadlineExceededError(ChurnscaleError, TimeoutError):
+    """A request ran past its deadline."""
+
+    http_status = 504
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"request exceeded its deadline of {seconds:g} s")
+        self.seconds = seconds

@@ -1,0 +1,172 @@
+"""Security primitives of the service: API key checks and model paths that cannot escape.
+
+Keys are compared in constant time: the presented key and every configured key are reduced to
+SHA-256 digests (so their lengths leak nothing) and compared with :func:`hmac.compare_digest`
+against *every* key of the role, without stopping at the first match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from churnscale.config import Settings
+from churnscale.exceptions import ConfigError, UnsafePathError
+
+MIN_KEY_LENGTH = 16
+MAX_NAME_LENGTH = 128
+_KEY_PATTERN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
+
+
+class AccessRole(StrEnum):
+    """What a request wants to do: predict, or administer models (reload, promote)."""
+
+    PREDICT = "predict"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthDecision:
+    """The outcome of a key check: 200 (allowed), 401 (no key) or 403 (wrong key)."""
+
+    status: int
+    detail: str
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the request may go on."""
+        return self.status == 200
+
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the decision (a 401 names the scheme to use)."""
+        return {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeys:
+    """SHA-256 digests of the predict and the admin keys; admin keys may also predict."""
+
+    predict: tuple[bytes, ...] = ()
+    admin: tuple[bytes, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiKeys:
+        """Keys from ``CHURNSCALE_API_KEYS`` and ``CHURNSCALE_ADMIN_API_KEYS``."""
+        predict = settings.api_keys.get_secret_value() if settings.api_keys else None
+        admin = settings.admin_api_keys.get_secret_value() if settings.admin_api_keys else None
+        return cls.parse(predict=predict, admin=admin)
+
+    @classmethod
+    def parse(cls, *, predict: str | None, admin: str | None) -> ApiKeys:
+        """Comma-separated keys per role; each printable ASCII of at least 16 characters."""
+        return cls(
+            predict=_parse_keys(predict, setting="CHURNSCALE_API_KEYS"),
+            admin=_parse_keys(admin, setting="CHURNSCALE_ADMIN_API_KEYS"),
+        )
+
+    def check(self, presented: str | None, role: AccessRole) -> AuthDecision:
+        """Decide a request that presented ``presented`` (None when it sent no key)."""
+        if role is AccessRole.ADMIN and not self.admin:
+            return AuthDecision(403, "admin API disabled: no admin keys are configured")
+        allowed = self.admin if role is AccessRole.ADMIN else self.predict + self.admin
+        if role is AccessRole.PREDICT and not self.predict:
+            return AuthDecision(200, "predict API open: no predict keys are configured")
+        if not presented:
+            return AuthDecision(401, "missing API key: send 'Authorization: Bearer <key>'")
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
+        match = False
+        for key in allowed:
+            match |= hmac.compare_digest(digest, key)
+        if not match:
+            return AuthDecision(403, f"API key not valid for {role.value}")
+        return AuthDecision(200, f"{role.value} allowed")
+
+
+def presented_key(*, authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key a request sent: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+
+    >>> presented_key(authorization="Bearer s3cr3t", x_api_key=None)
+    's3cr3t'
+    """
+    if authorization:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    if x_api_key and x_api_key.strip():
+        return x_api_key.strip()
+    return None
+
+
+def _parse_keys(value: str | None, *, setting: str) -> tuple[bytes, ...]:
+    """Digests of the comma-separated keys; error messages never repeat a key."""
+    if value is None or not value.strip():
+        return ()
+    digests = []
+    for position, raw in enumerate(value.split(","), start=1):
+        key = raw.strip()
+        if len(key) < MIN_KEY_LENGTH or not _KEY_PATTERN.fullmatch(key):
+            raise ConfigError(
+                setting,
+                expected=f"keys of at least {MIN_KEY_LENGTH} printable ASCII characters",
+                received=f"key {position} of {len(key)} character(s)",
+            )
+        digests.append(hashlib.sha256(key.encode()).digest())
+    return tuple(digests)
+
+
+def safe_model_path(root: Path, name: str, version: str | None = None) -> Path:
+    """``root/name[/version]`` resolved, refusing anything that could leave ``root``.
+
+    Refused with :class:`UnsafePathError`: empty or over-long parts, ``..``, percent-encoding
+    (``%2e%2e``, ``%252e``), absolute paths, separators, backslashes, NUL and other characters
+    outside ``[A-Za-z0-9._@+-]``, and symlinks that resolve outside the root. The check is made
+    when called: open the returned path promptly.
+    """
+    _check_part(name, field="name")
+    if version is not None:
+        _check_part(version, field="version")
+    try:
+        base = root.resolve(strict=True)
+    except OSError as exc:
+        raise ConfigError(
+            "model root", expected="an existing directory", received=str(root)
+        ) from exc
+    candidate = base / name if version is None else base / name / version
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(base):
+        raise UnsafePathError(name, f"resolves outside the model root {base}")
+    return resolved
+
+
+def _check_part(value: str, *, field: str) -> None:
+    """Refuse one path component that is not a plain name, saying what is wrong with it."""
+    reason = _unsafe_reason(value)
+    if reason is not None:
+        raise UnsafePathError(value, reason, field=field)
+
+
+def _unsafe_reason(value: str) -> str | None:
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_NAME_LENGTH:
+        return f"longer than {MAX_NAME_LENGTH} characters ({len(value)})"
+    checks = (
+        ("\x00" in value, "contains a NUL byte"),
+        ("%" in value, "percent-encoded characters are not allowed"),
+        ("\\" in value, "contains a backslash"),
+        (value.startswith("/"), "absolute paths are not allowed"),
+        ("/" in value, "contains a path separator"),
+        (".." in value, "contains a parent-directory reference '..'"),
+        (value.startswith("."), "must not start with '.'"),
+    )
+    for failed, reason in checks:
+        if failed:
+            return reason
+    if not _NAME_PATTERN.fullmatch(value):
+        return "allowed characters are letters, digits and . _ @ + -"
+    return None
