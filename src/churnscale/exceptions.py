@@ -103,3 +103,14 @@ class TrainingError(ChurnscaleError, RuntimeError):
     """Training could not complete (a lost worker, out of memory, bad parameters)."""
 
     http_status = 500
+
+
+class RegistryUnavailableError(ChurnscaleError, ConnectionError):
+    """The model registry (MLflow tracking server or database) cannot be reached."""
+
+    http_status = 503
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"model registry {uri} is unreachable: {reason}", field="registry")
+        self.uri = uri
+        self.reason = reason
