@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from churnscale.exceptions import ChurnscaleError, ModelNotFoundError, RegistryUnavailableError
 
@@ -21,7 +22,7 @@ _log = logging.getLogger(__name__)
 _NOISY_LOGGERS = ("mlflow", "alembic", "alembic.runtime.migration", "sqlalchemy.engine")
 _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 _UNAVAILABLE = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"}
-_DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+_DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 SQLITE_BUSY_TIMEOUT_S = 30
 _LOCK_RETRIES = 8
 
@@ -50,8 +51,20 @@ def is_database_uri(uri: str) -> bool:
     return uri.split(":", 1)[0].split("+", 1)[0] in _DB_SCHEMES
 
 
-def tune_sqlite(uri: str) -> str:
-    """Give a SQLite store a busy timeout and WAL journal so concurrent processes wait, not fail."""
+def redact(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(uri)
+    if not parts.password:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def store_uri(uri: str) -> str:
+    """The URI handed to MLflow: ``postgresql://`` pinned to psycopg2 (SQLAlchemy 2.1 would pick
+    psycopg 3), SQLite given a busy timeout and WAL so concurrent processes wait, not fail."""
+    if uri.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg2://" + uri.split("://", 1)[1]
     if not uri.startswith("sqlite:///"):
         return uri
     path, _, query = uri.removeprefix("sqlite:///").partition("?")
@@ -60,11 +73,9 @@ def tune_sqlite(uri: str) -> str:
         with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
         connection.close()
-    return (
-        uri
-        if "timeout=" in query
-        else f"{uri}{'&' if query else '?'}timeout={SQLITE_BUSY_TIMEOUT_S}"
-    )
+    if "timeout=" in query:
+        return uri
+    return f"{uri}{'&' if query else '?'}timeout={SQLITE_BUSY_TIMEOUT_S}"
 
 
 def new_client(uri: str) -> Any:

@@ -67,7 +67,7 @@ class BundleCache:
             check_manifest_sha(verify_directory(path), expected=expected_sha, where=str(path))
         except IntegrityError as exc:
             _log.warning(
-                "cached bundle %s/%s is invalid and will be fetched again: %s", name, version, exc
+                "cached bundle %s/%s fails verification and is not used: %s", name, version, exc
             )
             return None
         return path

@@ -41,12 +41,14 @@ class Registry:
     """Runs, registered bundle versions and aliases in one MLflow store (SQLite by default)."""
 
     def __init__(self, settings: Settings, *, artifact_root: str | None = None) -> None:
-        self.uri = settings.resolved_tracking_uri()
-        self._store_uri = backend.tune_sqlite(self.uri)
+        uri = settings.resolved_tracking_uri()
+        #: The tracking URI for messages (any password masked).
+        self.uri = backend.redact(uri)
+        self._store_uri = backend.store_uri(uri)
         self.cache = BundleCache(settings.home / "bundles")
         default_root = (settings.home / "mlartifacts").resolve().as_uri()
         self._artifact_root = artifact_root or (
-            default_root if backend.is_database_uri(self.uri) else None
+            default_root if backend.is_database_uri(uri) else None
         )
         self._client: Any = None
 
