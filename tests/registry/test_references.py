@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from churnscale.exceptions import ConfigError
-from churnscale.registry import ModelRef, parse_reference
+from churnscale.registry import BundleCache, ModelRef, parse_reference
 
 
 @pytest.mark.parametrize(
@@ -51,3 +56,23 @@ def test_paths_are_paths_only_when_allowed(text: str) -> None:
 def test_bad_references_are_refused(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_reference(text, allow_paths=False)
+
+
+@given(st.text(max_size=40))
+def test_no_reference_leaves_the_cache(text: str) -> None:
+    """R13: whatever a user types, a registry reference maps inside the cache root."""
+    cache = BundleCache(Path("/srv/cache"))
+    try:
+        ref = parse_reference(text, allow_paths=False)
+    except ConfigError:
+        return
+    assert isinstance(ref, ModelRef)
+    target = cache.version_dir(ref.name, ref.version or 1)
+    assert os.path.normpath(target).startswith("/srv/cache/")
+    assert target.parent.name == ref.name and ".." not in target.parts
+
+
+def test_importing_the_registry_does_not_import_mlflow() -> None:
+    code = "import sys, churnscale.registry, churnscale.cli; print('mlflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -108,7 +108,10 @@ def call(uri: str, what: str, fn: Callable[[], T], *, reference: str | None = No
             if _is_locked(exc) and attempt + 1 < _LOCK_RETRIES:
                 time.sleep(random.uniform(0.05, 0.2) * 2**attempt)
                 continue
-            raise _translate(uri, what, exc, reference=reference) from exc
+            translated = _translate(uri, what, exc, reference=reference)
+            if translated is exc:
+                raise
+            raise translated from exc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -117,6 +120,8 @@ def _translate(uri: str, what: str, exc: Exception, *, reference: str | None) ->
     from sqlalchemy.exc import DBAPIError
 
     code = error_code(exc)
+    if isinstance(exc, ChurnscaleError):
+        return exc
     if isinstance(exc, OSError | DBAPIError) or _is_connection_failure(exc):
         return RegistryUnavailableError(uri, f"{what} failed: {_first_line(str(exc))}")
     if isinstance(exc, MlflowException) and code in _NOT_FOUND and reference:
