@@ -42,6 +42,7 @@ def test_register_then_resolve_round_trip(registry: Registry, make_bundle: Bundl
     assert same_files(resolved, bundle)
     assert registry.resolve("churn") == resolved
     assert registry.resolve(str(bundle)) == bundle.resolve()
+    assert registry.resolve(bundle) == bundle.resolve()
 
 
 def test_aliases_promote_and_lineage(registry: Registry, make_bundle: BundleMaker) -> None:

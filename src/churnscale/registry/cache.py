@@ -12,6 +12,7 @@ partial bundle, and a copy that fails verification is never returned.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -115,9 +116,12 @@ class BundleCache:
     def remember_alias(self, name: str, alias: str, version: int) -> None:
         """Record that ``name@alias`` pointed at ``version`` (used when the server is down)."""
         path = self.root / check_name(name) / ALIASES
-        aliases = _read_json(path) or {}
-        aliases[alias] = {"version": version, "resolved": now_iso()}
-        _write_json(path, aliases)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with (path.parent / f".{ALIASES}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # other processes update other aliases
+            aliases = _read_json(path) or {}
+            aliases[alias] = {"version": version, "resolved": now_iso()}
+            _write_json(path, aliases)
 
     def alias(self, name: str, alias: str) -> dict[str, Any] | None:
         """The last recorded mapping of ``name@alias``: ``{"version": n, "resolved": iso}``."""

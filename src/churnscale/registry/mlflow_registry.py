@@ -234,9 +234,12 @@ class Registry:
 
     # resolving --------------------------------------------------------------------------
 
-    def resolve(self, reference: str, *, allow_paths: bool = True) -> Path:
+    def resolve(self, reference: str | Path, *, allow_paths: bool = True) -> Path:
         """A local, verified bundle directory for ``NAME``, ``NAME/VERSION``, ``NAME@ALIAS`` or
-        (when ``allow_paths``) a bundle path. Falls back to the cache if the registry is down."""
+        a bundle path (a ``Path``, or a string when ``allow_paths``; pass ``allow_paths=False`` for
+        references from requests). Falls back to the cache when the registry is down."""
+        if isinstance(reference, Path):
+            return _local_bundle(reference)
         ref = parse_reference(reference, allow_paths=allow_paths)
         if isinstance(ref, Path):
             return _local_bundle(ref)
