@@ -148,3 +148,12 @@ class DeadlineExceededError(ChurnscaleError, TimeoutError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"request exceeded its deadline of {seconds:g} s")
         self.seconds = seconds
+class RegistryUnavailableError(ChurnscaleError, ConnectionError):
+    """The model registry (MLflow tracking server or database) cannot be reached."""
+
+    http_status = 503
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"model registry {uri} is unreachable: {reason}", field="registry")
+        self.uri = uri
+        self.reason = reason
