@@ -1,0 +1,226 @@
+"""Vectorised facts about the lines of a CSV block, and the plan that settles its faulty lines.
+
+A block is scanned with numpy: line ends, quote parity (a running count of ``"``), fields
+outside quotes and UTF-8 validity, one array entry a line. Only lines with a fault take a
+Python step, so a clean block costs a few passes over its bytes.
+
+Quarantine rule: a record is one physical line, so a quoted field may not hold a line break
+unless ``max_record_lines`` allows records to span that many lines. A line whose quotes do not
+balance opens a quoted field; when a later line within :data:`SPAN_LOOKAHEAD` lines closes it
+into a record of the right width, with no good row between, the whole record is one reject
+("line break inside a quoted field (lines A–B)"); otherwise only that line is rejected as
+broken quoting and reading resumes on the next line. Blank lines hold no record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+SPAN_LOOKAHEAD = 16
+NEWLINE, RETURN, QUOTE = 10, 13, 34
+
+Ints = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+
+BAD_UTF8 = "invalid UTF-8 encoding"
+BROKEN_QUOTING = "broken quoting: unterminated quoted field or stray quote"
+
+
+def wrong_width(expected: int, got: int) -> str:
+    """The reason for a record with ``got`` fields where the header names ``expected``."""
+    return f"wrong number of fields: expected {expected}, got {got}"
+
+
+def line_break_in_quotes(first: int, last: int) -> str:
+    """The reason for a record whose quoted field runs over lines ``first`` to ``last``."""
+    return f"line break inside a quoted field (lines {first}–{last})"
+
+
+@dataclass
+class LineScan:
+    """Per-line facts about a block that ends with a newline (all arrays one entry a line)."""
+
+    starts: Ints
+    stops: Ints  # end of the content, before ``\\r\\n`` or ``\\n``
+    ends: Ints  # just after the newline
+    empty: Mask
+    odd: Mask  # an odd number of quote characters
+    bad_utf8: Mask
+    fields: Ints | None = None  # fields outside quotes (meaningless where ``odd``)
+
+    @property
+    def clean(self) -> bool:
+        """Whether no line has unbalanced quotes or bad UTF-8 (field counts are not checked)."""
+        return not (self.odd.any() or self.bad_utf8.any())
+
+    def good(self, width: int) -> Mask:
+        """Lines that are a whole, valid record on their own (after :func:`count_fields`)."""
+        assert self.fields is not None, "count_fields first"
+        right_width: Mask = self.fields == width
+        return ~self.empty & ~self.odd & ~self.bad_utf8 & right_width
+
+
+def scan_lines(buf: bytes) -> LineScan:
+    """Line bounds, quote parity and UTF-8 validity of every line of ``buf`` (ends with ``\\n``).
+
+    One pass finds newlines and quotes together; quotes before each newline give each line's
+    parity.
+    """
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    if buf.find(b'"') < 0:
+        newline = np.flatnonzero(arr == NEWLINE)
+        odd = np.zeros(len(newline), dtype=bool)
+    else:
+        marks = np.flatnonzero((arr == NEWLINE) | (arr == QUOTE))
+        is_newline = arr[marks] == NEWLINE
+        newline = marks[is_newline]
+        quotes = np.cumsum(~is_newline, dtype=np.int64)[is_newline]
+        odd = (np.diff(quotes, prepend=0) & 1).astype(bool)
+    ends = newline + 1
+    starts = np.concatenate((np.zeros(1, np.int64), ends[:-1]))
+    has_cr = (newline > starts) & (arr[newline - 1] == RETURN)
+    stops = newline - has_cr
+    bad_utf8 = _bad_utf8_lines(buf, arr, newline, starts, ends)
+    return LineScan(starts, stops, ends, stops == starts, odd, bad_utf8)
+
+
+def count_fields(scan: LineScan, buf: bytes, *, delimiter: bytes) -> None:
+    """Fill ``scan.fields``: delimiters outside quotes, quote parity restarting on each line."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    marks = np.flatnonzero((arr == NEWLINE) | (arr == QUOTE) | (arr == delimiter[0]))
+    values = arr[marks]
+    is_newline = values == NEWLINE
+    parity = np.cumsum(values == QUOTE, dtype=np.int32) & 1
+    outside = (values == delimiter[0]) & (parity == 0)
+    if scan.odd.any():
+        line_of = np.cumsum(is_newline, dtype=np.int32) - is_newline
+        at_start = np.concatenate((np.zeros(1, np.int32), parity[is_newline][:-1]))
+        outside = (values == delimiter[0]) & (parity == at_start[line_of])
+    counts = np.cumsum(outside, dtype=np.int64)[is_newline]
+    scan.fields = np.diff(counts, prepend=0) + 1
+
+
+def _bad_utf8_lines(
+    buf: bytes, arr: npt.NDArray[np.uint8], newline: Ints, starts: Ints, ends: Ints
+) -> Mask:
+    bad = np.zeros(len(newline), dtype=bool)
+    if buf.isascii():
+        return bad
+    try:
+        buf.decode("utf-8")
+        return bad
+    except UnicodeDecodeError:
+        pass
+    suspects = np.unique(np.searchsorted(newline, np.flatnonzero(arr >= 0x80)))
+    for i in suspects.tolist():
+        try:
+            buf[starts[i] : ends[i]].decode("utf-8")
+        except UnicodeDecodeError:
+            bad[i] = True
+    return bad
+
+
+def field_count(record: bytes, delimiter: bytes) -> int:
+    """Fields of one record, counting delimiters outside quotes (the scan's rule)."""
+    return 1 + sum(part.count(delimiter) for part in record.split(b'"')[0::2])
+
+
+@dataclass
+class BlockPlan:
+    """What to do with the lines of one block: which to parse, which start records, rejects."""
+
+    keep: Mask
+    record: Mask
+    rejects: list[tuple[int, int, str | None]] = field(default_factory=list)  # first, last, reason
+    cut: int = 0  # lines before this index are settled; the rest wait for more data
+
+
+@dataclass
+class Layout:
+    """The file's layout: its columns and the rules for records."""
+
+    name: str
+    names: list[str]
+    delimiter: bytes
+    max_record_lines: int = 1
+
+    @property
+    def width(self) -> int:
+        """Number of fields a record must have."""
+        return len(self.names)
+
+
+def plan_block(scan: LineScan, buf: bytes, layout: Layout, *, eof: bool) -> BlockPlan:
+    """Decide each line's fate; only lines with a fault take a Python step."""
+    if scan.fields is None:
+        count_fields(scan, buf, delimiter=layout.delimiter)
+    good = scan.good(layout.width)
+    total = len(good)
+    plan = BlockPlan(good.copy(), good.copy(), cut=total)
+    bad = np.flatnonzero(~good & ~scan.empty)
+    if len(bad) == 0:
+        return plan
+    odd_lines = np.flatnonzero(scan.odd)
+    window = max(SPAN_LOOKAHEAD, layout.max_record_lines - 1)
+    settled = -1
+    for i in bad.tolist():
+        if i <= settled:
+            continue
+        if scan.bad_utf8[i]:
+            plan.rejects.append((i, i, BAD_UTF8))
+        elif not scan.odd[i]:
+            width = field_count(buf[scan.starts[i] : scan.stops[i]], layout.delimiter)
+            plan.rejects.append((i, i, wrong_width(layout.width, width)))
+        else:
+            nxt = int(np.searchsorted(odd_lines, i, side="right"))
+            j = int(odd_lines[nxt]) if nxt < len(odd_lines) else total
+            if j >= total and i + window >= total and not eof:
+                plan.cut = i
+                break
+            settled = _settle_quoted(scan, buf, layout, plan, good, i, j)
+    plan.keep[plan.cut :] = False
+    plan.record[plan.cut :] = False
+    return plan
+
+
+def _settle_quoted(
+    scan: LineScan, buf: bytes, layout: Layout, plan: BlockPlan, good: Mask, i: int, j: int
+) -> int:
+    """Settle a line whose quotes do not balance; return the last line it consumed."""
+    window = max(SPAN_LOOKAHEAD, layout.max_record_lines - 1)
+    spans = j < len(good) and j - i <= window
+    if spans:
+        record = buf[scan.starts[i] : scan.stops[j]]
+        spans = field_count(record, layout.delimiter) == layout.width
+    allowed = j - i < layout.max_record_lines
+    if spans and not allowed:
+        spans = not good[i + 1 : j].any()
+    if not spans:
+        plan.rejects.append((i, i, BROKEN_QUOTING))
+        return i
+    plan.keep[i : j + 1] = allowed
+    plan.record[i : j + 1] = False
+    if allowed and not scan.bad_utf8[i : j + 1].any():
+        plan.record[i] = True
+    elif allowed:
+        plan.keep[i : j + 1] = False
+        plan.rejects.append((i, j, BAD_UTF8))
+    else:
+        plan.rejects.append((i, j, None))  # a line break in quotes
+    return j
+
+
+def kept_bytes(scan: LineScan, buf: bytes, keep: Mask) -> bytes | memoryview:
+    """The bytes of the kept lines, in order (no copy when every line is kept)."""
+    if keep.all():
+        return memoryview(buf)[: int(scan.ends[-1])] if len(keep) else b""
+    edges = np.flatnonzero(np.diff(keep.astype(np.int8), prepend=0, append=0))
+    firsts, lasts = edges[0::2], edges[1::2] - 1
+    view = memoryview(buf)
+    return b"".join(
+        view[scan.starts[a] : scan.ends[b]]
+        for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True)
+    )
