@@ -8,7 +8,13 @@ import pytest
 
 from churnscale.data import csv_reader
 from churnscale.data.csv_reader import read_csv_chunks
-from churnscale.data.csv_scan import BAD_UTF8, BROKEN_QUOTING, line_break_in_quotes, wrong_width
+from churnscale.data.csv_scan import (
+    BAD_UTF8,
+    BROKEN_QUOTING,
+    STRAY_RETURN,
+    line_break_in_quotes,
+    wrong_width,
+)
 from churnscale.data.quarantine import Reject, read_quarantine
 from churnscale.data.readers import read_chunks
 from churnscale.data.schema import ColumnSpec, Role, Schema
@@ -179,3 +185,17 @@ def test_ingest_reports_type_errors_on_physical_lines(tmp_path: Path) -> None:
         (6, "churn", "label outside the known values (1/0, yes/no, true/false)"),
         (7, None, "wrong number of fields"),
     ]
+
+
+def test_quotes_in_odd_places_are_read_as_a_strict_parser_would(tmp_path: Path) -> None:
+    path = write(tmp_path, b'a,b\nx""y,1\n"ab"c,2\na",",\n3,4\n')
+    rows, lines, rejects = read_all(path)
+    assert rows == [{"a": 'x""y', "b": "1"}, {"a": "3", "b": "4"}] and lines == [2, 5]
+    assert [(r.line, r.reason) for r in rejects] == [(3, BROKEN_QUOTING), (4, BROKEN_QUOTING)]
+
+
+def test_carriage_return_inside_a_line_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, b"a,b\r\n1,x\ry\r\n2,z\r\n")
+    rows, lines, rejects = read_all(path)
+    assert rows == [{"a": "2", "b": "z"}] and lines == [3]
+    assert [(r.line, r.reason) for r in rejects] == [(2, STRAY_RETURN)]

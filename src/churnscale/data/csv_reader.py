@@ -25,9 +25,9 @@ from churnscale.data.csv_scan import (
     LineScan,
     kept_bytes,
     line_break_in_quotes,
+    parser_fault,
     plan_block,
     scan_lines,
-    wrong_width,
 )
 from churnscale.data.quarantine import Reject
 from churnscale.data.readers import Chunk
@@ -97,9 +97,12 @@ def _read_header(
 
 
 def _check_record_size(buf: bytes, name: str, line: int) -> None:
-    if len(buf) > MAX_RECORD_BYTES:
+    """Refuse a last line of ``buf`` (which starts on ``line``) that has grown past the limit."""
+    last = buf.rfind(b"\n") + 1
+    if len(buf) - last > MAX_RECORD_BYTES:
+        line += buf.count(b"\n", 0, last)
         raise SourceError(
-            name, f"line {line}: no line end within {MAX_RECORD_BYTES >> 20} MiB; not a CSV file?"
+            name, f"line {line}: no line end within {MAX_RECORD_BYTES:,} bytes; not a CSV file?"
         )
 
 
@@ -110,15 +113,18 @@ def _parsed_blocks(
     while not eof:
         data = handle.read(block_bytes)
         eof = not data
-        buf = tail + data if tail else data
-        if eof and buf and not buf.endswith(b"\n"):
-            buf += b"\n"
-        cut = len(buf) if eof else buf.rfind(b"\n") + 1
-        body, tail = buf[:cut], buf[cut:]
-        if not body:
+        if eof and tail and not tail.endswith(b"\n"):
+            tail += b"\n"
+        cut = data.rfind(b"\n") + 1
+        if not cut and not eof:
+            tail += data
             _check_record_size(tail, layout.name, line_base)
             continue
-        scan = scan_lines(body)
+        body = b"".join((tail, memoryview(data)[:cut])) if tail else data[:cut]
+        tail = data[cut:]
+        if not body:
+            continue
+        scan = scan_lines(body, delimiter=layout.delimiter)
         fast = _parse_clean(scan, body, layout, line_base)
         if fast is not None:
             yield fast
@@ -208,13 +214,11 @@ def _recheck_widths(
     nexts = np.append(starts[1:], len(plan.keep))
     lasts = kept[np.searchsorted(kept, nexts) - 1]
     for first, last in zip(starts.tolist(), lasts.tolist(), strict=True):
-        text = buf[scan.starts[first] : scan.stops[last]].decode("utf-8")
-        width = len(next(csv.reader([text], delimiter=layout.delimiter.decode())))
-        if width != layout.width:
+        reason = parser_fault(buf[scan.starts[first] : scan.stops[last]], layout)
+        if reason is not None:
             plan.keep[first : last + 1] = False
             plan.record[first] = False
-            fault = (first, last, wrong_width(layout.width, width))
-            rejects.append(_reject(scan, buf, layout, line_base, fault))
+            rejects.append(_reject(scan, buf, layout, line_base, (first, last, reason)))
     return rejects
 
 

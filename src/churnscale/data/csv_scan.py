@@ -14,6 +14,7 @@ broken quoting and reading resumes on the next line. Blank lines hold no record.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ Mask = npt.NDArray[np.bool_]
 
 BAD_UTF8 = "invalid UTF-8 encoding"
 BROKEN_QUOTING = "broken quoting: unterminated quoted field or stray quote"
+STRAY_RETURN = "carriage return inside a line"
 
 
 def wrong_width(expected: int, got: int) -> str:
@@ -49,42 +51,71 @@ class LineScan:
     empty: Mask
     odd: Mask  # an odd number of quote characters
     bad_utf8: Mask
+    unusual: Mask  # a quote in an odd place, or a carriage return inside the line
     fields: Ints | None = None  # fields outside quotes (meaningless where ``odd``)
 
     @property
     def clean(self) -> bool:
-        """Whether no line has unbalanced quotes or bad UTF-8 (field counts are not checked)."""
-        return not (self.odd.any() or self.bad_utf8.any())
+        """Whether every line has balanced, usual quotes and valid UTF-8 (widths unchecked)."""
+        return not (self.odd.any() or self.bad_utf8.any() or self.unusual.any())
 
     def good(self, width: int) -> Mask:
         """Lines that are a whole, valid record on their own (after :func:`count_fields`)."""
         assert self.fields is not None, "count_fields first"
         right_width: Mask = self.fields == width
-        return ~self.empty & ~self.odd & ~self.bad_utf8 & right_width
+        return ~self.empty & ~self.odd & ~self.bad_utf8 & ~self.unusual & right_width
 
 
-def scan_lines(buf: bytes) -> LineScan:
-    """Line bounds, quote parity and UTF-8 validity of every line of ``buf`` (ends with ``\\n``).
+def scan_lines(buf: bytes, *, delimiter: bytes) -> LineScan:
+    """Line bounds, quote parity, odd quotes and UTF-8 validity of every line of ``buf``.
 
-    One pass finds newlines and quotes together; quotes before each newline give each line's
-    parity.
+    ``buf`` ends with ``\\n``. Quotes before each newline give each line's parity.
     """
     arr = np.frombuffer(buf, dtype=np.uint8)
-    if buf.find(b'"') < 0:
-        newline = np.flatnonzero(arr == NEWLINE)
-        odd = np.zeros(len(newline), dtype=bool)
-    else:
-        marks = np.flatnonzero((arr == NEWLINE) | (arr == QUOTE))
-        is_newline = arr[marks] == NEWLINE
-        newline = marks[is_newline]
-        quotes = np.cumsum(~is_newline, dtype=np.int64)[is_newline]
-        odd = (np.diff(quotes, prepend=0) & 1).astype(bool)
+    newline = np.flatnonzero(arr == NEWLINE)
     ends = newline + 1
     starts = np.concatenate((np.zeros(1, np.int64), ends[:-1]))
-    has_cr = (newline > starts) & (arr[newline - 1] == RETURN)
-    stops = newline - has_cr
+    line_cr = (newline > starts) & (arr[newline - 1] == RETURN)
+    stops = newline - line_cr
+    odd = np.zeros(len(newline), dtype=bool)
+    unusual = np.zeros(len(newline), dtype=bool)
+    if buf.find(b'"') >= 0:
+        quotes = np.flatnonzero(arr == QUOTE)
+        per_line = np.diff(np.searchsorted(quotes, newline), prepend=0)
+        odd = (per_line & 1).astype(bool)
+        found = _unusual_quotes(arr, quotes, newline, per_line, odd, delimiter)
+        unusual[np.searchsorted(newline, found)] = True
+    if buf.find(b"\r") >= 0:
+        returns = np.flatnonzero(arr == RETURN)
+        unusual[np.searchsorted(newline, returns[arr[returns + 1] != NEWLINE])] = True
     bad_utf8 = _bad_utf8_lines(buf, arr, newline, starts, ends)
-    return LineScan(starts, stops, ends, stops == starts, odd, bad_utf8)
+    return LineScan(starts, stops, ends, stops == starts, odd, bad_utf8, unusual)
+
+
+def _unusual_quotes(
+    arr: npt.NDArray[np.uint8],
+    quotes: Ints,
+    newline: Ints,
+    per_line: Ints,
+    odd: Mask,
+    delimiter: bytes,
+) -> Ints:
+    """Quotes that neither open a field, close one nor pair with another: there the scan's
+    parity and a parser's reading may differ, so their lines are checked one by one."""
+    if odd.any():  # parity restarts on each line
+        lines = np.searchsorted(newline, quotes)
+        first = np.cumsum(per_line) - per_line
+        opening = ((np.arange(len(quotes)) - first[lines]) & 1) == 0
+        openers, closers = quotes[opening], quotes[~opening]
+    else:  # every line even: quotes alternate open, close through the block
+        openers, closers = quotes[0::2], quotes[1::2]
+    starts_field = np.zeros(256, dtype=bool)
+    starts_field[[delimiter[0], NEWLINE, QUOTE]] = True
+    ends_field = np.zeros(256, dtype=bool)
+    ends_field[[delimiter[0], NEWLINE, RETURN, QUOTE]] = True
+    return np.concatenate(
+        (openers[~starts_field[arr[openers - 1]]], closers[~ends_field[arr[closers + 1]]])
+    )
 
 
 def count_fields(scan: LineScan, buf: bytes, *, delimiter: bytes) -> None:
@@ -126,6 +157,21 @@ def _bad_utf8_lines(
 def field_count(record: bytes, delimiter: bytes) -> int:
     """Fields of one record, counting delimiters outside quotes (the scan's rule)."""
     return 1 + sum(part.count(delimiter) for part in record.split(b'"')[0::2])
+
+
+def parser_fault(record: bytes, layout: Layout) -> str | None:
+    """Why a strict parser (quotes open only at a field's start) cannot read ``record``, if so."""
+    if b"\r" in record.replace(b"\r\n", b"\n"):
+        return STRAY_RETURN
+    text = record.decode("utf-8", errors="replace")
+    try:
+        fields = list(csv.reader([text], delimiter=layout.delimiter.decode(), strict=True))
+    except csv.Error:
+        return BROKEN_QUOTING
+    if len(fields) != 1:
+        return BROKEN_QUOTING
+    width = len(fields[0])
+    return None if width == layout.width else wrong_width(layout.width, width)
 
 
 @dataclass
@@ -171,6 +217,8 @@ def plan_block(scan: LineScan, buf: bytes, layout: Layout, *, eof: bool) -> Bloc
             continue
         if scan.bad_utf8[i]:
             plan.rejects.append((i, i, BAD_UTF8))
+        elif scan.unusual[i] and not scan.odd[i]:
+            _settle_unusual(scan, buf, layout, plan, i)
         elif not scan.odd[i]:
             width = field_count(buf[scan.starts[i] : scan.stops[i]], layout.delimiter)
             plan.rejects.append((i, i, wrong_width(layout.width, width)))
@@ -186,6 +234,15 @@ def plan_block(scan: LineScan, buf: bytes, layout: Layout, *, eof: bool) -> Bloc
     return plan
 
 
+def _settle_unusual(scan: LineScan, buf: bytes, layout: Layout, plan: BlockPlan, i: int) -> None:
+    """Read a line with odd quotes or a carriage return the way the parser would, or reject it."""
+    reason = parser_fault(buf[scan.starts[i] : scan.stops[i]], layout)
+    if reason is None:
+        plan.keep[i] = plan.record[i] = True
+    else:
+        plan.rejects.append((i, i, reason))
+
+
 def _settle_quoted(
     scan: LineScan, buf: bytes, layout: Layout, plan: BlockPlan, good: Mask, i: int, j: int
 ) -> int:
@@ -196,6 +253,8 @@ def _settle_quoted(
         record = buf[scan.starts[i] : scan.stops[j]]
         spans = field_count(record, layout.delimiter) == layout.width
     allowed = j - i < layout.max_record_lines
+    if spans and allowed:
+        spans = parser_fault(buf[scan.starts[i] : scan.stops[j]], layout) is None
     if spans and not allowed:
         spans = not good[i + 1 : j].any()
     if not spans:
