@@ -66,8 +66,7 @@ def read_csv_chunks(
     with fs.open(path, "rb", compression=compression) as handle:
         names, rest = _read_header(handle, name, delimiter, block_bytes)
         layout = Layout(name, names, delimiter.encode(), max(max_record_lines, 1))
-        for block in _parsed_blocks(handle, rest, layout, block_bytes):
-            yield from _chunks(block, layout, batch_rows)
+        yield from _chunks(_parsed_blocks(handle, rest, layout, block_bytes), layout, batch_rows)
 
 
 def _read_header(
@@ -93,6 +92,9 @@ def _read_header(
     if not text.strip():
         raise SourceError(name, "line 1 (header) is blank: expected the column names")
     names = next(csv.reader([text], delimiter=delimiter))
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SourceError(name, f"line 1 (header): repeated column names: {', '.join(repeated)}")
     return names, rest
 
 
@@ -182,7 +184,7 @@ def _reject(
 def _read_table(data: bytes | memoryview, layout: Layout) -> tuple[pa.Table, int]:
     """Every record of ``data`` as string columns, and how many rows pyarrow could not split."""
     if len(data) == 0:
-        return pa.table({n: pa.array([], pa.string()) for n in layout.names}), 0
+        return _empty_table(layout), 0
     skipped: list[int] = []
 
     def on_invalid(row: Any) -> str:
@@ -222,12 +224,37 @@ def _recheck_widths(
     return rejects
 
 
-def _chunks(block: ParsedBlock, layout: Layout, batch_rows: int) -> Iterator[Chunk]:
-    rejects, offset = block.rejects, 0
-    for batch in block.table.to_batches(max_chunksize=batch_rows):
-        rows = batch.num_rows
-        yield Chunk(batch, layout.name, block.lines[offset : offset + rows], rejects)
-        rejects, offset = [], offset + rows
-    if rejects:
-        empty = pa.RecordBatch.from_pylist([], schema=block.table.schema)
-        yield Chunk(empty, layout.name, block.lines[:0], rejects)
+def _chunks(blocks: Iterator[ParsedBlock], layout: Layout, batch_rows: int) -> Iterator[Chunk]:
+    """Regroup the blocks' rows into chunks of ``batch_rows`` (the last may be smaller)."""
+    pending = ParsedBlock(_empty_table(layout), np.zeros(0, np.int64), [])
+    for block in blocks:
+        pending.rejects += block.rejects
+        if block.table.num_rows:
+            pending.table = pa.concat_tables([pending.table, block.table])
+            pending.lines = np.concatenate((pending.lines, block.lines))
+        while pending.table.num_rows >= batch_rows:
+            yield _take(pending, layout, batch_rows)
+    if pending.table.num_rows or pending.rejects:
+        yield _take(pending, layout, batch_rows)
+
+
+def _take(pending: ParsedBlock, layout: Layout, rows: int) -> Chunk:
+    """The first ``rows`` rows of ``pending`` and all its rejects, removed from it."""
+    table = pending.table.slice(0, rows).combine_chunks()
+    batch = table.to_batches()[0] if table.num_rows else _empty_batch(layout)
+    chunk = Chunk(batch, layout.name, pending.lines[:rows], pending.rejects)
+    pending.table, pending.lines, pending.rejects = (
+        pending.table.slice(rows),
+        pending.lines[rows:],
+        [],
+    )
+    return chunk
+
+
+def _empty_batch(layout: Layout) -> pa.RecordBatch:
+    arrays = [pa.array([], pa.string()) for _ in layout.names]
+    return pa.RecordBatch.from_arrays(arrays, names=layout.names)
+
+
+def _empty_table(layout: Layout) -> pa.Table:
+    return pa.Table.from_batches([_empty_batch(layout)])
