@@ -87,11 +87,19 @@ def _read_header(
         text = line.decode("utf-8").rstrip("\r")
     except UnicodeDecodeError as exc:
         raise SourceError(name, "line 1 (header): invalid UTF-8 encoding") from exc
+    if "\r" in text:
+        raise SourceError(
+            name,
+            "line 1 (header): carriage return inside the line; lines must end with \\n or \\r\\n",
+        )
     if text.count('"') % 2:
         raise SourceError(name, "line 1 (header): broken quoting")
     if not text.strip():
         raise SourceError(name, "line 1 (header) is blank: expected the column names")
-    names = next(csv.reader([text], delimiter=delimiter))
+    try:
+        names = next(csv.reader([text], delimiter=delimiter))
+    except csv.Error as exc:
+        raise SourceError(name, f"line 1 (header): {exc}") from exc
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise SourceError(name, f"line 1 (header): repeated column names: {', '.join(repeated)}")
