@@ -150,6 +150,8 @@ def test_bad_header_is_a_clear_error(tmp_path: Path) -> None:
         read_all(write(tmp_path, b"\n1,2\n"))
     with pytest.raises(SourceError, match=r"line 1 \(header\): carriage return inside the line"):
         read_all(write(tmp_path, b"a,b\r1,2\r3,4\r"))
+    with pytest.raises(SourceError, match=r"line 1 \(header\): field larger than field limit"):
+        read_all(write(tmp_path, b"a," + b"b" * 200_000 + b"\n1,2\n"))
     with pytest.raises(SourceError, match=r"line 1 \(header\): repeated column names: a, b$"):
         read_all(write(tmp_path, b"b,a,b,c,a\n1,2,3,4,5\n"))
 
