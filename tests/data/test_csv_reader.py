@@ -19,7 +19,7 @@ from churnscale.data.quarantine import Reject, read_quarantine
 from churnscale.data.readers import read_chunks
 from churnscale.data.schema import ColumnSpec, Role, Schema
 from churnscale.data.store import ingest
-from churnscale.exceptions import SourceError
+from churnscale.exceptions import ConfigError, SourceError
 
 Rows = list[dict[str, str]]
 
@@ -205,3 +205,11 @@ def test_carriage_return_inside_a_line_is_rejected(tmp_path: Path) -> None:
     rows, lines, rejects = read_all(path)
     assert rows == [{"a": "2", "b": "z"}] and lines == [3]
     assert [(r.line, r.reason) for r in rejects] == [(2, STRAY_RETURN)]
+
+
+@pytest.mark.parametrize("option", ["batch_rows", "block_bytes", "max_record_lines"])
+def test_sizes_must_be_positive(tmp_path: Path, option: str) -> None:
+    path = write(tmp_path, b"a,b\n1,2\n")
+    options = {"batch_rows": 10, option: 0}
+    with pytest.raises(ConfigError, match=f"{option}: expected a positive integer, got 0"):
+        read_all(path, **options)

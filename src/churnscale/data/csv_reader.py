@@ -31,7 +31,7 @@ from churnscale.data.csv_scan import (
 )
 from churnscale.data.quarantine import Reject
 from churnscale.data.readers import Chunk
-from churnscale.exceptions import SourceError
+from churnscale.exceptions import ConfigError, SourceError
 
 BLOCK_BYTES = 16 << 20
 MAX_RECORD_BYTES = 64 << 20
@@ -61,11 +61,18 @@ def read_csv_chunks(
 
     ``max_record_lines`` > 1 accepts records whose quoted fields hold line breaks.
     """
+    for option, value in (
+        ("batch_rows", batch_rows),
+        ("block_bytes", block_bytes),
+        ("max_record_lines", max_record_lines),
+    ):
+        if value < 1:
+            raise ConfigError(option, expected="a positive integer", received=value)
     path = name.split("://", 1)[1] if "://" in name else name
     compression = "gzip" if name.endswith(".gz") else None
     with fs.open(path, "rb", compression=compression) as handle:
         names, rest = _read_header(handle, name, delimiter, block_bytes)
-        layout = Layout(name, names, delimiter.encode(), max(max_record_lines, 1))
+        layout = Layout(name, names, delimiter.encode(), max_record_lines)
         yield from _chunks(_parsed_blocks(handle, rest, layout, block_bytes), layout, batch_rows)
 
 
