@@ -24,7 +24,20 @@ Read = tuple[list[dict[str, str]], list[int], list[tuple[int, str]]]
 VALUE = st.text(alphabet='ab ,"é\t;', max_size=6)
 MULTILINE_VALUE = st.text(alphabet='ab ,"é\n', max_size=6)
 FAULT_LINES = st.sampled_from(
-    [b"x,y,z,w,v,u", b"", b"only", b'"open,1', b"1,\xff\xfe", b'a"b,c', b"\r", b'"x\ny",2']
+    [
+        b"x,y,z,w,v,u",
+        b"",
+        b"only",
+        b'"open,1',
+        b"1,\xff\xfe",
+        b'a"b,c',
+        b"\r",
+        b'"x\ny",2',
+        b'"x"y,1',
+        b'a,"b\r\nc"',
+        b"p\rq,1",
+        b'"",""""',
+    ]
 )
 
 
