@@ -9,7 +9,10 @@ unless ``max_record_lines`` allows records to span that many lines. A line whose
 balance opens a quoted field; when a later line within :data:`SPAN_LOOKAHEAD` lines closes it
 into a record of the right width, with no good row between, the whole record is one reject
 ("line break inside a quoted field (lines A–B)"); otherwise only that line is rejected as
-broken quoting and reading resumes on the next line. Blank lines hold no record.
+broken quoting and reading resumes on the next line. A quote must open a field, close one or
+be doubled inside one, and a carriage return may only end a line; a line breaking either is
+read the way a strict CSV parser reads it (Python's :mod:`csv`, ``strict=True``), or rejected.
+Blank lines hold no record.
 """
 
 from __future__ import annotations
