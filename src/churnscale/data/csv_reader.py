@@ -33,7 +33,7 @@ from churnscale.data.quarantine import Reject
 from churnscale.data.readers import Chunk
 from churnscale.exceptions import ConfigError, SourceError
 
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 8 << 20
 MAX_RECORD_BYTES = 64 << 20
 PREVIEW_CHARS = 200
 BOM = b"\xef\xbb\xbf"

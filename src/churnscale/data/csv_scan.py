@@ -105,10 +105,9 @@ def _unusual_quotes(
 ) -> Ints:
     """Quotes that neither open a field, close one nor pair with another: there the scan's
     parity and a parser's reading may differ, so their lines are checked one by one."""
-    if odd.any():  # parity restarts on each line
-        lines = np.searchsorted(newline, quotes)
-        first = np.cumsum(per_line) - per_line
-        opening = ((np.arange(len(quotes)) - first[lines]) & 1) == 0
+    if odd.any():  # parity restarts on each line: shift it by the quotes before the line
+        before = (np.cumsum(per_line) - per_line) & 1
+        opening = (np.arange(len(quotes)) & 1) == np.repeat(before, per_line)
         openers, closers = quotes[opening], quotes[~opening]
     else:  # every line even: quotes alternate open, close through the block
         openers, closers = quotes[0::2], quotes[1::2]
@@ -127,13 +126,13 @@ def count_fields(scan: LineScan, buf: bytes, *, delimiter: bytes) -> None:
     marks = np.flatnonzero((arr == NEWLINE) | (arr == QUOTE) | (arr == delimiter[0]))
     values = arr[marks]
     is_newline = values == NEWLINE
-    parity = np.cumsum(values == QUOTE, dtype=np.int32) & 1
-    outside = (values == delimiter[0]) & (parity == 0)
-    if scan.odd.any():
-        line_of = np.cumsum(is_newline, dtype=np.int32) - is_newline
-        at_start = np.concatenate((np.zeros(1, np.int32), parity[is_newline][:-1]))
-        outside = (values == delimiter[0]) & (parity == at_start[line_of])
-    counts = np.cumsum(outside, dtype=np.int64)[is_newline]
+    inside = np.bitwise_xor.accumulate((values == QUOTE).view(np.uint8)).view(bool)
+    if scan.odd.any():  # compare with the parity at the end of the previous line
+        newlines = np.flatnonzero(is_newline)
+        at_start = np.concatenate((np.zeros(1, bool), inside[newlines[:-1]]))
+        inside = inside != np.repeat(at_start, np.diff(newlines, prepend=-1))
+    outside = np.flatnonzero((values == delimiter[0]) & ~inside)
+    counts = np.searchsorted(outside, np.flatnonzero(is_newline))
     scan.fields = np.diff(counts, prepend=0) + 1
 
 
