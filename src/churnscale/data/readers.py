@@ -54,8 +54,19 @@ def expand(path: str, storage_options: dict[str, Any] | None = None) -> tuple[An
     """The filesystem and the sorted data files that ``path`` (file, directory, glob) names."""
     try:
         fs, _, paths = fsspec.get_fs_token_paths(path, storage_options=storage_options or {})
+        files = _list_files(fs, paths)
     except (ImportError, ValueError) as exc:
         raise SourceError(path, f"cannot open: {exc}") from exc
+    except _remote_errors() as exc:
+        raise SourceError(path, f"cannot list: {type(exc).__name__}: {exc}") from exc
+    if not files:
+        raise SourceError(path, "no such file, or no data files in it")
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+    return fs, [prefix + f if prefix and not f.startswith(prefix) else f for f in files]
+
+
+def _list_files(fs: Any, paths: list[str]) -> list[str]:
     files: list[str] = []
     for p in paths:
         if fs.isdir(p):
@@ -63,11 +74,17 @@ def expand(path: str, storage_options: dict[str, Any] | None = None) -> tuple[An
             files.extend(sorted(found))
         elif fs.exists(p):
             files.append(p)
-    if not files:
-        raise SourceError(path, "no such file, or no data files in it")
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-    return fs, [prefix + f if prefix and not f.startswith(prefix) else f for f in files]
+    return files
+
+
+def _remote_errors() -> tuple[type[Exception], ...]:
+    """What a filesystem raises for a store it cannot reach or may not read (no credentials)."""
+    errors: tuple[type[Exception], ...] = (OSError,)
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - botocore comes with s3fs
+        return errors
+    return (*errors, BotoCoreError, ClientError)
 
 
 def _is_data_file(path: str) -> bool:
