@@ -8,7 +8,6 @@ that runs and models record; it does not depend on row order or on how the data 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnscale.data.conform import conform
+from churnscale.data.fingerprint import Fingerprint
+from churnscale.data.pipeline import ThreadedSink
 from churnscale.data.quarantine import Quarantine
 from churnscale.data.readers import read_chunks, read_sample
 from churnscale.data.schema import Schema, SchemaHints, infer_schema
@@ -47,28 +46,6 @@ class DatasetInfo:
     sources: list[str]
     created: str
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Fingerprint:
-    """An order- and partition-independent content hash: the sum of 64-bit row hashes."""
-
-    def __init__(self) -> None:
-        self.total = np.uint64(0)
-        self.rows = 0
-
-    def update(self, batch: pa.RecordBatch) -> None:
-        """Add ``batch``'s rows."""
-        frame = batch.to_pandas()
-        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            self.total = np.uint64(self.total + hashes.sum(dtype=np.uint64))
-        self.rows += batch.num_rows
-
-    def hexdigest(self, schema: Schema) -> str:
-        """The fingerprint, covering the schema as well as the rows."""
-        digest = hashlib.sha256(json.dumps(schema.to_dict(), sort_keys=True).encode())
-        digest.update(f"{self.rows}:{int(self.total)}".encode())
-        return digest.hexdigest()[:32]
 
 
 def is_dataset(path: str | Path) -> bool:
@@ -187,13 +164,21 @@ def _write_dataset(
     writer = PartWriter(staging, schema.arrow_schema())
     fingerprint = Fingerprint()
     seen = 0
-    with Quarantine(staging / QUARANTINE_FILE, max_bad_fraction=max_bad_fraction) as quarantine:
+
+    def store(batch: pa.RecordBatch) -> None:
+        writer.write(batch)
+        fingerprint.update(batch)
+
+    with (
+        Quarantine(staging / QUARANTINE_FILE, max_bad_fraction=max_bad_fraction) as quarantine,
+        ThreadedSink(store) as sink,
+    ):
         for typed, rows_read in _conformed(source, schema, quarantine, storage_options, batch_rows):
-            writer.write(typed)
-            fingerprint.update(typed)
+            sink.put(typed)
             seen += rows_read
             if on_progress is not None:
                 on_progress(rows_read)
+        sink.close()
         writer.close()
         quarantine.check(seen)
     if fingerprint.rows == 0:
