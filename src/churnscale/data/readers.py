@@ -7,6 +7,7 @@ their exact place; peak memory is a few chunks whatever the file size.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,20 +187,35 @@ def _preview(raw: bytes) -> str:
     return raw[:200].decode("utf-8", errors="replace").rstrip("\r\n")
 
 
+SAMPLE_ROWS = 50_000
+
+
 def read_sample(
-    path: str, *, rows: int = 50_000, storage_options: dict[str, Any] | None = None
+    path: str, *, rows: int = SAMPLE_ROWS, storage_options: dict[str, Any] | None = None
 ) -> pa.Table:
     """The first ``rows`` readable rows of ``path``, for schema inference."""
-    batches: list[pa.RecordBatch] = []
+    chunks = read_chunks(path, batch_rows=rows, storage_options=storage_options)
+    return peek_sample(chunks, path, rows=rows)[0]
+
+
+def peek_sample(
+    chunks: Iterator[Chunk], path: str, *, rows: int = SAMPLE_ROWS
+) -> tuple[pa.Table, Iterator[Chunk]]:
+    """The first ``rows`` rows of a chunk stream, and the whole stream again (head replayed).
+
+    Inferring a schema from the head of the stream that is then stored reads the source once.
+    """
+    head: list[Chunk] = []
     seen = 0
-    for chunk in read_chunks(path, batch_rows=rows, storage_options=storage_options):
-        batches.append(chunk.batch)
+    for chunk in chunks:
+        head.append(chunk)
         seen += chunk.batch.num_rows
         if seen >= rows:
             break
-    if not batches:
+    if not head:
         raise SourceError(path, "no readable rows")
-    return pa.Table.from_batches(_unify(batches)).slice(0, rows)
+    sample = pa.Table.from_batches(_unify([c.batch for c in head])).slice(0, rows)
+    return sample, itertools.chain(head, chunks)
 
 
 def _unify(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:

@@ -25,7 +25,7 @@ from churnscale.data.conform import conform
 from churnscale.data.fingerprint import Fingerprint
 from churnscale.data.pipeline import ThreadedSink
 from churnscale.data.quarantine import Quarantine
-from churnscale.data.readers import read_chunks, read_sample
+from churnscale.data.readers import Chunk, peek_sample, read_chunks, read_sample
 from churnscale.data.schema import Schema, SchemaHints, infer_schema
 from churnscale.exceptions import QuarantineLimitError, SchemaError, SourceError
 
@@ -130,15 +130,18 @@ def ingest(
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[Schema, DatasetInfo]:
     """Convert ``source`` (any readable format) into a stored dataset at ``out``."""
-    schema = resolve_schema(source, hints=hints, schema=schema, storage_options=storage_options)
+    chunks = read_chunks(source, batch_rows=batch_rows, storage_options=storage_options)
+    if schema is None and is_dataset(source):
+        schema = load_info(Path(source))[0]
+    elif schema is None:  # infer from the head of the same stream: the source is read once
+        sample, chunks = peek_sample(chunks, source)
+        schema = infer_schema(sample, hints)
     if out.exists():
         raise SourceError(str(out), "already exists; choose a new output directory")
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
-        info = _write_dataset(
-            source, staging, schema, storage_options, batch_rows, max_bad_fraction, on_progress
-        )
+        info = _write_dataset(source, chunks, staging, schema, max_bad_fraction, on_progress)
         os.replace(staging, out)
     except BaseException as exc:
         if isinstance(exc, QuarantineLimitError):
@@ -154,10 +157,9 @@ def ingest(
 
 def _write_dataset(
     source: str,
+    chunks: Iterator[Chunk],
     staging: Path,
     schema: Schema,
-    storage_options: dict[str, Any] | None,
-    batch_rows: int,
     max_bad_fraction: float,
     on_progress: Callable[[int], None] | None,
 ) -> DatasetInfo:
@@ -173,7 +175,7 @@ def _write_dataset(
         Quarantine(staging / QUARANTINE_FILE, max_bad_fraction=max_bad_fraction) as quarantine,
         ThreadedSink(store) as sink,
     ):
-        for typed, rows_read in _conformed(source, schema, quarantine, storage_options, batch_rows):
+        for typed, rows_read in _conformed(chunks, schema, quarantine):
             sink.put(typed)
             seen += rows_read
             if on_progress is not None:
@@ -197,13 +199,9 @@ def _write_dataset(
 
 
 def _conformed(
-    source: str,
-    schema: Schema,
-    quarantine: Quarantine,
-    storage_options: dict[str, Any] | None,
-    batch_rows: int,
+    chunks: Iterator[Chunk], schema: Schema, quarantine: Quarantine
 ) -> Iterator[tuple[pa.RecordBatch, int]]:
-    for chunk in read_chunks(source, batch_rows=batch_rows, storage_options=storage_options):
+    for chunk in chunks:
         quarantine.add(chunk.rejects)
         typed, rejects = conform(chunk.batch, schema, source=chunk.source, lines=chunk.lines)
         quarantine.add(rejects)
