@@ -7,7 +7,6 @@ their exact place; peak memory is a few chunks whatever the file size.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,7 +214,14 @@ def peek_sample(
     if not head:
         raise SourceError(path, "no readable rows")
     sample = pa.Table.from_batches(_unify([c.batch for c in head])).slice(0, rows)
-    return sample, itertools.chain(head, chunks)
+    return sample, _replay(head, chunks)
+
+
+def _replay(head: list[Chunk], rest: Iterator[Chunk]) -> Iterator[Chunk]:
+    head.reverse()
+    while head:  # pop, so a replayed chunk is not kept alive for the rest of the stream
+        yield head.pop()
+    yield from rest
 
 
 def _unify(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:

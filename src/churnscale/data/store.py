@@ -136,6 +136,7 @@ def ingest(
     elif schema is None:  # infer from the head of the same stream: the source is read once
         sample, chunks = peek_sample(chunks, source)
         schema = infer_schema(sample, hints)
+        del sample  # it shares the head chunk's buffers; let them go once that is stored
     if out.exists():
         raise SourceError(str(out), "already exists; choose a new output directory")
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
