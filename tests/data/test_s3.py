@@ -165,3 +165,19 @@ def test_cli_missing_bucket_is_one_line(s3_endpoint: str, tmp_path: Path) -> Non
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: s3://no-such-bucket/x.csv:"), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_dask_reads_s3_parquet(s3_endpoint: str, small_table: pa.Table, tmp_path: Path) -> None:
+    from churnscale.data.dask_io import to_dask
+
+    schema, _ = ingest(
+        f"s3://{BUCKET}/data.parquet",
+        tmp_path / "ds",
+        hints=SchemaHints(target="churned"),
+        storage_options=_options(),
+    )
+    ddf = to_dask(f"s3://{BUCKET}/data.parquet", schema=schema, storage_options=_options())
+    remote = ddf[["monthly_charges", "churned"]].sum().compute(scheduler="sync")
+    local = to_dask(tmp_path / "ds")[["monthly_charges", "churned"]].sum().compute(scheduler="sync")
+    assert len(ddf) == small_table.num_rows
+    assert remote.to_dict() == pytest.approx(local.to_dict(), rel=1e-12)
