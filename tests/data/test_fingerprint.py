@@ -100,3 +100,12 @@ def test_row_hash_covers_every_supported_type() -> None:
     hashes = row_hashes(batch)
     assert hashes.dtype == np.uint64 and len(set(hashes.tolist())) == 3
     assert np.array_equal(hashes, row_hashes(pa.Table.from_batches([batch])))
+
+
+def test_all_null_and_empty_columns() -> None:
+    nulls = pa.record_batch({"s": pa.array([None] * 4, pa.string())})
+    blanks = pa.record_batch({"s": pa.array([""] * 4, pa.string())})
+    empty = pa.record_batch({"s": pa.array([], pa.string())})
+    assert _digest([nulls]) != _digest([blanks])
+    assert _digest([nulls, empty]) == _digest([nulls])
+    assert len(row_hashes(empty)) == 0
