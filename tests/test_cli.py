@@ -43,3 +43,23 @@ def test_unknown_target_flag_names_the_column(tmp_path: Path) -> None:
     done = churnscale("ingest", str(raw), "--out", str(tmp_path / "o"), "--target", "churn")
     assert done.returncode == 2
     assert "missing columns: churn" in done.stderr
+
+
+def test_ingest_uses_the_batch_rows_setting(tmp_path: Path) -> None:
+    import os
+
+    import pyarrow.parquet as pq
+
+    raw = tmp_path / "c.csv"
+    churnscale("generate", "--rows", "5000", "--format", "csv", "--out", str(raw))
+    done = subprocess.run(
+        [sys.executable, "-m", "churnscale", "ingest", str(raw), "--out", str(tmp_path / "ds")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CHURNSCALE_BATCH_ROWS": "1024"},
+    )
+    assert done.returncode == 0, done.stderr
+    part = pq.ParquetFile(tmp_path / "ds" / "part-00000.parquet")
+    assert part.metadata.num_rows == 5000
+    assert part.metadata.num_row_groups == 5  # one row group per batch of 1,024 rows

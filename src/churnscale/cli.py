@@ -116,6 +116,7 @@ def ingest(
             hints=hints,
             schema=schema,
             storage_options=settings.storage_options(),
+            batch_rows=settings.batch_rows,
             max_bad_fraction=max_bad_fraction,
             on_progress=advance,
         )

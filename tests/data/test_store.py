@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -85,3 +86,25 @@ def test_parts_have_page_checksums(tmp_path: Path, small_table: pa.Table) -> Non
     _, info = load_info(tmp_path / "ds")
     meta = pq.ParquetFile(tmp_path / "ds" / info.files[0]).metadata
     assert meta.num_rows == small_table.num_rows
+
+
+OPENED: list[str] = []
+
+
+def _record_opens(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and args and isinstance(args[0], str):
+        OPENED.append(args[0])
+
+
+sys.addaudithook(_record_opens)  # audit hooks stay for the session; this one only appends
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_ingest_opens_the_source_once(tmp_path: Path, small_table: pa.Table, fmt: str) -> None:
+    """Schema inference uses the head of the same stream that is stored: one read."""
+    src = tmp_path / f"d.{fmt}"
+    write_batches(small_table.to_batches(), src, fmt=fmt)
+    OPENED.clear()
+    _, info = ingest(str(src), tmp_path / "ds", hints=SchemaHints(target="churned"))
+    assert info.rows == small_table.num_rows
+    assert OPENED.count(str(src)) == 1, OPENED

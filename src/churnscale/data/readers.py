@@ -54,8 +54,19 @@ def expand(path: str, storage_options: dict[str, Any] | None = None) -> tuple[An
     """The filesystem and the sorted data files that ``path`` (file, directory, glob) names."""
     try:
         fs, _, paths = fsspec.get_fs_token_paths(path, storage_options=storage_options or {})
+        files = _list_files(fs, paths)
     except (ImportError, ValueError) as exc:
         raise SourceError(path, f"cannot open: {exc}") from exc
+    except _remote_errors() as exc:
+        raise SourceError(path, f"cannot list: {type(exc).__name__}: {exc}") from exc
+    if not files:
+        raise SourceError(path, "no such file, or no data files in it")
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+    return fs, [prefix + f if prefix and not f.startswith(prefix) else f for f in files]
+
+
+def _list_files(fs: Any, paths: list[str]) -> list[str]:
     files: list[str] = []
     for p in paths:
         if fs.isdir(p):
@@ -63,11 +74,17 @@ def expand(path: str, storage_options: dict[str, Any] | None = None) -> tuple[An
             files.extend(sorted(found))
         elif fs.exists(p):
             files.append(p)
-    if not files:
-        raise SourceError(path, "no such file, or no data files in it")
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-    return fs, [prefix + f if prefix and not f.startswith(prefix) else f for f in files]
+    return files
+
+
+def _remote_errors() -> tuple[type[Exception], ...]:
+    """What a filesystem raises for a store it cannot reach or may not read (no credentials)."""
+    errors: tuple[type[Exception], ...] = (OSError,)
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - botocore comes with s3fs
+        return errors
+    return (*errors, BotoCoreError, ClientError)
 
 
 def _is_data_file(path: str) -> bool:
@@ -169,20 +186,42 @@ def _preview(raw: bytes) -> str:
     return raw[:200].decode("utf-8", errors="replace").rstrip("\r\n")
 
 
+SAMPLE_ROWS = 50_000
+
+
 def read_sample(
-    path: str, *, rows: int = 50_000, storage_options: dict[str, Any] | None = None
+    path: str, *, rows: int = SAMPLE_ROWS, storage_options: dict[str, Any] | None = None
 ) -> pa.Table:
     """The first ``rows`` readable rows of ``path``, for schema inference."""
-    batches: list[pa.RecordBatch] = []
+    chunks = read_chunks(path, batch_rows=rows, storage_options=storage_options)
+    return peek_sample(chunks, path, rows=rows)[0]
+
+
+def peek_sample(
+    chunks: Iterator[Chunk], path: str, *, rows: int = SAMPLE_ROWS
+) -> tuple[pa.Table, Iterator[Chunk]]:
+    """The first ``rows`` rows of a chunk stream, and the whole stream again (head replayed).
+
+    Inferring a schema from the head of the stream that is then stored reads the source once.
+    """
+    head: list[Chunk] = []
     seen = 0
-    for chunk in read_chunks(path, batch_rows=rows, storage_options=storage_options):
-        batches.append(chunk.batch)
+    for chunk in chunks:
+        head.append(chunk)
         seen += chunk.batch.num_rows
         if seen >= rows:
             break
-    if not batches:
+    if not head:
         raise SourceError(path, "no readable rows")
-    return pa.Table.from_batches(_unify(batches)).slice(0, rows)
+    sample = pa.Table.from_batches(_unify([c.batch for c in head])).slice(0, rows)
+    return sample, _replay(head, chunks)
+
+
+def _replay(head: list[Chunk], rest: Iterator[Chunk]) -> Iterator[Chunk]:
+    head.reverse()
+    while head:  # pop, so a replayed chunk is not kept alive for the rest of the stream
+        yield head.pop()
+    yield from rest
 
 
 def _unify(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:

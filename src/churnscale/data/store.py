@@ -8,7 +8,6 @@ that runs and models record; it does not depend on row order or on how the data 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,14 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnscale.data.conform import conform
+from churnscale.data.fingerprint import Fingerprint
+from churnscale.data.pipeline import ThreadedSink
 from churnscale.data.quarantine import Quarantine
-from churnscale.data.readers import read_chunks, read_sample
+from churnscale.data.readers import Chunk, peek_sample, read_chunks, read_sample
 from churnscale.data.schema import Schema, SchemaHints, infer_schema
 from churnscale.exceptions import QuarantineLimitError, SchemaError, SourceError
 
@@ -47,28 +46,6 @@ class DatasetInfo:
     sources: list[str]
     created: str
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Fingerprint:
-    """An order- and partition-independent content hash: the sum of 64-bit row hashes."""
-
-    def __init__(self) -> None:
-        self.total = np.uint64(0)
-        self.rows = 0
-
-    def update(self, batch: pa.RecordBatch) -> None:
-        """Add ``batch``'s rows."""
-        frame = batch.to_pandas()
-        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            self.total = np.uint64(self.total + hashes.sum(dtype=np.uint64))
-        self.rows += batch.num_rows
-
-    def hexdigest(self, schema: Schema) -> str:
-        """The fingerprint, covering the schema as well as the rows."""
-        digest = hashlib.sha256(json.dumps(schema.to_dict(), sort_keys=True).encode())
-        digest.update(f"{self.rows}:{int(self.total)}".encode())
-        return digest.hexdigest()[:32]
 
 
 def is_dataset(path: str | Path) -> bool:
@@ -153,15 +130,19 @@ def ingest(
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[Schema, DatasetInfo]:
     """Convert ``source`` (any readable format) into a stored dataset at ``out``."""
-    schema = resolve_schema(source, hints=hints, schema=schema, storage_options=storage_options)
+    chunks = read_chunks(source, batch_rows=batch_rows, storage_options=storage_options)
+    if schema is None and is_dataset(source):
+        schema = load_info(Path(source))[0]
+    elif schema is None:  # infer from the head of the same stream: the source is read once
+        sample, chunks = peek_sample(chunks, source)
+        schema = infer_schema(sample, hints)
+        del sample  # it shares the head chunk's buffers; let them go once that is stored
     if out.exists():
         raise SourceError(str(out), "already exists; choose a new output directory")
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
-        info = _write_dataset(
-            source, staging, schema, storage_options, batch_rows, max_bad_fraction, on_progress
-        )
+        info = _write_dataset(source, chunks, staging, schema, max_bad_fraction, on_progress)
         os.replace(staging, out)
     except BaseException as exc:
         if isinstance(exc, QuarantineLimitError):
@@ -177,23 +158,30 @@ def ingest(
 
 def _write_dataset(
     source: str,
+    chunks: Iterator[Chunk],
     staging: Path,
     schema: Schema,
-    storage_options: dict[str, Any] | None,
-    batch_rows: int,
     max_bad_fraction: float,
     on_progress: Callable[[int], None] | None,
 ) -> DatasetInfo:
     writer = PartWriter(staging, schema.arrow_schema())
     fingerprint = Fingerprint()
     seen = 0
-    with Quarantine(staging / QUARANTINE_FILE, max_bad_fraction=max_bad_fraction) as quarantine:
-        for typed, rows_read in _conformed(source, schema, quarantine, storage_options, batch_rows):
-            writer.write(typed)
-            fingerprint.update(typed)
+
+    def store(batch: pa.RecordBatch) -> None:
+        writer.write(batch)
+        fingerprint.update(batch)
+
+    with (
+        Quarantine(staging / QUARANTINE_FILE, max_bad_fraction=max_bad_fraction) as quarantine,
+        ThreadedSink(store) as sink,
+    ):
+        for typed, rows_read in _conformed(chunks, schema, quarantine):
+            sink.put(typed)
             seen += rows_read
             if on_progress is not None:
                 on_progress(rows_read)
+        sink.close()
         writer.close()
         quarantine.check(seen)
     if fingerprint.rows == 0:
@@ -212,13 +200,9 @@ def _write_dataset(
 
 
 def _conformed(
-    source: str,
-    schema: Schema,
-    quarantine: Quarantine,
-    storage_options: dict[str, Any] | None,
-    batch_rows: int,
+    chunks: Iterator[Chunk], schema: Schema, quarantine: Quarantine
 ) -> Iterator[tuple[pa.RecordBatch, int]]:
-    for chunk in read_chunks(source, batch_rows=batch_rows, storage_options=storage_options):
+    for chunk in chunks:
         quarantine.add(chunk.rejects)
         typed, rejects = conform(chunk.batch, schema, source=chunk.source, lines=chunk.lines)
         quarantine.add(rejects)

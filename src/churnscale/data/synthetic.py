@@ -8,8 +8,9 @@ an AUC near 0.87, a linear model clearly less.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,12 +149,20 @@ def make_block(spec: GeneratorSpec, index: int) -> pa.RecordBatch:
 
 
 def generate(spec: GeneratorSpec, *, threads: int = 2) -> Iterator[pa.RecordBatch]:
-    """Yield the dataset block by block, in order, making ``threads`` blocks at a time."""
-    with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
-        window = max(threads, 1) * 2
-        for first in range(0, spec.blocks, window):
-            indices = range(first, min(first + window, spec.blocks))
-            yield from pool.map(lambda i: make_block(spec, i), indices)
+    """Yield the dataset block by block, in order, making up to ``threads`` blocks at a time.
+
+    Blocks are submitted ahead in a sliding window, so the pool keeps generating while the
+    consumer (usually a Parquet writer on the calling thread) works on earlier blocks.
+    """
+    workers = max(threads, 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Future[pa.RecordBatch]] = deque()
+        for index in range(spec.blocks):
+            pending.append(pool.submit(make_block, spec, index))
+            if len(pending) > workers * 2:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def generate_table(rows: int, seed: int = 0) -> pa.Table:

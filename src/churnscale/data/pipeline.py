@@ -1,0 +1,90 @@
+"""Hand items to a worker thread through a bounded queue, so producing and consuming overlap.
+
+Arrow, numpy and Parquet release the GIL for their heavy work, so on two cores the reader and
+conformer on one thread and the Parquet writer and fingerprint on another run side by side.
+The queue's depth bounds how many items wait, which keeps memory at a few batches.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_DONE = object()
+
+
+class ThreadedSink(Generic[T]):
+    """Calls ``consume(item)`` on a worker thread for every item ``put``, in order.
+
+    An error in ``consume`` is raised again in the producer by the next ``put`` or by
+    ``close``; leaving the ``with`` block on an error stops the worker without waiting for
+    the items still queued.
+    """
+
+    def __init__(self, consume: Callable[[T], None], *, depth: int = 2) -> None:
+        self._consume = consume
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(depth, 1))
+        self._error: BaseException | None = None
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="churnscale-sink", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if self._error is not None or self._cancelled.is_set():
+                continue  # drain without work, so a blocked producer can finish
+            try:
+                self._consume(item)  # type: ignore[arg-type]
+            except BaseException as exc:
+                self._error = exc
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, item: T) -> None:
+        """Queue ``item`` for the worker; blocks while the queue is full."""
+        self._raise_error()
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Wait until every queued item is consumed; raise the worker's error if any."""
+        if self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+        self._raise_error()
+
+    def __enter__(self) -> ThreadedSink[T]:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+            return
+        self._cancelled.set()
+        while True:  # drop what waits, so the stop signal below never blocks
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the producer left on an error (queued items are then dropped)."""
+        return self._cancelled.is_set()
