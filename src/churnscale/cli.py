@@ -167,6 +167,9 @@ def _cell(value: object) -> str:
 def _register_commands() -> None:
     """Attach the command groups that live in ``churnscale.commands``; one line per area."""
     # Each area module defines ``register(app)``; keep this list sorted.
+    from churnscale.commands import features
+
+    features.register(app)
 
 
 _register_commands()
