@@ -40,9 +40,9 @@ _BYTES_PER_TEXT_ROW = 32
 
 
 def event_schema(names: list[str], *, with_id: bool = True) -> Schema:
-    """The schema an event source is conformed to (``amount`` only when present)."""
+    """The schema an event source's id, time and amount are conformed to (amount if present)."""
     roles = [(ID, Role.ID)] if with_id else []
-    roles += [(TIME, Role.DATETIME), (TYPE, Role.CATEGORICAL)]
+    roles += [(TIME, Role.DATETIME)]
     roles += [(AMOUNT, Role.NUMERIC)] if AMOUNT in names else []
     return Schema(columns=tuple(ColumnSpec(n, r) for n, r in roles))
 
@@ -70,11 +70,11 @@ def typed_events(
     typed, rejects = conform(batch, schema, source=source, lines=lines)
     if rejects:
         raise _fail(flag, rejects[0])
-    kind = pc.index_in(typed.column(TYPE), value_set=pa.array(spec.event_types))
+    kind = _kinds(batch.column(TYPE), spec)
     bad = pc.fill_null(pc.or_(pc.is_null(kind), pc.is_null(typed.column(TIME))), True)
     if pc.any(bad).as_py():
         row = int(np.flatnonzero(bad.to_numpy(zero_copy_only=False))[0])
-        value = typed.column(TYPE)[row].as_py()
+        value = batch.column(TYPE)[row].as_py()
         reason = (
             f"{TIME} is missing"
             if value in spec.event_types
@@ -91,6 +91,13 @@ def typed_events(
         pc.fill_null(amount, np.nan),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=TYPED)
+
+
+def _kinds(column: pa.Array, spec: FeatureSpec) -> pa.Array:
+    """Each event's position in ``spec.event_types`` (null if unknown), via its dictionary."""
+    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    names = pc.utf8_trim_whitespace(encoded.dictionary.cast(pa.string()))
+    return pc.index_in(names, value_set=pa.array(spec.event_types)).take(encoded.indices)
 
 
 def read_events(
@@ -179,7 +186,11 @@ class Buckets:
     def write(self, batch: pa.RecordBatch) -> None:
         """Split ``batch`` by bucket and append each part to its file."""
         bucket = bucket_of(batch.column(self.id_column), self.count)
-        order = np.argsort(bucket, kind="stable")
+        if self.count == 1:
+            self._writer(0).write_batch(batch)
+            self.rows += batch.num_rows
+            return
+        order = np.argsort(bucket.astype(np.int32), kind="stable")
         bounds = np.searchsorted(bucket[order], np.arange(self.count + 1))
         ordered = batch.take(pa.array(order))
         for b in np.flatnonzero(np.diff(bounds)).tolist():
@@ -189,8 +200,7 @@ class Buckets:
 
     def _writer(self, bucket: int) -> pa.ipc.RecordBatchFileWriter:
         if bucket not in self._writers:
-            options = pa.ipc.IpcWriteOptions(compression="lz4")
-            self._writers[bucket] = pa.ipc.new_file(self.path(bucket), self.schema, options=options)
+            self._writers[bucket] = pa.ipc.new_file(self.path(bucket), self.schema)
         return self._writers[bucket]
 
     def close(self) -> None:
@@ -204,5 +214,5 @@ class Buckets:
         path = self.path(bucket)
         if not path.exists():
             return self.schema.empty_table()
-        with pa.OSFile(str(path)) as source:
+        with pa.memory_map(str(path)) as source:
             return pa.ipc.open_file(source).read_all()

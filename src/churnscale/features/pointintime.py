@@ -37,7 +37,7 @@ class EventArrays:
 
     def canonical(self) -> EventArrays:
         """These events in canonical order: by customer, time, type, then amount."""
-        return self.take(np.lexsort((self.amount, self.kind, self.time, self.code)))
+        return self.take(_canonical_order(self))
 
     def before(self, instant_us: int) -> EventArrays:
         """The events strictly before ``instant_us`` (order kept)."""
@@ -45,6 +45,32 @@ class EventArrays:
 
     def __len__(self) -> int:
         return len(self.time)
+
+
+def _canonical_order(ev: EventArrays) -> np.ndarray:
+    """Positions that sort ``ev`` by (code, time, kind, amount).
+
+    One int64 key (code, time) is sorted when it fits, which is instant for a log already
+    grouped by customer and time; only runs of equal keys are then sorted by kind and amount.
+    """
+    if len(ev) == 0:
+        return np.arange(0)
+    first, span = int(ev.time.min()), int(ev.time.max()) - int(ev.time.min()) + 1
+    if (int(ev.code.max()) + 1) * span >= 2**62:
+        return np.lexsort((ev.amount, ev.kind, ev.time, ev.code))
+    key = ev.code.astype(np.int64) * span + (ev.time - first)
+    step = np.diff(key)
+    order = np.arange(len(key)) if bool((step >= 0).all()) else np.argsort(key)
+    ordered = key[order]
+    tied = np.zeros(len(key), dtype=bool)
+    same = ordered[1:] == ordered[:-1]
+    tied[1:] |= same
+    tied[:-1] |= same
+    at = np.flatnonzero(tied)
+    if len(at):
+        sub = order[at]
+        order[at] = sub[np.lexsort((ev.amount[sub], ev.kind[sub], key[sub]))]
+    return order
 
 
 @dataclass(frozen=True)
