@@ -130,6 +130,19 @@ def _gaps(ev: EventArrays, seg: _Segments) -> dict[str, Any]:
     }
 
 
+def _active_days(ev: EventArrays, seg: _Segments, as_of: int, spec: FeatureSpec) -> dict[str, Any]:
+    """Distinct calendar days with an event, overall and per window."""
+    day = ev.time // DAY_US
+    fresh = np.ones(len(ev), dtype=bool)
+    fresh[1:] = day[1:] != day[:-1]
+    fresh[seg.starts] = True
+    out = {"active_days_total": seg.sum(fresh.astype(np.int64)).astype(np.float64)}
+    for w in spec.windows:
+        recent = fresh & (ev.time >= as_of - w * DAY_US)
+        out[f"active_days_{w}d"] = seg.sum(recent.astype(np.int64)).astype(np.float64)
+    return out
+
+
 def _trend(last: np.ndarray, previous: np.ndarray) -> np.ndarray:
     result: np.ndarray = np.log1p(np.maximum(last, 0.0)) - np.log1p(np.maximum(previous, 0.0))
     return result
@@ -175,6 +188,7 @@ def features_at(
     found = {
         **_recency(events, seg, as_of_us, spec),
         **_gaps(events, seg),
+        **_active_days(events, seg, as_of_us, spec),
         **_windows(events, seg, as_of_us, spec),
     }
     return events.code[seg.starts], {n: np.asarray(found[n], dtype=np.float64) for n in names}

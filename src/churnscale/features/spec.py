@@ -97,10 +97,11 @@ class FeatureSpec:
         names = ["tenure_days", "recency_days"]
         names += [f"recency_days_{t}" for t in self.activity_types]
         names += ["gap_mean_days", "gap_std_days", "gap_max_days", "count_total"]
+        names += ["active_days_total"]
         for a in self.amount_types:
             names += [f"amount_total_{a}", f"amount_mean_{a}"]
         for w in self.windows:
-            names += [f"count_{w}d", f"count_trend_{w}d"]
+            names += [f"count_{w}d", f"count_trend_{w}d", f"active_days_{w}d"]
             names += [f"count_{t}_{w}d" for t in self.activity_types]
             for a in self.amount_types:
                 names += [f"amount_{a}_{w}d", f"amount_trend_{a}_{w}d"]
