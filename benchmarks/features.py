@@ -1,6 +1,7 @@
 """Feature-builder throughput against a pandas groupby baseline computing the same features.
 
-Both run on the same generated event log, each in its own process so that its peak RSS is its
+A DuckDB query computing them too is the third contender (the engine-choice measurement).
+Each runs on the same generated event log, each in its own process so that its peak RSS is its
 own; the baseline's output is checked against the builder's (same rows, same values).
 
 Usage: .venv/bin/python benchmarks/features.py [--customers 20000] [--as-of 2026-06-30]
@@ -95,11 +96,75 @@ def run_pandas(events: str, as_of: date) -> pd.DataFrame:
     return out
 
 
+def _duckdb_columns(cut: int) -> list[str]:
+    day = "86400000000.0"
+    cols = [
+        f"({cut} - MIN(us)) / {day} AS tenure_days",
+        f"({cut} - MAX(us)) / {day} AS recency_days",
+    ]
+    cols += [
+        f"({cut} - MAX(us) FILTER (WHERE t = '{t}')) / {day} AS recency_days_{t}"
+        for t in SPEC.activity_types
+    ]
+    cols += ["AVG(gap) AS gap_mean_days", "STDDEV_POP(gap) AS gap_std_days"]
+    cols += ["MAX(gap) AS gap_max_days", "COUNT(*) AS count_total"]
+    cols += ["COUNT(DISTINCT us // 86400000000) AS active_days_total"]
+    for a in SPEC.amount_types:
+        cols += [f"COALESCE(SUM(amount) FILTER (WHERE t = '{a}'), 0) AS amount_total_{a}"]
+        cols += [f"AVG(amount) FILTER (WHERE t = '{a}') AS amount_mean_{a}"]
+    for w in SPEC.windows:
+        last, prev = f"us >= {cut - w * 86_400_000_000}", f"us >= {cut - 2 * w * 86_400_000_000}"
+        cols += [f"COUNT(*) FILTER (WHERE {last}) AS count_{w}d"]
+        cols += [
+            f"LN(1 + COUNT(*) FILTER (WHERE {last})) - "
+            f"LN(1 + COUNT(*) FILTER (WHERE {prev} AND NOT {last})) AS count_trend_{w}d"
+        ]
+        cols += [f"COUNT(DISTINCT us // 86400000000) FILTER (WHERE {last}) AS active_days_{w}d"]
+        cols += [
+            f"COUNT(*) FILTER (WHERE {last} AND t = '{t}') AS count_{t}_{w}d"
+            for t in SPEC.activity_types
+        ]
+        for a in SPEC.amount_types:
+            now = f"COALESCE(SUM(amount) FILTER (WHERE {last} AND t = '{a}'), 0)"
+            then = f"COALESCE(SUM(amount) FILTER (WHERE {prev} AND NOT {last} AND t = '{a}'), 0)"
+            cols += [f"{now} AS amount_{a}_{w}d"]
+            cols += [
+                f"LN(1 + GREATEST({now}, 0)) - LN(1 + GREATEST({then}, 0)) AS amount_trend_{a}_{w}d"
+            ]
+    return cols
+
+
+def run_duckdb(events: str, as_of: date) -> pd.DataFrame:
+    """A second contender: the same features as one DuckDB query (FILTERed aggregates)."""
+    import duckdb
+
+    cut = int(pd.Timestamp(as_of).value // 1000)
+    sql = f"""
+        WITH ev AS (
+            SELECT customer_id, epoch_us(timestamp) AS us, CAST(event_type AS VARCHAR) AS t,
+                   COALESCE(amount, 0) AS amount
+            FROM read_parquet('{events}') WHERE epoch_us(timestamp) < {cut}
+        ), kept AS (
+            SELECT * FROM ev
+            WHERE customer_id NOT IN (SELECT customer_id FROM ev WHERE t = 'cancel')
+        ), g AS (
+            SELECT *, (us - LAG(us) OVER (PARTITION BY customer_id ORDER BY us)) / 86400000000.0
+                AS gap
+            FROM kept
+        )
+        SELECT customer_id, {", ".join(_duckdb_columns(cut))} FROM g GROUP BY customer_id
+    """
+    with duckdb.connect(config={"threads": 2}) as con:
+        return con.execute(sql).df().set_index("customer_id")
+
+
 def child(mode: str, events: str, out: str, as_of: date) -> None:
     """Run one contender and print its seconds, rows and peak RSS as JSON."""
     start = time.perf_counter()
     if mode == "builder":
         result = run_builder(events, Path(out), as_of).set_index("customer_id")
+    elif mode == "duckdb":
+        result = run_duckdb(events, as_of)
     else:
         result = run_pandas(events, as_of)
     seconds = time.perf_counter() - start
@@ -120,7 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 6, 30))
-    parser.add_argument("--child", choices=("builder", "pandas"))
+    parser.add_argument("--child", choices=("builder", "pandas", "duckdb"))
     parser.add_argument("--events")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -132,12 +197,19 @@ def main() -> None:
         count = write_batches(generate_events(GeneratorSpec(args.customers, 1)), Path(events))
         ours = measure("builder", events, str(Path(tmp) / "ds"), args.as_of)
         base = measure("pandas", events, str(Path(tmp) / "pandas"), args.as_of)
+        duck = measure("duckdb", events, str(Path(tmp) / "duckdb"), args.as_of)
         a = pd.read_parquet(str(Path(tmp) / "ds") + ".check.parquet")
-        b = pd.read_parquet(str(Path(tmp) / "pandas") + ".check.parquet")
-        pd.testing.assert_frame_equal(a, b.astype(a.dtypes), check_exact=False, rtol=1e-9)
+        for other in ("pandas", "duckdb"):
+            b = pd.read_parquet(str(Path(tmp) / other) + ".check.parquet")
+            pd.testing.assert_frame_equal(a, b.astype(a.dtypes), check_exact=False, rtol=1e-9)
     print(f"{count:,} events, {args.customers:,} customers, as-of {args.as_of}; outputs match")
     print(f"{'engine':<30}{'seconds':>9}{'events/s':>13}{'peak RSS MiB':>14}{'speed ratio':>13}")
-    for name, m in (("churnscale builder", ours), ("pandas groupby (baseline)", base)):
+    contenders = (
+        ("churnscale builder", ours),
+        ("pandas groupby (baseline)", base),
+        ("duckdb, one query", duck),
+    )
+    for name, m in contenders:
         ratio = base["seconds"] / m["seconds"]
         rate = count / m["seconds"]
         print(f"{name:<30}{m['seconds']:>9.2f}{rate:>13,.0f}{m['rss_mib']:>14,.0f}{ratio:>12.2f}x")
