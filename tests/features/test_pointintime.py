@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churnscale.data.store import iter_dataset, load_info
+from churnscale.exceptions import SchemaError
 from churnscale.features.builder import BuildSources, build_features
 from churnscale.features.pointintime import features_for_customer
 from churnscale.features.spec import DEFAULT_EVENT_TYPES, FeatureSpec
@@ -137,6 +138,7 @@ def test_label_rules_cancel_within_horizon_and_exclusions(tmp_path: Path) -> Non
     schema, info = load_info(tmp_path / "ds")
     assert (schema.id, schema.target, schema.as_of_column) == ("customer_id", "churned", "as_of")
     assert info.extra["positive_rate"] == pytest.approx(0.5)
+    assert FeatureSpec.from_dict(schema.metadata["feature_spec"]) == SPEC
 
 
 def test_inactivity_label_counts_any_activity_in_the_horizon(tmp_path: Path) -> None:
@@ -172,3 +174,26 @@ def test_feature_values_on_a_hand_made_log(tmp_path: Path) -> None:
     assert row["amount_total_payment"] == 30 and row["amount_mean_payment"] == 15
     assert row["amount_payment_30d"] == 20
     assert row["count_trend_30d"] == pytest.approx(np.log(4 / 2))
+
+
+def test_one_customer_path_reads_text_and_rejects_bad_events() -> None:
+    events = [
+        {"timestamp": "2025-12-01T10:00:00", "event_type": "payment", "amount": 12.5},
+        {"timestamp": "2025-12-21", "event_type": "login"},
+        {"timestamp": "2026-01-01", "event_type": "payment", "amount": 99.0},
+    ]
+    x = features_for_customer(events, as_of="2026-01-01", spec=SPEC)
+    assert x["count_total"] == 2 and x["amount_total_payment"] == 12.5
+    assert x["recency_days"] == 11 and x["recency_days_usage"] is None
+    empty = features_for_customer([], as_of=AS_OF, spec=SPEC)
+    assert empty["count_total"] == 0.0 and empty["tenure_days"] is None
+    with pytest.raises(
+        SchemaError, match=r"events \(request\) line 2: event_type must be one of login"
+    ):
+        features_for_customer(
+            [events[0], {"timestamp": "2025-12-02", "event_type": "refund"}], as_of=AS_OF, spec=SPEC
+        )
+    with pytest.raises(SchemaError, match="line 1: not a date or timestamp"):
+        features_for_customer(
+            [{"timestamp": "yesterday", "event_type": "login"}], as_of=AS_OF, spec=SPEC
+        )

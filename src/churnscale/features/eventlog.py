@@ -132,7 +132,7 @@ def customer_arrays(events: list[dict[str, Any]] | pa.Table, *, spec: FeatureSpe
     batch = table.combine_chunks().to_batches()[0]
     lines = np.arange(1, batch.num_rows + 1)
     typed = typed_events(
-        batch, spec=spec, source="events", lines=lines, flag="events", with_id=False
+        batch, spec=spec, source="(request)", lines=lines, flag="events", with_id=False
     )
     return arrays_of(typed, np.zeros(typed.num_rows, dtype=np.int64))
 
