@@ -34,6 +34,7 @@ def test_generate_then_build_with_static_attributes(tmp_path: Path) -> None:
     built = churnscale(
         "features", "build", "--events", str(events), "--as-of", "2026-06-30,2026-04-01",
         "--horizon", "90d", "--windows", "7d,30d", "--static", str(customers), "--out", str(out),
+        "--bucket-rows", "50000",
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     schema, _ = load_info(out)

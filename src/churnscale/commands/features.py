@@ -43,6 +43,10 @@ def build(
     cancel_type: Annotated[
         str, typer.Option("--cancel-type", help="Event type that means cancellation ('' if none).")
     ] = "cancel",
+    bucket_rows: Annotated[
+        int,
+        typer.Option("--bucket-rows", min=1, help="Events per on-disk bucket (bounds memory)."),
+    ] = 4_000_000,
 ) -> None:
     """One row per customer per as-of date; no feature uses an event at or after the date."""
     from churnscale.config import Settings
@@ -62,7 +66,9 @@ def build(
         events, static, static_time, storage_options=Settings().storage_options()
     )
     with row_progress("events") as advance:
-        _, info = build_features(sources, out, as_of=dates, spec=spec, on_progress=advance)
+        _, info = build_features(
+            sources, out, as_of=dates, spec=spec, bucket_rows=bucket_rows, on_progress=advance
+        )
     console.print(
         f"built {info.rows:,} rows from {info.extra['events']:,} events at {len(dates)} "
         f"as-of date(s) into {out}; label rate {info.extra['positive_rate']:.4f} "
