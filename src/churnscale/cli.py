@@ -68,6 +68,9 @@ def generate(
     fmt: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=1)] = 2,
+    events: Annotated[
+        Path | None, typer.Option("--events", help="Also write the customers' event log here.")
+    ] = None,
 ) -> None:
     """Write a realistic synthetic churn snapshot (the embedded default data)."""
     from churnscale.data.synthetic import GeneratorSpec, generate
@@ -77,6 +80,14 @@ def generate(
     with row_progress("generate", total=rows) as advance:
         written = write_batches(generate(spec, threads=threads), out, fmt=fmt, on_batch=advance)
     console.print(f"wrote {written:,} rows to {out}")
+    if events is not None:
+        from churnscale.data.events import generate_events
+
+        with row_progress("events") as advance:
+            logged = write_batches(
+                generate_events(spec, threads=threads), events, fmt=fmt, on_batch=advance
+            )
+        console.print(f"wrote {logged:,} events to {events}")
 
 
 @app.command()
@@ -160,6 +171,9 @@ def _register_commands() -> None:
     from churnscale.commands import models
 
     models.register(app)
+    from churnscale.commands import features
+
+    features.register(app)
 
 
 _register_commands()
