@@ -156,6 +156,10 @@ def _cell(value: object) -> str:
 def _register_commands() -> None:
     """Attach the command groups that live in ``churnscale.commands``; one line per area."""
     # Each area module defines ``register(app)``; keep this list sorted.
+    from churnscale.commands import score, serve
+
+    score.register(app)
+    serve.register(app)
 
 
 _register_commands()

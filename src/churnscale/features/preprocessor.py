@@ -16,6 +16,7 @@ Training, batch scoring and the service all call these methods, so they cannot d
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from collections import Counter
@@ -317,6 +318,14 @@ def _count_values(counts: Counter[str], column: pa.Array, *, cap: int) -> None:
             del counts[value]
 
 
+_EPOCH = datetime.datetime(1970, 1, 1)
+_ONE_US = datetime.timedelta(microseconds=1)
+
+
 def _datetime_days(value: Any) -> float:
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:  # fast path, same result
+        return ((value - _EPOCH) // _ONE_US) / _DAY_US
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return float(value.toordinal() - _EPOCH.toordinal())
     scalar = pa.scalar(str(value).replace("T", " ")).cast(pa.timestamp("us"))
     return float(scalar.value) / _DAY_US if scalar.is_valid else math.nan
