@@ -198,18 +198,18 @@ class Preprocessor:
 
         Values must already be validated (numbers, strings, booleans or None).
         """
-        row = np.empty(len(self.features_), dtype=np.float64)
-        for i, (name, kind, lookup, other) in enumerate(self._lookup):
+        row: list[float] = []
+        for name, kind, lookup, other in self._lookup:
             value = x.get(name)
             if value is None:
-                row[i] = math.nan
+                row.append(math.nan)
             elif kind == 0:
-                row[i] = float(value)
+                row.append(float(value))
             elif kind == 1:
-                row[i] = lookup.get(str(value).strip(), other)
+                row.append(lookup.get(str(value).strip(), other))
             else:
-                row[i] = _datetime_days(value)
-        return row
+                row.append(_datetime_days(value))
+        return np.array(row, dtype=np.float64)
 
     def _build_lookup(self) -> None:
         self._lookup: list[tuple[str, int, dict[str, float], float]] = []

@@ -20,7 +20,8 @@ from churnscale.exceptions import ConfigError
 from churnscale.model import ChurnModel
 
 PredictorKind = Literal["auto", "compiled", "lightgbm"]
-_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+#: lleaves' entry point, taking raw addresses (faster than building ctypes pointers per call).
+_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int)
 
 
 class Predictor:
@@ -35,14 +36,14 @@ class Predictor:
             )
         self.kind: str = "lleaves" if compiled is not None else "lightgbm"
         self._compiled = compiled
-        self._entry: Callable[..., Any] | None = getattr(compiled, "_c_entry_func", None)
+        self._entry = _entry_point(compiled)
         self._out = np.zeros(1, dtype=np.float64)
-        self._out_p = self._out.ctypes.data_as(_DOUBLE_P)
+        self._out_address = self._out.ctypes.data
 
     def predict_one(self, row: np.ndarray) -> float:
         """Probability for one float64 row (contiguous, ``len(feature_names)`` values)."""
         if self._entry is not None:
-            self._entry(row.ctypes.data_as(_DOUBLE_P), self._out_p, 0, 1)
+            self._entry(row.ctypes.data, self._out_address, 0, 1)
             return float(self._out[0])
         if self._compiled is not None:
             return float(self._compiled.predict(row.reshape(1, -1), n_jobs=1)[0])
@@ -63,6 +64,18 @@ class Predictor:
         row = np.full(len(self.model.feature_names), np.nan)
         self.predict_one(row)
         self.predict_matrix(np.stack([row, row]))
+
+
+def _entry_point(compiled: Any | None) -> Callable[[int, int, int, int], None] | None:
+    """lleaves' compiled ``forest_root(data, out, start, end)`` called with raw addresses."""
+    function = getattr(compiled, "_c_entry_func", None)  # lleaves 1.3 keeps it here
+    if function is None:
+        return None
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    if address is None:
+        return None
+    entry: Callable[[int, int, int, int], None] = _ENTRY(address)
+    return entry
 
 
 def _compile(model: ChurnModel) -> Any | None:

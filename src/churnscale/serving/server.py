@@ -51,6 +51,7 @@ def serve_one(settings: Settings, host: str, port: int, *, reuse_port: bool = Fa
         access_log=False,
         log_level="warning",
         timeout_keep_alive=30,
+        proxy_headers=False,  # the service reads no client address; skip the per-request rewrite
     )
     server = uvicorn.Server(config)
     sockets = [reuseport_socket(host, port)] if reuse_port else None
