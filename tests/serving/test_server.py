@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,12 @@ def test_serve_refuses_a_bad_model_with_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "registry references" in done.stderr
     assert "Traceback" not in done.stderr
+    bad_setting = subprocess.run(
+        [sys.executable, "-m", "churnscale", "serve", "--model", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CHURNSCALE_MAX_BATCH_ROWS": "0"},
+    )
+    assert bad_setting.returncode == 2
+    assert "CHURNSCALE_MAX_BATCH_ROWS: expected Input should be greater than" in bad_setting.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from churnscale.config import Settings
 from churnscale.exceptions import ConfigError
@@ -35,7 +36,12 @@ def register(app: typer.Typer) -> None:
             overrides["model"] = model
         if reasons is not None:
             overrides["reasons"] = reasons
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        try:
+            settings = Settings(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = "CHURNSCALE_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+            raise ConfigError(name, expected=first["msg"], received=first.get("input")) from None
         if settings.model is None:
             raise ConfigError("--model", expected="a bundle path", received=None)
         load_model(settings.model, settings)  # fail fast, with one line, on a bad reference
