@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,22 +68,23 @@ def score(
     histogram = np.zeros(BINS + 1, dtype=np.int64)
     try:
         with Quarantine(quarantine_path, max_bad_fraction=settings.max_bad_fraction) as quarantine:
-            seen = 0
-            writer: pq.ParquetWriter | None = None
-            for typed, read in _typed_batches(
-                source, model.preprocessor.schema, quarantine, settings
-            ):
-                table = _scored(typed, model, predictor, reasons=reasons, threads=threads)
-                histogram += np.bincount(
-                    _bins(table.column("churn_probability")), minlength=BINS + 1
-                )
-                writer = writer or pq.ParquetWriter(staging, table.schema, compression="zstd")
-                writer.write_table(table)
-                seen += read
-                if on_progress is not None:
-                    on_progress(read)
-            if writer is not None:
-                writer.close()
+            sink = _Sink(staging, histogram, on_progress)
+            batches = _typed_batches(source, model.preprocessor.schema, quarantine, settings)
+            # One batch is encoded and scored in a worker thread while the next one is read
+            # and conformed here (Arrow and the compiled trees release the GIL).
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending: tuple[Future[pa.Table], int] | None = None
+                for typed, read in batches:
+                    future = pool.submit(
+                        _scored, typed, model, predictor, reasons=reasons, threads=threads
+                    )
+                    if pending is not None:
+                        sink.write(pending[0].result(), pending[1])
+                    pending = (future, read)
+                if pending is not None:
+                    sink.write(pending[0].result(), pending[1])
+            writer = sink.close()
+            seen = sink.seen
             quarantine.check(seen)
         if writer is None:
             raise SchemaError(f"{source}: no valid rows to score")
@@ -93,6 +95,35 @@ def score(
     rows = int(histogram.sum())
     kept = quarantine_path if quarantine.count else None
     return ScoreInfo(rows, quarantine.count, out, kept, edges.tolist())
+
+
+class _Sink:
+    """The staging Parquet writer, the score histogram and the progress count."""
+
+    def __init__(
+        self, path: Path, histogram: np.ndarray, on_progress: Callable[[int], None] | None
+    ) -> None:
+        self.path = path
+        self.histogram = histogram
+        self.on_progress = on_progress
+        self.writer: pq.ParquetWriter | None = None
+        self.seen = 0
+
+    def write(self, table: pa.Table, read: int) -> None:
+        """Append one scored table that came from ``read`` source rows."""
+        self.histogram += np.bincount(_bins(table.column("churn_probability")), minlength=BINS + 1)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self.writer.write_table(table)
+        self.seen += read
+        if self.on_progress is not None:
+            self.on_progress(read)
+
+    def close(self) -> pq.ParquetWriter | None:
+        """Finish the staging file; the writer, or None when nothing was written."""
+        if self.writer is not None:
+            self.writer.close()
+        return self.writer
 
 
 def _typed_batches(
