@@ -174,6 +174,10 @@ def _register_commands() -> None:
     from churnscale.commands import features
 
     features.register(app)
+    from churnscale.commands import score, serve
+
+    score.register(app)
+    serve.register(app)
 
 
 _register_commands()

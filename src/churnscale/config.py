@@ -6,6 +6,7 @@ Built once by the CLI or the app factory and passed down; never created at impor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,42 @@ class Settings(BaseSettings):
         default=None,
         description="Comma-separated keys for the admin endpoints; none means admin is disabled.",
     )
+
+    # ---- prediction service and batch scoring ----
+    model: str | None = Field(
+        default=None,
+        description="Model the service loads: a bundle directory (or, with the registry, a "
+        "reference such as churn@champion).",
+    )
+    model_name: str = Field(
+        default="churn",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Name the model answers to in the Open Inference Protocol (/v2/models/…).",
+    )
+    max_batch_rows: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Most rows one batch request may hold."
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1_024,
+        le=1024**3,
+        description="Largest request body accepted (413 above it), enforced while reading.",
+    )
+    reasons: bool = Field(
+        default=False, description="Return the top-3 reason codes with every prediction."
+    )
+    predictor: Literal["auto", "compiled", "lightgbm"] = Field(
+        default="auto",
+        description="Tree evaluator: compiled (lleaves), LightGBM's own, or auto (compiled "
+        "when lleaves is installed).",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_reference(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("model reference must not be empty")
+        return value
 
     @field_validator("home")
     @classmethod

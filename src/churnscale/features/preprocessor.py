@@ -16,6 +16,7 @@ Training, batch scoring and the service all call these methods, so they cannot d
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from collections import Counter
@@ -197,18 +198,18 @@ class Preprocessor:
 
         Values must already be validated (numbers, strings, booleans or None).
         """
-        row = np.empty(len(self.features_), dtype=np.float64)
-        for i, (name, kind, lookup, other) in enumerate(self._lookup):
+        row: list[float] = []
+        for name, kind, lookup, other in self._lookup:
             value = x.get(name)
             if value is None:
-                row[i] = math.nan
+                row.append(math.nan)
             elif kind == 0:
-                row[i] = float(value)
+                row.append(float(value))
             elif kind == 1:
-                row[i] = lookup.get(str(value).strip(), other)
+                row.append(lookup.get(str(value).strip(), other))
             else:
-                row[i] = _datetime_days(value)
-        return row
+                row.append(_datetime_days(value))
+        return np.array(row, dtype=np.float64)
 
     def _build_lookup(self) -> None:
         self._lookup: list[tuple[str, int, dict[str, float], float]] = []
@@ -317,6 +318,14 @@ def _count_values(counts: Counter[str], column: pa.Array, *, cap: int) -> None:
             del counts[value]
 
 
+_EPOCH = datetime.datetime(1970, 1, 1)
+_ONE_US = datetime.timedelta(microseconds=1)
+
+
 def _datetime_days(value: Any) -> float:
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:  # fast path, same result
+        return ((value - _EPOCH) // _ONE_US) / _DAY_US
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return float(value.toordinal() - _EPOCH.toordinal())
     scalar = pa.scalar(str(value).replace("T", " ")).cast(pa.timestamp("us"))
     return float(scalar.value) / _DAY_US if scalar.is_valid else math.nan

@@ -1,0 +1,39 @@
+"""``churnscale score``: batch scoring of any source into Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from churnscale.config import Settings
+from churnscale.progress import row_progress
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``score`` to the CLI."""
+
+    @app.command()
+    def score(
+        data: Annotated[str, typer.Argument(help="Dataset directory, file, glob or s3:// path.")],
+        model: Annotated[str, typer.Option("--model", help="Bundle directory.")],
+        out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+        reasons: Annotated[bool, typer.Option("--reasons", help="Add top-3 reasons.")] = False,
+    ) -> None:
+        """Score every customer of DATA: id, churn probability, decile (1 = most at risk)."""
+        from rich.console import Console
+
+        from churnscale.scoring import score as run_score
+        from churnscale.serving.loading import load_model
+
+        settings = Settings()
+        loaded = load_model(model, settings)
+        with row_progress("score") as advance:
+            info = run_score(
+                data, loaded, out, settings=settings, reasons=reasons, on_progress=advance
+            )
+        console = Console(stderr=True)
+        console.print(f"scored {info.rows:,} rows into {out}; {info.rejected:,} row(s) quarantined")
+        if info.quarantine is not None:
+            console.print(f"quarantine: {info.quarantine}")

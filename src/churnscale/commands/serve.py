@@ -1,0 +1,48 @@
+"""``churnscale serve``: the prediction service under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from churnscale.config import Settings
+from churnscale.exceptions import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``serve`` to the CLI."""
+
+    @app.command()
+    def serve(
+        model: Annotated[
+            str | None,
+            typer.Option("--model", help="Bundle directory (default: CHURNSCALE_MODEL)."),
+        ] = None,
+        host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+        workers: Annotated[int, typer.Option("--workers", min=1, help="Processes.")] = 1,
+        reasons: Annotated[
+            bool | None, typer.Option("--reasons/--no-reasons", help="Reason codes by default.")
+        ] = None,
+    ) -> None:
+        """Serve predictions over HTTP (REST, Open Inference Protocol v2, SageMaker, MLflow)."""
+        from churnscale.serving.loading import load_model
+        from churnscale.serving.server import serve as run_server
+
+        overrides: dict[str, object] = {}
+        if model is not None:
+            overrides["model"] = model
+        if reasons is not None:
+            overrides["reasons"] = reasons
+        try:
+            settings = Settings(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = "CHURNSCALE_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+            raise ConfigError(name, expected=first["msg"], received=first.get("input")) from None
+        if settings.model is None:
+            raise ConfigError("--model", expected="a bundle path", received=None)
+        load_model(settings.model, settings)  # fail fast, with one line, on a bad reference
+        run_server(settings, host=host, port=port, workers=workers)

@@ -1,0 +1,107 @@
+"""Request bodies: read with a byte limit (never buffered past it), parsed by content type.
+
+The limit is checked against ``Content-Length`` before anything is read, and again on every
+chunk of a streamed body, so a client cannot make the service hold more than the limit.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+
+from churnscale.serving.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+
+JSON = "application/json"
+CSV = "text/csv"
+ARROW = "application/vnd.apache.arrow.stream"
+ARROW_FILE = "application/vnd.apache.arrow.file"
+BATCH_TYPES = (JSON, CSV, ARROW, ARROW_FILE)
+
+
+def too_large(limit: int) -> PayloadTooLargeError:
+    """The 413 error for a body over ``limit`` bytes."""
+    return PayloadTooLargeError(f"request body is over the limit of {limit} bytes", field="body")
+
+
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The ``Content-Length`` header's value, or None (chunked or absent)."""
+    for key, value in headers:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                raise InvalidInputError("not an integer", field="content-length") from None
+    return None
+
+
+def media_type(headers: list[tuple[bytes, bytes]]) -> str:
+    """The request's media type, lower-case, without parameters ('' when absent)."""
+    for key, value in headers:
+        if key == b"content-type":
+            return value.split(b";", 1)[0].strip().lower().decode("latin-1")
+    return ""
+
+
+async def read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit: int) -> bytes:
+    """The whole body, or :class:`PayloadTooLargeError` as soon as it passes ``limit``."""
+    length = declared_length(headers)
+    if length is not None and length > limit:
+        raise too_large(limit)
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidInputError("client disconnected before sending the body", field="body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def limited_receive(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises :class:`PayloadTooLargeError` once the body passes ``limit``."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise too_large(limit)
+        return message
+
+    return wrapped
+
+
+def read_table(body: bytes, kind: str) -> pa.Table:
+    """A CSV (all columns as text) or Arrow IPC body as a table."""
+    try:
+        if kind == CSV:
+            options = pacsv.ReadOptions(block_size=max(len(body), 1 << 16))
+            head = pacsv.read_csv(io.BytesIO(body), read_options=options)
+            text = pacsv.ConvertOptions(column_types=dict.fromkeys(head.column_names, pa.string()))
+            return pacsv.read_csv(io.BytesIO(body), read_options=options, convert_options=text)
+        if kind == ARROW:
+            return ipc.open_stream(pa.py_buffer(body)).read_all()
+        if kind == ARROW_FILE:
+            return ipc.open_file(pa.py_buffer(body)).read_all()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise InvalidInputError(f"unreadable {kind} body: {exc}", field="body") from None
+    raise UnsupportedMediaTypeError(kind, accepted=BATCH_TYPES)

@@ -1,0 +1,125 @@
+"""The single-customer request, derived from the model's schema, and its fast validator.
+
+A request is one JSON object with:
+
+- every **feature** column of the model's schema, as a required key whose value may be
+  ``null`` (missing; the trees route it as in training): numeric → a finite JSON number;
+  categorical → a string (or an integer, read as its decimal text); boolean → ``true`` /
+  ``false``; datetime → an ISO 8601 date or timestamp without a zone offset
+  (``2026-06-30``, ``2026-06-30T12:00:00``);
+- the **id** column, optional (a string or integer), echoed back as ``customer_id``;
+- the time / as-of columns, optional and ignored;
+- nothing else: unknown keys and the **target** column are refused (422 naming the key).
+
+Validation is a msgspec ``Struct`` generated from the schema (measured ~1 µs for 24 fields,
+against ~2–3 µs for ``orjson.loads`` plus a per-field check loop in Python).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+
+from churnscale.data.schema import Role, Schema
+from churnscale.serving.errors import InvalidInputError
+
+_FINITE = msgspec.Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)
+_DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?$"
+_FIELD = re.compile(r"`\$(?:\[\d+\])?\.([^`]+)`|field `([^`]+)`")
+_ROW = re.compile(r"`\$\[(\d+)\]")
+_TYPES: dict[Role, Any] = {
+    Role.NUMERIC: Annotated[float, _FINITE] | None,
+    Role.CATEGORICAL: str | int | None,
+    Role.BOOLEAN: bool | None,
+    Role.DATETIME: Annotated[str, msgspec.Meta(pattern=_DATE_PATTERN)] | None,
+}
+
+
+class CustomerDecoder:
+    """Bytes or Python objects → a validated ``dict`` ready for ``Preprocessor.encode_one``."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.features = [c.name for c in schema.features]
+        self.id = schema.id
+        self.target = schema.target
+        self.dates = [c.name for c in schema.features if c.role is Role.DATETIME]
+        fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+            (c.name, _TYPES[c.role]) for c in schema.features
+        ]
+        if self.id:
+            fields.append((self.id, str | int | None, None))
+        for extra in {schema.time_column, schema.as_of_column} - {None, *self.features}:
+            fields.append((str(extra), Any, None))
+        self.struct: type[msgspec.Struct] = msgspec.defstruct(
+            "Customer", fields, forbid_unknown_fields=True
+        )
+        self._one = msgspec.json.Decoder(self.struct)
+        self._many = msgspec.json.Decoder(list[self.struct])  # type: ignore[name-defined]
+
+    def json_schema(self) -> dict[str, Any]:
+        """JSON Schema of one customer object (for the OpenAPI document)."""
+        schema: dict[str, Any] = msgspec.json.schema(self.struct)["$defs"]["Customer"]
+        schema["description"] = "One customer: every feature column (null = missing)."
+        return schema
+
+    def decode(self, body: bytes) -> dict[str, Any]:
+        """One customer from a JSON body."""
+        try:
+            obj = self._one.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise self._error(exc) from None
+        return self._finish(msgspec.structs.asdict(obj))
+
+    def decode_many(self, body: bytes) -> list[dict[str, Any]]:
+        """Customers from a JSON array body."""
+        try:
+            objs = self._many.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise self._error(exc) from None
+        return [self._finish(msgspec.structs.asdict(o), row=i) for i, o in enumerate(objs)]
+
+    def convert(self, x: Mapping[str, Any], *, row: int | None = None) -> dict[str, Any]:
+        """One customer from already-parsed JSON values (protocol adapters)."""
+        try:
+            obj = msgspec.convert(x, self.struct)
+        except msgspec.ValidationError as exc:
+            error = self._error(exc)
+            raise InvalidInputError(error.reason, field=error.field, row=row) from None
+        return self._finish(msgspec.structs.asdict(obj), row=row)
+
+    def _finish(self, x: dict[str, Any], *, row: int | None = None) -> dict[str, Any]:
+        if self.target and self.target in x:
+            raise InvalidInputError("the target column is not accepted", field=self.target)
+        for name in self.dates:
+            text = x[name]
+            if text is not None:
+                x[name] = _parse_datetime(text, field=name, row=row)
+        return x
+
+    def _error(self, exc: Exception) -> InvalidInputError:
+        text = str(exc)
+        if self.target and f"`{self.target}`" in text and "unknown field" in text:
+            text = "the target column is not accepted"
+        field = _FIELD.search(str(exc))
+        row = _ROW.search(str(exc))
+        return InvalidInputError(
+            text,
+            field=(field.group(1) or field.group(2)) if field else None,
+            row=int(row.group(1)) if row else None,
+        )
+
+
+def _parse_datetime(text: str, *, field: str, row: int | None) -> datetime.date:
+    try:
+        if len(text) == 10:
+            return datetime.date.fromisoformat(text)
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(
+            f"not a valid date or timestamp: {text!r}", field=field, row=row
+        ) from None

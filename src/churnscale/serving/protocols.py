@@ -1,0 +1,272 @@
+"""The ecosystem's inference protocols, answered by the same :class:`PredictionService`.
+
+- **Open Inference Protocol v2** (KServe, Triton, MLServer): ``/v2/health/live``,
+  ``/v2/health/ready``, ``/v2/models/{name}``, ``/v2/models/{name}/ready``,
+  ``POST /v2/models/{name}/infer``. One input tensor per feature column (FP64 numerics, BOOL
+  booleans, BYTES categories and dates), ``shape`` ``[n]`` or ``[n, 1]``; the output tensor is
+  ``churn_probability`` (FP64). JSON tensors only (not the binary-data extension).
+- **SageMaker** container contract: ``GET /ping``, ``POST /invocations``.
+- **MLflow scoring** on ``/invocations``: ``dataframe_split``, ``dataframe_records`` (and
+  ``instances`` / ``inputs`` as lists of records), or a ``text/csv`` body; the answer is
+  ``{"predictions": [...]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, Path, Request
+
+from churnscale import __version__
+from churnscale.data.schema import Role
+from churnscale.serving.bodies import CSV, JSON, read_table
+from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeError
+from churnscale.serving.gateway import ServiceState
+from churnscale.serving.schemas import (
+    ErrorMessage,
+    Predictions,
+    Status,
+    V2Error,
+    V2InferResponse,
+    V2ModelMetadata,
+)
+from churnscale.serving.service import PredictionService
+
+router = APIRouter()
+OUTPUT = "churn_probability"
+V2_TYPES = {Role.NUMERIC: "FP64", Role.BOOLEAN: "BOOL", Role.CATEGORICAL: "BYTES"}
+V2_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": V2Error} for code in (400, 404, 413, 415, 422, 503)
+}
+NameParam = Annotated[str, Path(description="Model name (the model_name setting).")]
+
+
+class V2Input(msgspec.Struct, forbid_unknown_fields=False):
+    """One input tensor of an inference request."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+
+
+class V2Request(msgspec.Struct, forbid_unknown_fields=False):
+    """An Open Inference Protocol inference request (JSON tensors)."""
+
+    inputs: list[V2Input]
+    id: str | None = None
+
+
+def _service(request: Request) -> PredictionService:
+    state: ServiceState = request.app.state.serving
+    return state.ready()
+
+
+ServiceDep = Annotated[PredictionService, Depends(_service)]
+
+
+def _named(service: PredictionService, name: str) -> PredictionService:
+    if name != service.settings.model_name:
+        from churnscale.exceptions import ModelNotFoundError
+
+        raise ModelNotFoundError(name, f"this server serves {service.settings.model_name!r}")
+    return service
+
+
+@router.get("/v2", tags=["v2"])
+async def v2_server() -> dict[str, Any]:
+    """Server metadata."""
+    return {"name": "churnscale", "version": __version__, "extensions": []}
+
+
+@router.get("/v2/health/live", response_model=Status, tags=["v2"])
+async def v2_live() -> dict[str, str]:
+    """Liveness."""
+    return {"status": "live"}
+
+
+@router.get("/v2/health/ready", response_model=Status, responses=V2_ERRORS, tags=["v2"])
+async def v2_ready(service: ServiceDep) -> dict[str, str]:
+    """Readiness (503 until the model is loaded)."""
+    return {"status": "ready", "model_version": service.version}
+
+
+@router.get("/v2/models/{name}", response_model=V2ModelMetadata, responses=V2_ERRORS, tags=["v2"])
+async def v2_model(name: NameParam, service: ServiceDep) -> dict[str, Any]:
+    """Model metadata: one input tensor per feature column."""
+    _named(service, name)
+    inputs = [
+        {"name": c.name, "datatype": V2_TYPES.get(c.role, "BYTES"), "shape": [-1]}
+        for c in service.schema.features
+    ]
+    return {
+        "name": name,
+        "versions": [service.version],
+        "platform": f"lightgbm_{service.predictor.kind}",
+        "inputs": inputs,
+        "outputs": [{"name": OUTPUT, "datatype": "FP64", "shape": [-1]}],
+    }
+
+
+@router.get("/v2/models/{name}/ready", response_model=Status, responses=V2_ERRORS, tags=["v2"])
+async def v2_model_ready(name: NameParam, service: ServiceDep) -> dict[str, str]:
+    """Model readiness."""
+    _named(service, name)
+    return {"status": "ready", "model_version": service.version}
+
+
+@router.post(
+    "/v2/models/{name}/infer",
+    response_model=V2InferResponse,
+    responses=V2_ERRORS,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object"}}}}
+    },
+    tags=["v2"],
+)
+async def v2_infer(name: NameParam, request: Request, service: ServiceDep) -> dict[str, Any]:
+    """Inference on JSON tensors, one per feature column."""
+    _named(service, name)
+    try:
+        infer = msgspec.json.decode(await request.body(), type=V2Request)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidInputError(str(exc), field="body") from None
+    rows = _tensor_rows(service, infer.inputs)
+    probabilities = await asyncio.to_thread(service.predict_rows, rows)
+    return {
+        "model_name": name,
+        "model_version": service.version,
+        "id": infer.id,
+        "outputs": [
+            {
+                "name": OUTPUT,
+                "datatype": "FP64",
+                "shape": [len(rows)],
+                "data": probabilities.tolist(),
+            }
+        ],
+    }
+
+
+def _tensor_rows(service: PredictionService, inputs: list[V2Input]) -> list[dict[str, Any]]:
+    columns = {t.name: _flatten(t) for t in inputs}
+    sizes = {len(v) for v in columns.values()}
+    if len(sizes) > 1:
+        raise InvalidInputError(f"input tensors differ in length: {sorted(sizes)}", field="inputs")
+    n = sizes.pop() if sizes else 0
+    service.check_rows(n)
+    names = list(columns)
+    return [service.decoder.convert({k: columns[k][i] for k in names}, row=i) for i in range(n)]
+
+
+def _flatten(tensor: V2Input) -> list[Any]:
+    data = tensor.data
+    if data and isinstance(data[0], list):
+        data = [v for part in data for v in (part if isinstance(part, list) else [part])]
+    expected = int(np.prod(tensor.shape)) if tensor.shape else len(data)
+    if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
+        raise InvalidInputError(f"shape {tensor.shape} is not [n] or [n, 1]", field=tensor.name)
+    if expected != len(data):
+        raise InvalidInputError(
+            f"shape {tensor.shape} does not match {len(data)} values", field=tensor.name
+        )
+    return data
+
+
+@router.get(
+    "/ping", response_model=Status, responses={503: {"model": ErrorMessage}}, tags=["sagemaker"]
+)
+async def ping(service: ServiceDep) -> dict[str, str]:
+    """SageMaker health check (200 once the model is ready)."""
+    return {"status": "ready", "model_version": service.version}
+
+
+@router.post(
+    "/invocations",
+    response_model=Predictions,
+    responses={
+        **{c: {"model": ErrorMessage} for c in (413, 415, 503)},
+        422: {"description": "Invalid input"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": {"type": "object"}}, CSV: {"schema": {"type": "string"}}},
+        }
+    },
+    tags=["sagemaker"],
+)
+async def invocations(request: Request, service: ServiceDep) -> dict[str, Any]:
+    """SageMaker / MLflow scoring: MLflow JSON formats or CSV; answers ``{"predictions"}``."""
+    kind = request.headers.get("content-type", JSON).split(";", 1)[0].strip().lower()
+    body = await request.body()
+    if kind == CSV:
+        probabilities, _ = await asyncio.to_thread(
+            service.predict_table, read_table(body, CSV), source="request body (text/csv)"
+        )
+    elif kind == JSON:
+        rows = _mlflow_rows(service, body)
+        probabilities = await asyncio.to_thread(service.predict_rows, rows)
+    else:
+        raise UnsupportedMediaTypeError(kind, accepted=(JSON, CSV))
+    return {"predictions": probabilities.tolist()}
+
+
+def _mlflow_rows(service: PredictionService, body: bytes) -> list[dict[str, Any]]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = _lenient_json(body)
+    records = _records(document)
+    service.check_rows(len(records))
+    return [_convert(service, r, i) for i, r in enumerate(records)]
+
+
+def _lenient_json(body: bytes) -> Any:
+    """JSON with MLflow's NaN tokens (pandas' missing values) read as null; Infinity refused."""
+
+    def constant(token: str) -> None:
+        if token != "NaN":
+            raise InvalidInputError(f"{token} is not a valid value", field="body")
+
+    try:
+        return json.loads(body, parse_constant=constant)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        raise InvalidInputError(f"malformed JSON: {exc}", field="body") from None
+
+
+def _records(document: Any) -> list[Any]:
+    if isinstance(document, list):
+        return document
+    if not isinstance(document, dict):
+        raise InvalidInputError("expected a JSON object or array", field="body")
+    if "dataframe_split" in document:
+        split = document["dataframe_split"]
+        if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
+            raise InvalidInputError("needs columns and data", field="dataframe_split")
+        data = split.get("data")
+        if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
+            raise InvalidInputError("data must be a list of rows", field="dataframe_split")
+        return [dict(zip(split["columns"], row, strict=False)) for row in data]
+    for key in ("dataframe_records", "instances", "inputs"):
+        if key in document:
+            value = document[key]
+            if not isinstance(value, list):
+                raise InvalidInputError("must be a list of records", field=key)
+            return value
+    raise InvalidInputError(
+        "expected dataframe_split, dataframe_records, instances or inputs", field="body"
+    )
+
+
+def _convert(service: PredictionService, record: Any, row: int) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise InvalidInputError("not a JSON object", row=row)
+    return service.decoder.convert(record, row=row)

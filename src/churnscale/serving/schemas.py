@@ -1,0 +1,114 @@
+"""Response schemas of the service (pydantic, for the OpenAPI document and its checks).
+
+The request schema of one customer is generated from the model's own schema at start-up
+(see :mod:`churnscale.serving.customer`) and published as the ``Customer`` component.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ReasonOut(BaseModel):
+    """One feature's push on the score, in log-odds."""
+
+    feature: str
+    contribution: float
+
+
+class PredictResponse(BaseModel):
+    """The churn probability of one customer."""
+
+    customer_id: str | None = Field(description="The request's id column, when it had one.")
+    churn_probability: float = Field(ge=0.0, le=1.0)
+    model_version: str
+    reasons: list[ReasonOut] | None = Field(
+        default=None, description="Top-3 reason codes, with ?reasons=true or by setting."
+    )
+
+
+class BatchPrediction(BaseModel):
+    """One row of a batch answer."""
+
+    customer_id: str | None
+    churn_probability: float = Field(ge=0.0, le=1.0)
+
+
+class BatchResponse(BaseModel):
+    """Churn probabilities of a batch, in request order."""
+
+    model_version: str
+    predictions: list[BatchPrediction]
+
+
+class ModelInfo(BaseModel):
+    """The model a process serves."""
+
+    name: str
+    version: str
+    predictor: str
+    trees: int
+    features: list[str]
+    schema_: dict[str, Any] = Field(alias="schema")
+    data_fingerprint: str | None
+
+
+class ModelsResponse(BaseModel):
+    """Every model this service answers with (one today; A/B arms later)."""
+
+    models: list[ModelInfo]
+
+
+class Status(BaseModel):
+    """A health answer."""
+
+    status: str
+    model_version: str | None = None
+
+
+class ErrorMessage(BaseModel):
+    """An error that is not about one field (400, 404, 413, 415, 503)."""
+
+    detail: str
+
+
+class Predictions(BaseModel):
+    """MLflow / SageMaker scoring answer."""
+
+    predictions: list[float]
+
+
+class V2Error(BaseModel):
+    """Open Inference Protocol error body."""
+
+    error: str
+
+
+class V2Tensor(BaseModel):
+    """One named tensor (Open Inference Protocol)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[Any] | None = None
+
+
+class V2ModelMetadata(BaseModel):
+    """Open Inference Protocol model metadata."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2Tensor]
+    outputs: list[V2Tensor]
+
+
+class V2InferResponse(BaseModel):
+    """Open Inference Protocol inference answer."""
+
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[V2Tensor]

@@ -1,0 +1,123 @@
+"""The loaded model as the service uses it: validation, encoding, compiled trees, reasons.
+
+One :class:`PredictionService` per process, built in the app's lifespan; every route and
+protocol adapter calls it, so they cannot disagree with each other or with batch scoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from churnscale.config import Settings
+from churnscale.data.conform import conform
+from churnscale.model import ChurnModel
+from churnscale.serving.customer import CustomerDecoder
+from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
+from churnscale.serving.predictor import Predictor
+
+
+def model_version(model: ChurnModel) -> str:
+    """A registered version when the registry set one, else the bundle's manifest digest."""
+    version = model.metadata.get("version")
+    if version is not None:
+        return str(version)
+    digest = str(model.metadata.get("manifest_sha256", "unknown"))
+    return f"sha256:{digest[:12]}"
+
+
+class PredictionService:
+    """Predictions for customers given as JSON, Python values or Arrow tables."""
+
+    def __init__(self, model: ChurnModel, settings: Settings) -> None:
+        self.model = model
+        self.settings = settings
+        self.schema = model.preprocessor.schema
+        self.decoder = CustomerDecoder(self.schema)
+        self.predictor = Predictor(model, kind=settings.predictor)
+        self.version = model_version(model)
+        self.encode = model.preprocessor.encode_one
+        self.id = self.schema.id
+
+    def warm(self, example: Mapping[str, Any] | None = None) -> None:
+        """Exercise every path once so the first real request is not the slow one."""
+        self.predictor.warm()
+        x = dict(example) if example else dict.fromkeys(self.decoder.features)
+        self.answer(x, reasons=True)
+
+    def answer(self, x: dict[str, Any], *, reasons: bool) -> dict[str, Any]:
+        """The response object for one validated customer."""
+        probability = self.predictor.predict_one(self.encode(x))
+        out: dict[str, Any] = {
+            "customer_id": _text(x.get(self.id)) if self.id else None,
+            "churn_probability": probability,
+            "model_version": self.version,
+        }
+        if reasons:
+            out["reasons"] = self.reasons(x)
+        return out
+
+    def reasons(self, x: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Top-3 reason codes (feature, log-odds contribution) for one customer."""
+        return [
+            {"feature": r.feature, "contribution": r.contribution}
+            for r in self.model.explain_one(x)
+        ]
+
+    def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Probabilities of validated customers (the JSON batch and protocol paths)."""
+        self.check_rows(len(rows))
+        if not rows:
+            return np.empty(0, dtype=np.float64)
+        matrix = np.stack([self.encode(x) for x in rows])
+        return self.predictor.predict_matrix(matrix, threads=1)
+
+    def predict_table(self, table: pa.Table, *, source: str) -> tuple[np.ndarray, list[Any]]:
+        """Probabilities and ids of a raw table (CSV or Arrow); any bad row is a 422."""
+        self.check_rows(table.num_rows)
+        self.check_columns(table.column_names)
+        batch = table.combine_chunks().to_batches()
+        raw = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=table.schema)
+        typed, rejects = conform(
+            raw,
+            self.schema.without_target(),
+            source=source,
+            lines=np.arange(1, table.num_rows + 1),
+            require_target=False,
+        )
+        if rejects:
+            first = rejects[0]
+            raise InvalidInputError(
+                f"{first.reason} (value {first.value!r}; {len(rejects)} bad row(s))",
+                field=first.column,
+                row=first.line,
+            )
+        matrix = self.model.preprocessor.transform(typed)
+        ids = typed.column(self.id).to_pylist() if self.id else [None] * typed.num_rows
+        return self.predictor.predict_matrix(matrix, threads=1), ids
+
+    def check_rows(self, rows: int) -> None:
+        """Refuse a batch over the configured row limit (413)."""
+        if rows > self.settings.max_batch_rows:
+            raise PayloadTooLargeError(
+                f"batch of {rows} rows is over the limit of {self.settings.max_batch_rows}",
+                field="rows",
+            )
+
+    def check_columns(self, names: Sequence[str]) -> None:
+        """Refuse the target column and columns the schema does not know (422)."""
+        if self.schema.target in names:
+            raise InvalidInputError("the target column is not accepted", field=self.schema.target)
+        unknown = [n for n in names if n not in self.schema.names]
+        if unknown:
+            raise InvalidInputError(f"unknown columns: {', '.join(unknown)}", field=unknown[0])
+        missing = [n for n in self.decoder.features if n not in names]
+        if missing:
+            raise InvalidInputError(f"missing columns: {', '.join(missing)}", field=missing[0])
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
