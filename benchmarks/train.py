@@ -28,6 +28,9 @@ from churnscale.training.local import TrainParams
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = TrainParams(learning_rate=0.1, max_rounds=150, early_stopping_rounds=20)
+if "--max-rounds" in sys.argv:  # children get the parent's value on their command line
+    ROUNDS = int(sys.argv[sys.argv.index("--max-rounds") + 1])
+    PARAMS = TrainParams(learning_rate=0.1, max_rounds=ROUNDS, early_stopping_rounds=20)
 KINDS = ("local", "dask", "memory")
 
 
@@ -47,21 +50,21 @@ def dataset_for(rows: int, data_dir: Path) -> Path:
 
 
 # ---- children: one training run each ---------------------------------------------------------
-def run_local(dataset: Path) -> tuple[np.ndarray, np.ndarray]:
+def run_local(dataset: Path) -> tuple[np.ndarray, np.ndarray, int]:
     from churnscale.training.local import train_local
 
     result = train_local(dataset, params=PARAMS)
-    return result.y_holdout, result.scores
+    return result.y_holdout, result.scores, result.best_iteration
 
 
-def run_dask(dataset: Path) -> tuple[np.ndarray, np.ndarray]:
+def run_dask(dataset: Path) -> tuple[np.ndarray, np.ndarray, int]:
     from churnscale.training.distributed import train_distributed
 
     result = train_distributed(dataset, cluster="local:2", params=PARAMS, memory_limit="10GiB")
-    return result.y_holdout, result.scores
+    return result.y_holdout, result.scores, result.best_iteration
 
 
-def run_memory(dataset: Path) -> tuple[np.ndarray, np.ndarray]:
+def run_memory(dataset: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """The in-memory baseline: the whole dataset in pandas, then ``lightgbm.train``."""
     import lightgbm as lgb
     import pandas as pd
@@ -99,7 +102,51 @@ def run_memory(dataset: Path) -> tuple[np.ndarray, np.ndarray]:
         callbacks=[lgb.early_stopping(PARAMS.early_stopping_rounds, verbose=False)],
     )
     scores = booster.predict(sets[TEST], num_iteration=booster.best_iteration)
-    return plan.labels[TEST], np.asarray(scores)
+    return plan.labels[TEST], np.asarray(scores), booster.best_iteration
+
+
+def breakdown(dataset: Path) -> None:
+    """Where local training's memory goes: RSS growth (MiB) after each stage, 3 rounds."""
+    import resource
+
+    import lightgbm as lgb
+    import pyarrow as pa
+
+    from churnscale.data.store import load_info
+    from churnscale.training import local
+    from churnscale.training.plan import TRAIN, VALID, SplitSpec, plan_split
+
+    stages: dict[str, float] = {}
+    last = [psutil.Process().memory_info().rss]
+
+    def mark(name: str) -> None:
+        now = psutil.Process().memory_info().rss
+        stages[name] = round((now - last[0]) / 2**20, 1)
+        last[0] = now
+
+    schema, _ = load_info(dataset)
+    plan = plan_split(dataset, schema, SplitSpec(), early_stop_fraction=local.EARLY_STOP_FRACTION)
+    mark("split plan (sides + labels)")
+    pre = local.fit_preprocessor(plan, schema)
+    pa.default_memory_pool().release_unused()
+    mark("preprocessor (Arrow pool released)")
+    params = PARAMS.lightgbm_params()
+    data_params = {k: params[k] for k in ("max_bin", "force_col_wise", "verbosity", "seed")}
+    train = local._dataset(plan, TRAIN, pre, data_params, init_model=None).construct()
+    mark("binned train set")
+    valid = local._dataset(plan, VALID, pre, data_params, init_model=None, reference=train)
+    valid.construct()
+    mark("binned valid set")
+    booster = lgb.Booster(params=params, train_set=train)
+    booster.add_valid(valid, "valid")
+    local._release_labels(plan, train, valid)
+    mark("booster, labels released")
+    for _ in range(3):
+        booster.update()
+    mark("training state (3 rounds)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rows = int(sum(g.sides.size for g in plan.groups))
+    print(json.dumps({"rows": rows, "stages_mib": stages, "peak_gib": peak / 2**30}))
 
 
 def child(kind: str, dataset: Path) -> None:
@@ -107,16 +154,21 @@ def child(kind: str, dataset: Path) -> None:
 
     runner = {"local": run_local, "dask": run_dask, "memory": run_memory}[kind]
     start = time.perf_counter()
-    y, scores = runner(dataset)
+    y, scores, best = runner(dataset)
     wall = time.perf_counter() - start
-    print(json.dumps({"wall_s": wall, "auc": float(roc_auc_score(y, scores)), "rows": int(y.size)}))
+    auc = float(roc_auc_score(y, scores))
+    print(json.dumps({"wall_s": wall, "auc": auc, "test_rows": int(y.size), "best_round": best}))
 
 
 # ---- parent: measure each child ---------------------------------------------------------------
 def tree_rss(process: psutil.Process) -> int:
     """RSS of a process and all its descendants."""
     total = 0
-    for p in [process, *process.children(recursive=True)]:
+    try:
+        family = [process, *process.children(recursive=True)]
+    except psutil.Error:  # a process ended while we listed them
+        return 0
+    for p in family:
         try:
             total += p.memory_info().rss
         except psutil.Error:
@@ -127,6 +179,7 @@ def tree_rss(process: psutil.Process) -> int:
 def measure(kind: str, dataset: Path, *, cap_bytes: int | None) -> dict[str, Any]:
     """Run one child and sample its process tree's RSS every 0.1 s."""
     command = [sys.executable, __file__, "--child", kind, "--dataset", str(dataset)]
+    command += ["--max-rounds", str(PARAMS.max_rounds)]
     if cap_bytes:
         command = ["prlimit", f"--as={cap_bytes}", "--", *command]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
@@ -179,11 +232,16 @@ def main() -> None:
     parser.add_argument("--only", choices=KINDS, nargs="+", default=list(KINDS))
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/churnscale-bench"))
     parser.add_argument("--cap-gib", type=float, help="address-space cap (prlimit --as)")
+    parser.add_argument("--max-rounds", type=int, default=150, help="boosting rounds at most")
+    parser.add_argument("--breakdown", action="store_true", help="local memory by stage")
     parser.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--dataset", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.dataset)
+        return
+    if args.breakdown:
+        breakdown(dataset_for(args.rows[-1], args.data_dir))
         return
     cap = int(args.cap_gib * 2**30) if args.cap_gib else None
     results: dict[int, dict[str, dict[str, Any]]] = {}

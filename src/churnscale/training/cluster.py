@@ -106,15 +106,15 @@ def estimate_worker_bytes(
 ) -> int:
     """Peak memory one worker needs to train on its share of ``rows`` stored rows.
 
-    Its encoded parts (float64 features and label), the copy ``lightgbm.dask`` concatenates
+    Its encoded rows (float32 features and label), the copy ``lightgbm.dask`` concatenates
     them into, LightGBM's binned data (one byte a feature) and training state, the full
     early-stopping set every worker scores, and the idle process itself.
     """
     fit_rows = rows * (1.0 - holdout_fraction)
     per_worker = math.ceil(fit_rows / workers)
-    matrix = per_worker * (features + 1) * 8
+    matrix = per_worker * (features + 1) * 4
     training = per_worker * (features + LGBM_ROW_BYTES)
-    early_stop = math.ceil(fit_rows * early_stop_fraction) * (features + 1) * 8
+    early_stop = math.ceil(fit_rows * early_stop_fraction) * (features + 1) * 4
     return WORKER_BASE_BYTES + 2 * matrix + training + early_stop
 
 
@@ -150,7 +150,7 @@ class Watchdog:
 
     def run(self, call: Callable[[], T]) -> T:
         """``call()``, or a :class:`TrainingError` naming any worker lost meanwhile."""
-        start = self._workers()
+        start = self._workers() or {}
         box: dict[str, Any] = {}
 
         def target() -> None:
@@ -163,22 +163,25 @@ class Watchdog:
         thread.start()
         while thread.is_alive():
             thread.join(self.poll_seconds)
-            lost = sorted(set(start) - set(self._workers())) if thread.is_alive() else []
+            now = self._workers() if thread.is_alive() else None
+            lost = sorted(set(start) - set(now)) if now is not None else []
             if lost:
                 raise TrainingError(self._lost_message(lost))
         if "error" in box:
-            lost = sorted(set(start) - set(self._workers()))
+            now = self._workers()
+            lost = sorted(set(start) - set(now)) if now is not None else []
             reason = self._lost_message(lost) if lost else "training failed on the cluster"
             error = box["error"]
             raise TrainingError(f"{reason}: {type(error).__name__}: {error}") from error
         result: T = box["result"]
         return result
 
-    def _workers(self) -> dict[str, Any]:
+    def _workers(self) -> dict[str, Any] | None:
+        """The scheduler's workers now, or None when it did not answer this time."""
         try:
             workers: dict[str, Any] = self.client.scheduler_info(n_workers=-1)["workers"]
-        except OSError:  # the scheduler itself is gone
-            return {}
+        except OSError:  # includes time-outs; the training call itself will fail if it is gone
+            return None
         for addr, info in workers.items():
             used = int(info.get("metrics", {}).get("memory", 0))
             self.memory[addr] = (used, int(info.get("memory_limit") or 0))

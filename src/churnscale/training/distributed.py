@@ -114,7 +114,7 @@ def _stack(futures: list[Future[Any]], counts: list[int], width: int | None) -> 
     from_delayed: Any = da.from_delayed
     concatenate: Any = da.concatenate
     blocks = [
-        from_delayed(f, shape=(n, width) if width is not None else (n,), dtype=np.float64)
+        from_delayed(f, shape=(n, width) if width is not None else (n,), dtype=np.float32)
         for f, n in zip(futures, counts, strict=True)
     ]
     array: da.Array = concatenate(blocks, axis=0)

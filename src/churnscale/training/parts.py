@@ -68,9 +68,9 @@ class SideRule:
         return table, sides
 
     def labels(self, table: pa.Table) -> np.ndarray:
-        """The target column as float64 0/1 (as local training reads it)."""
+        """The target column as float32 0/1 (as local training reads it)."""
         assert self.schema.target is not None  # checked by side_rule
-        return np.asarray(table.column(self.schema.target).to_numpy(), dtype=np.float64)
+        return np.asarray(table.column(self.schema.target).to_numpy(), dtype=np.float32)
 
 
 def side_rule(
@@ -115,7 +115,7 @@ def fit_part(part: PartRef, rule: SideRule) -> Preprocessor:
 
 @dataclass
 class EncodedPart:
-    """A part's TRAIN and VALID rows encoded in tree mode, with row and positive counts."""
+    """A part's TRAIN and VALID rows encoded in tree mode (float32), with row/positive counts."""
 
     x: dict[int, np.ndarray] = field(default_factory=dict)
     y: dict[int, np.ndarray] = field(default_factory=dict)
@@ -123,11 +123,13 @@ class EncodedPart:
 
 
 def encode_part(part: PartRef, rule: SideRule, pre: Preprocessor) -> EncodedPart:
-    """Encode the part once; the hold-out rows are only counted (they are scored later)."""
+    """Encode the part once (float32); the hold-out rows are only counted (scored later)."""
     table, sides = rule.read(part, [c.name for c in rule.schema.features])
     labels = rule.labels(table)
     encoded = EncodedPart()
-    matrix = pre.transform(table)
+    # float32 halves what lightgbm.dask holds (it keeps each worker's raw matrix while it
+    # trains); thresholds fall between float32 values, so float64 inputs split the same way.
+    matrix = pre.transform(table).astype(np.float32)
     for side in SIDES:
         mask = sides == side
         encoded.counts[side] = (int(mask.sum()), int(labels[mask].sum()))

@@ -127,7 +127,8 @@ def plan_split(
             sides = assign_sides(
                 batch, keys, split, cutoff, time_column, folds, fold, early_stop_fraction
             )
-            y = np.asarray(batch.column(schema.target).to_numpy(), dtype=np.float64)
+            # float32: LightGBM keeps labels as float32, so this needs no converted copy
+            y = np.asarray(batch.column(schema.target).to_numpy(), dtype=np.float32)
             for side in labels:
                 labels[side].append(y[sides == side])
             groups.append(RowGroup(dataset / name, index, sides))
