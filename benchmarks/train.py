@@ -27,10 +27,19 @@ import psutil
 from churnscale.training.local import TrainParams
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = TrainParams(learning_rate=0.1, max_rounds=150, early_stopping_rounds=20)
-if "--max-rounds" in sys.argv:  # children get the parent's value on their command line
-    ROUNDS = int(sys.argv[sys.argv.index("--max-rounds") + 1])
-    PARAMS = TrainParams(learning_rate=0.1, max_rounds=ROUNDS, early_stopping_rounds=20)
+
+
+def _flag(name: str, default: int) -> int:
+    """A flag's value, read before argparse so that children build the same PARAMS."""
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+PARAMS = TrainParams(
+    learning_rate=0.1,
+    max_rounds=_flag("--max-rounds", 150),
+    early_stopping_rounds=20,
+    threads=_flag("--threads", 0),
+)
 KINDS = ("local", "dask", "memory")
 
 
@@ -179,7 +188,7 @@ def tree_rss(process: psutil.Process) -> int:
 def measure(kind: str, dataset: Path, *, cap_bytes: int | None) -> dict[str, Any]:
     """Run one child and sample its process tree's RSS every 0.1 s."""
     command = [sys.executable, __file__, "--child", kind, "--dataset", str(dataset)]
-    command += ["--max-rounds", str(PARAMS.max_rounds)]
+    command += ["--max-rounds", str(PARAMS.max_rounds), "--threads", str(PARAMS.threads)]
     if cap_bytes:
         command = ["prlimit", f"--as={cap_bytes}", "--", *command]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
@@ -233,6 +242,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/churnscale-bench"))
     parser.add_argument("--cap-gib", type=float, help="address-space cap (prlimit --as)")
     parser.add_argument("--max-rounds", type=int, default=150, help="boosting rounds at most")
+    parser.add_argument("--threads", type=int, default=0, help="LightGBM threads (0: all)")
     parser.add_argument("--breakdown", action="store_true", help="local memory by stage")
     parser.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--dataset", type=Path, help=argparse.SUPPRESS)
