@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.model import ChurnModel
 from churnscale.training.cluster import (
     ClusterAddress,
+    Watchdog,
     check_worker_memory,
     cluster_client,
     estimate_worker_bytes,
@@ -124,3 +126,24 @@ def test_killed_worker_fails_the_run_with_no_bundle(
         killer.join()
     assert not (tmp_path / "bundle").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def _hog(size: int) -> int:
+    """Touch ``size`` bytes on a worker and hold them."""
+    block = np.ones(size, dtype=np.uint8)
+    time.sleep(30)
+    return int(block.size)
+
+
+def test_worker_out_of_memory_fails_instead_of_restarting() -> None:
+    # The nanny terminates a worker at 95% of its limit; with no retries and the watchdog,
+    # the call ends in a TrainingError instead of restarting workers forever.
+    with cluster_client("local:2", memory_limit="600MiB") as client:
+        worker = sorted(client.nthreads())[0]
+
+        def hog() -> int:
+            future = client.submit(_hog, 2**30, workers=[worker], pure=False)
+            return int(future.result())
+
+        with pytest.raises(TrainingError, match=f"worker {worker} left the cluster|KilledWorker"):
+            Watchdog(client).run(hog)

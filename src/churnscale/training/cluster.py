@@ -192,10 +192,14 @@ class Watchdog:
         for addr in lost:
             used, limit = self.memory.get(addr, (0, 0))
             near_limit = limit and used >= 0.7 * limit
-            detail = (
-                f"last seen using {_gib(used)} of its {_gib(limit)} memory limit: out of memory"
-                if near_limit
-                else "its process died or lost its connection"
-            )
+            if near_limit:
+                detail = f"last seen using {_gib(used)} of its {_gib(limit)} limit: out of memory"
+            elif limit:
+                detail = (
+                    "its process died or lost its connection; a worker that exceeds its "
+                    f"{_gib(limit)} memory limit is ended by its nanny"
+                )
+            else:
+                detail = "its process died or lost its connection"
             parts.append(f"worker {addr} left the cluster during training ({detail})")
         return "; ".join(parts)
