@@ -90,3 +90,20 @@ def test_errors_name_the_problem(small_table: pa.Table) -> None:
         pre.transform(small_table.drop_columns(["plan"]))
     with pytest.raises(SchemaError, match="saw no training rows"):
         Preprocessor(schema).finish()
+
+
+@given(cut=st.integers(min_value=1, max_value=4_999))
+@settings(max_examples=10, deadline=None)
+def test_merged_partial_fits_equal_one_fit(small_table: pa.Table, cut: int) -> None:
+    whole = _fitted(small_table)
+    halves = [small_table.slice(0, cut), small_table.slice(cut)]
+    parts = [Preprocessor(whole.schema, min_frequency=1) for _ in halves]
+    for pre, half in zip(parts, halves, strict=True):
+        for batch in half.to_batches(max_chunksize=1_000):
+            pre.partial_fit(batch)
+    merged = Preprocessor(whole.schema, min_frequency=1).merge(parts[0]).merge(parts[1]).finish()
+    np.testing.assert_array_equal(merged.transform(small_table), whole.transform(small_table))
+    for mine, theirs in zip(merged.features_, whole.features_, strict=True):
+        assert mine.vocabulary == theirs.vocabulary
+        assert mine.stats.count == theirs.stats.count
+        assert mine.stats.mean == pytest.approx(theirs.stats.mean, rel=1e-9, abs=1e-12)

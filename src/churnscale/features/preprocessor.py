@@ -141,6 +141,23 @@ class Preprocessor:
                 spec.stats.update(column_to_float(column, spec.role))
         return self
 
+    def merge(self, other: Preprocessor) -> Preprocessor:
+        """Fold in another unfinished Preprocessor's statistics (a reduction over partitions)."""
+        if not other.features_:
+            return self
+        if not self.features_:
+            self.features_ = [FeatureSpec(c.name, c.role) for c in self.schema.features]
+        for mine, theirs in zip(self.features_, other.features_, strict=True):
+            if mine.role is Role.CATEGORICAL:
+                mine.counts.update(theirs.counts)
+                _trim_counts(mine.counts, cap=self.max_categories * 20)
+            else:
+                for name in ("count", "nulls", "total", "total_sq"):
+                    setattr(
+                        mine.stats, name, getattr(mine.stats, name) + getattr(theirs.stats, name)
+                    )
+        return self
+
     def finish(self) -> Preprocessor:
         """Freeze vocabularies once every training batch has been seen."""
         if not self.features_:
@@ -313,6 +330,10 @@ def _count_values(counts: Counter[str], column: pa.Array, *, cap: int) -> None:
     text = _flat(column).cast(pa.string())
     for item in pc.value_counts(text.drop_null()).to_pylist():
         counts[str(item["values"])] += int(item["counts"])
+    _trim_counts(counts, cap=cap)
+
+
+def _trim_counts(counts: Counter[str], *, cap: int) -> None:
     if len(counts) > cap:  # keep memory bounded on id-like columns: drop the rarest values
         for value, _ in counts.most_common()[cap // 2 :]:
             del counts[value]

@@ -167,10 +167,19 @@ def _booster(
         if init_model is not None:  # continued training: the old trees, then the new ones
             _safe_call(_LIB.LGBM_BoosterMerge(booster._handle, init_model._handle))
         booster.add_valid(valid, "valid")
+        _release_labels(plan, train, valid)
         offset = init_model.current_iteration() if init_model is not None else 0
         return _boost(booster, params, offset=offset, on_round=on_round)
     except lgb.basic.LightGBMError as exc:
         raise TrainingError(f"LightGBM failed: {exc}") from exc
+
+
+def _release_labels(plan: SplitPlan, *datasets: lgb.Dataset) -> None:
+    """Drop the training labels once LightGBM holds its own copy (4-8 bytes a row)."""
+    for side in (TRAIN, VALID):
+        plan.labels[side] = np.empty(0, dtype=np.float32)
+    for dataset in datasets:
+        dataset.label = None  # get_label() reads them back from LightGBM when asked
 
 
 def _boost(

@@ -67,13 +67,15 @@ class SplitPlan:
         return int(sum(int((g.sides == side).sum()) for g in self.groups))
 
 
-def _keys(batch: pa.RecordBatch, schema: Schema, offset: int) -> pa.Array:
+def row_keys(batch: pa.RecordBatch, schema: Schema, offset: int) -> pa.Array:
+    """The split key of each row: its id, or its 0-based position in the dataset."""
     if schema.id is not None:
         return batch.column(schema.id)
     return pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.int64))
 
 
-def _time_cutoff(dataset: Path, files: list[str], column: str, fraction: float) -> np.datetime64:
+def time_cutoff(dataset: Path, files: list[str], column: str, fraction: float) -> np.datetime64:
+    """The first date of the latest ``fraction`` of the rows (the out-of-time hold-out)."""
     values = [pq.read_table(dataset / f, columns=[column]).column(column) for f in files]
     times = np.concatenate([v.cast(pa.timestamp("us")).to_numpy() for v in values])
     present = times[~np.isnat(times)].astype(np.int64)
@@ -106,7 +108,7 @@ def plan_split(
     if split.kind == "time" and time_column is None:
         raise ConfigError("--time-col", expected="a date column for --split time", received=None)
     cutoff = (
-        _time_cutoff(dataset, info.files, time_column, split.valid_fraction)
+        time_cutoff(dataset, info.files, time_column, split.valid_fraction)
         if split.kind == "time" and time_column
         else None
     )
@@ -118,12 +120,15 @@ def plan_split(
         parquet = pq.ParquetFile(dataset / name)
         for index in range(parquet.num_row_groups):
             batch = parquet.read_row_group(index, columns=columns).combine_chunks()
-            keys = _keys(batch.to_batches()[0], schema, offset) if batch.num_rows else pa.array([])
+            keys = (
+                row_keys(batch.to_batches()[0], schema, offset) if batch.num_rows else pa.array([])
+            )
             offset += batch.num_rows
-            sides = _sides(
+            sides = assign_sides(
                 batch, keys, split, cutoff, time_column, folds, fold, early_stop_fraction
             )
-            y = np.asarray(batch.column(schema.target).to_numpy(), dtype=np.float64)
+            # float32: LightGBM keeps labels as float32, so this needs no converted copy
+            y = np.asarray(batch.column(schema.target).to_numpy(), dtype=np.float32)
             for side in labels:
                 labels[side].append(y[sides == side])
             groups.append(RowGroup(dataset / name, index, sides))
@@ -132,7 +137,7 @@ def plan_split(
     )
 
 
-def _sides(
+def assign_sides(
     batch: pa.Table,
     keys: pa.Array,
     split: SplitSpec,
@@ -142,6 +147,7 @@ def _sides(
     fold: int,
     early_stop_fraction: float,
 ) -> np.ndarray:
+    """The side of each row of ``batch`` (TRAIN, VALID or TEST), from its key or date."""
     sides = np.full(batch.num_rows, TRAIN, dtype=np.int8)
     if folds is not None:
         sides[fold_of(keys, folds=folds, seed=split.seed) == fold] = TEST

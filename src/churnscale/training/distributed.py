@@ -1,0 +1,299 @@
+"""LightGBM on a Dask cluster with the split, Preprocessor and parameters of local training.
+
+The trainer adds only the cluster client (never saved): each stored row group is read, split
+and encoded on a worker (:mod:`churnscale.training.parts`), ``lightgbm.DaskLGBMClassifier``
+trains data-parallel on those parts, and the result is a plain :class:`ChurnModel` whose booster
+comes from ``to_local()``, saved and served exactly like a local one.
+
+Early stopping: LightGBM evaluates a validation set on each worker's own rows only, so workers
+could disagree on when to stop. :class:`SharedEarlyStopping` has every worker score the whole
+validation side (gathered once from the cluster) and so reach the same decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, cast
+
+import dask.array as da
+import lightgbm as lgb
+import numpy as np
+from distributed import Client, Future, get_client
+
+from churnscale.data.schema import Schema
+from churnscale.data.store import load_info
+from churnscale.exceptions import ConfigError, TrainingError
+from churnscale.features.preprocessor import Preprocessor
+from churnscale.model import ChurnModel
+from churnscale.training.cluster import (
+    ClusterAddress,
+    Watchdog,
+    check_worker_memory,
+    cluster_client,
+    estimate_worker_bytes,
+    local_memory_limit,
+    worker_limits,
+)
+from churnscale.training.local import EARLY_STOP_FRACTION, TrainParams, TrainResult
+from churnscale.training.parts import (
+    PartRef,
+    SideRule,
+    binary_auc,
+    encode_part,
+    fit_part,
+    join_parts,
+    list_parts,
+    part_counts,
+    score_part,
+    side_rule,
+)
+from churnscale.training.plan import TEST, TRAIN, VALID, SplitSpec
+
+#: ``TrainParams.lightgbm_params()`` names that the scikit-learn interface spells differently.
+SKLEARN_NAMES = {
+    "feature_fraction": "colsample_bytree",
+    "bagging_fraction": "subsample",
+    "bagging_freq": "subsample_freq",
+    "lambda_l2": "reg_lambda",
+    "seed": "random_state",
+}
+
+
+class SharedEarlyStopping:
+    """Early stopping on the whole validation side, identical on every worker."""
+
+    order = 30
+    before_iteration = False
+
+    def __init__(self, dataset_name: str, *, rounds: int) -> None:
+        self.dataset_name = dataset_name
+        self.rounds = rounds
+        self.best_auc = -1.0
+        self.best_iteration = -1
+        self._x: np.ndarray | None = None
+        self._y = np.empty(0)
+        self._raw = np.empty(0)
+
+    def _load(self) -> np.ndarray:
+        client: Any = get_client()
+        parts = client.gather(client.get_dataset(self.dataset_name))
+        self._y = np.concatenate(parts["y"])
+        self._raw = np.zeros(self._y.size)
+        x: np.ndarray = np.concatenate(parts["x"])
+        return x
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        if self._x is None:
+            self._x = self._load()
+        booster = env.model
+        assert isinstance(booster, lgb.Booster)  # lgb.train, not lgb.cv
+        self._raw += booster.predict(
+            self._x, raw_score=True, start_iteration=env.iteration, num_iteration=1
+        )
+        auc = binary_auc(self._y, self._raw)
+        if auc > self.best_auc:
+            self.best_auc, self.best_iteration = auc, env.iteration
+        last = env.iteration == env.end_iteration - 1
+        if last or env.iteration - self.best_iteration >= self.rounds:
+            result = [("valid", "auc", self.best_auc, True)]
+            raise lgb.callback.EarlyStopException(self.best_iteration, result)
+
+
+def _sklearn_params(params: TrainParams, *, time_out_minutes: int) -> dict[str, Any]:
+    lgb_params = params.lightgbm_params()
+    lgb_params.pop("num_threads", None)  # lightgbm.dask sets it from the worker's threads
+    lgb_params.pop("metric", None)  # SharedEarlyStopping evaluates instead
+    renamed = {SKLEARN_NAMES.get(k, k): v for k, v in lgb_params.items()}
+    return {**renamed, "n_estimators": params.max_rounds, "time_out": time_out_minutes}
+
+
+def _stack(futures: list[Future[Any]], counts: list[int], width: int | None) -> da.Array:
+    from_delayed: Any = da.from_delayed
+    concatenate: Any = da.concatenate
+    blocks = [
+        from_delayed(f, shape=(n, width) if width is not None else (n,), dtype=np.float32)
+        for f, n in zip(futures, counts, strict=True)
+    ]
+    array: da.Array = concatenate(blocks, axis=0)
+    return array
+
+
+class DistributedRun:
+    """One training run on a connected cluster: parts pinned to workers in a fixed order."""
+
+    def __init__(self, client: Client, parts: list[PartRef], rule: SideRule) -> None:
+        self.client: Any = cast(Any, client)
+        self.parts = parts
+        self.rule = rule
+        # A worker with no part would have nothing to train on: use at most one per part.
+        self.workers = sorted(self.client.nthreads())[: max(len(parts), 1)]
+        self.watchdog = Watchdog(client)
+        self.rule_f = self.client.scatter(rule, broadcast=True, hash=False)
+
+    def _each(self, func: Any, items: list[Any], *args: Any) -> list[Future[Any]]:
+        """``func(item, *args)`` for every item, item ``i`` on worker ``i mod n`` (like part i)."""
+        n = len(self.workers)
+        return [
+            self.client.submit(func, item, *args, workers=[self.workers[i % n]], pure=False)
+            for i, item in enumerate(items)
+        ]
+
+    def fit_preprocessor(self) -> Preprocessor:
+        """Partial fits on the workers, merged here."""
+        partials = self.watchdog.run(
+            lambda: self.client.gather(self._each(fit_part, self.parts, self.rule_f))
+        )
+        pre = Preprocessor(self.rule.schema)
+        for partial in partials:
+            pre.merge(partial)
+        return pre.finish()
+
+    def train(self, pre: Preprocessor, params: TrainParams, time_out: int) -> lgb.Booster:
+        """Encode the parts, then boost with ``lightgbm.dask`` until early stopping."""
+        pre_f = self.client.scatter(pre, broadcast=True, hash=False)
+        encoded = self._each(encode_part, self.parts, self.rule_f, pre_f)
+        count_futures = self._each(part_counts, encoded)
+        counts = self.watchdog.run(lambda: self.client.gather(count_futures))
+        self.rows = _check_counts(counts)
+        # One array per worker and side, its parts in storage order: LightGBM then sees the
+        # same rows in the same order on every run.
+        n = len(self.workers)
+        mine = [encoded[i::n] for i in range(n)]
+        sides = {
+            (side, what): self._each(join_parts, mine, side, what)
+            for side in (TRAIN, VALID)
+            for what in ("x", "y")
+        }
+        rows = [sum(c[TRAIN][0] for c in counts[i::n]) for i in range(n)]
+        encoded.clear()  # the joined arrays replace the parts
+        mine.clear()
+        name = f"churnscale-valid-{uuid.uuid4().hex}"
+        self.client.publish_dataset(**{name: {w: sides[(VALID, w)] for w in ("x", "y")}})
+        try:
+            width = len(pre.feature_names)
+            x = _stack(sides[(TRAIN, "x")], rows, width)
+            y = _stack(sides[(TRAIN, "y")], rows, None)
+            model = lgb.DaskLGBMClassifier(
+                client=self.client, **_sklearn_params(params, time_out_minutes=time_out)
+            )
+            stopper = SharedEarlyStopping(name, rounds=params.early_stopping_rounds)
+
+            def fit() -> lgb.DaskLGBMClassifier:
+                with warnings.catch_warnings(), self.client.as_current():
+                    # lightgbm.dask always warns that the wrapper's n_jobs (default None) is
+                    # ignored: it sets each worker's threads itself. Its wait() needs a
+                    # current client.
+                    warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
+                    return model.fit(
+                        x,
+                        y,
+                        feature_name=pre.feature_names,
+                        categorical_feature=pre.categorical_indices,
+                        callbacks=[stopper],
+                    )
+
+            fitted = self.watchdog.run(fit)
+        finally:
+            self.client.unpublish_dataset(name)
+        return _plain_booster(fitted.to_local().booster_)
+
+    def score(self, pre: Preprocessor, booster: lgb.Booster) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and scores of the hold-out rows, in storage order."""
+        text = booster.model_to_string(num_iteration=booster.best_iteration)
+        pre_f = self.client.scatter(
+            pre, broadcast=True, hash=False
+        )  # held until the scores are back
+        text_f = self.client.scatter(text, broadcast=True, hash=False)
+        futures = self._each(score_part, self.parts, self.rule_f, pre_f, text_f)
+        results = self.watchdog.run(lambda: self.client.gather(futures))
+        return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+
+def _plain_booster(trained: lgb.Booster) -> lgb.Booster:
+    """A booster with no network state, keeping every tree and the best iteration."""
+    booster = lgb.Booster(model_str=trained.model_to_string(num_iteration=-1))
+    booster.best_iteration = trained.best_iteration
+    booster.best_score = trained.best_score
+    return booster
+
+
+def _check_counts(counts: list[dict[int, tuple[int, int]]]) -> dict[str, int]:
+    rows: dict[str, int] = {}
+    for name, side in (("train", TRAIN), ("valid", VALID), ("test", TEST)):
+        total = sum(c[side][0] for c in counts)
+        positives = sum(c[side][1] for c in counts)
+        if total == 0 or positives in (0, total):
+            label = "holdout" if side == TEST else name
+            raise TrainingError(
+                f"the {label} split has {total} rows and needs both classes; "
+                "use more data or another --valid-fraction"
+            )
+        rows[name] = total
+    return rows
+
+
+def train_distributed(
+    dataset: Path,
+    *,
+    cluster: str,
+    schema: Schema | None = None,
+    split: SplitSpec | None = None,
+    params: TrainParams | None = None,
+    time_out_minutes: int = 5,
+    memory_limit: str | int = "auto",
+) -> TrainResult:
+    """Train on a stored dataset on the Dask cluster ``cluster`` (``local:N`` or an address).
+
+    A lost worker ends the run with a :class:`TrainingError` within ``time_out_minutes``
+    (LightGBM's network time-out); a run that would not fit in the workers' memory is refused
+    before it starts. ``memory_limit`` applies to the workers of a ``local:N`` cluster.
+    """
+    params = params or TrainParams()
+    params.validate()
+    if time_out_minutes < 1:
+        raise ConfigError("time_out_minutes", expected="at least 1", received=time_out_minutes)
+    split = split or SplitSpec(seed=params.seed)
+    stored_schema, info = load_info(dataset)
+    schema = schema or stored_schema
+    rule = side_rule(dataset, schema, split, info, EARLY_STOP_FRACTION)
+    parts = list_parts(dataset, info)
+    address = ClusterAddress.parse(cluster)
+
+    def check(limits: dict[str, int]) -> None:
+        need = estimate_worker_bytes(
+            rows=info.rows,
+            features=len(schema.features),
+            workers=len(limits),
+            holdout_fraction=split.valid_fraction,
+            early_stop_fraction=EARLY_STOP_FRACTION,
+        )
+        check_worker_memory(need, limits, rows=info.rows, features=len(schema.features))
+
+    if address.local_workers is not None:  # refuse before starting any process
+        limit = local_memory_limit(address.local_workers, memory_limit)
+        check({f"local:{i}": limit for i in range(address.local_workers)})
+    with cluster_client(cluster, memory_limit=memory_limit) as client:
+        limits = worker_limits(client)
+        if not limits:
+            raise TrainingError(f"the Dask cluster at {cluster} has no workers")
+        check(limits)
+        run = DistributedRun(client, parts, rule)
+        pre = run.fit_preprocessor()
+        booster = run.train(pre, params, time_out_minutes)
+        y_holdout, scores = run.score(pre, booster)
+        workers = len(run.workers)
+    metadata = {
+        "schema": schema.to_dict(),
+        "data_fingerprint": info.fingerprint,
+        "params": params.to_dict(),
+        "split": asdict(split),
+        "rows": run.rows,
+        "best_iteration": booster.best_iteration,
+        "parent": None,
+        "trainer": {"kind": "lightgbm.dask", "workers": workers},
+    }
+    model = ChurnModel(pre, booster, metadata)
+    return TrainResult(model, y_holdout, scores, booster.best_iteration, run.rows)
