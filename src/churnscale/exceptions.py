@@ -113,6 +113,8 @@ class EvaluationError(ChurnscaleError, ValueError):
         self.argument = argument
         self.expected = expected
         self.received = received
+
+
 class UnsafePathError(ChurnscaleError, ValueError):
     """A model name or version could leave the model root (traversal, encoding, symlink)."""
 
@@ -148,6 +150,8 @@ class DeadlineExceededError(ChurnscaleError, TimeoutError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"request exceeded its deadline of {seconds:g} s")
         self.seconds = seconds
+
+
 class RegistryUnavailableError(ChurnscaleError, ConnectionError):
     """The model registry (MLflow tracking server or database) cannot be reached."""
 

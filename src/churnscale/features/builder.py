@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnscale.artifacts import publish_directory
+from churnscale.data.fingerprint import Fingerprint
 from churnscale.data.schema import ColumnSpec, Role, Schema
-from churnscale.data.store import INFO_FILE, SCHEMA_FILE, DatasetInfo, Fingerprint, PartWriter
+from churnscale.data.store import INFO_FILE, SCHEMA_FILE, DatasetInfo, PartWriter
 from churnscale.exceptions import SchemaError
 from churnscale.features.eventlog import ID, TYPED, Buckets, arrays_of, bucket_count, read_events
 from churnscale.features.pointintime import EventArrays, features_at
