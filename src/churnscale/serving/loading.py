@@ -1,8 +1,8 @@
-"""Where the service and batch scoring get their model: one function, so the registry plugs in.
+"""Where the service, batch scoring and every command get their model: one function.
 
-``load_model("path/to/bundle", settings)`` loads a verified bundle directory. Registry
-references (``churn@champion``, ``churn/3``) need :mod:`churnscale.registry`; once it exists the
-only change is the marked line in :func:`load_model`.
+``load_model(reference, settings)`` takes a bundle directory or a registry reference
+(``churn@champion``, ``churn/3``, ``churn``), resolves it through the registry (download,
+manifest check, verified cache) and loads the verified bundle.
 """
 
 from __future__ import annotations
@@ -10,17 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from churnscale.config import Settings
-from churnscale.exceptions import ModelNotFoundError
 from churnscale.model import ChurnModel
 
 
-def load_model(reference: str, settings: Settings) -> ChurnModel:
-    """The model ``reference`` names: an existing bundle directory (checksums verified)."""
+def resolve_bundle(reference: str | Path, settings: Settings) -> Path:
+    """The verified local bundle directory ``reference`` names (a path or a registry reference)."""
     path = Path(reference).expanduser()
     if path.is_dir():
-        return ChurnModel.load(path)
-    # Registry hook: `path = Registry(settings).resolve(reference)` goes here.
-    raise ModelNotFoundError(
-        reference,
-        "not a bundle directory; registry references (name@alias, name/version) need the registry",
-    )
+        return path
+    from churnscale.registry import Registry
+
+    return Registry(settings).resolve(str(reference))
+
+
+def load_model(reference: str | Path, settings: Settings) -> ChurnModel:
+    """The model ``reference`` names, loaded from its verified bundle."""
+    return ChurnModel.load(resolve_bundle(reference, settings))
