@@ -14,8 +14,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from churnscale.commands.options import (
+    DropOpt,
+    IdOpt,
+    PositiveOpt,
+    SchemaOpt,
+    TargetOpt,
+    TimeOpt,
+    schema_inputs,
+)
 from churnscale.config import Settings
-from churnscale.data.schema import Role, Schema, SchemaHints
+from churnscale.data.schema import Role
 from churnscale.exceptions import ChurnscaleError, ConfigError
 from churnscale.progress import row_progress
 
@@ -28,37 +37,6 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 stdout = Console(width=160)
-
-TargetOpt = Annotated[str | None, typer.Option("--target", help="Target (label) column.")]
-IdOpt = Annotated[str | None, typer.Option("--id", help="Customer id column.")]
-PositiveOpt = Annotated[
-    str | None, typer.Option("--positive-label", help="Target value that means churn.")
-]
-DropOpt = Annotated[list[str] | None, typer.Option("--drop", help="Column to ignore (repeat).")]
-SchemaOpt = Annotated[Path | None, typer.Option("--schema", help="Schema file (YAML or JSON).")]
-TimeOpt = Annotated[str | None, typer.Option("--time-col", help="Date column for time splits.")]
-
-
-def schema_inputs(
-    *,
-    target: str | None,
-    id_column: str | None,
-    positive_label: str | None,
-    drop: list[str] | None,
-    schema_file: Path | None,
-    time_column: str | None = None,
-) -> tuple[SchemaHints, Schema | None]:
-    """Hints from flags, or a full schema from a file (flags then refine it)."""
-    if schema_file is not None:
-        return SchemaHints(), Schema.load(schema_file)
-    hints = SchemaHints(
-        target=target,
-        id=id_column,
-        positive_label=positive_label,
-        drop=tuple(drop or ()),
-        time_column=time_column,
-    )
-    return hints, None
 
 
 @app.command()
@@ -178,6 +156,9 @@ def _register_commands() -> None:
 
     score.register(app)
     serve.register(app)
+    from churnscale.commands import train
+
+    train.register(app)
 
 
 _register_commands()

@@ -185,6 +185,13 @@ class Registry:
         )
         return self._version(self._lookup(ref))
 
+    def lookup(self, reference: str) -> ModelVersion:
+        """The version a ``NAME``, ``NAME/VERSION`` or ``NAME@ALIAS`` reference means now."""
+        ref = parse_reference(reference, allow_paths=False)
+        if not isinstance(ref, ModelRef):  # unreachable: paths are refused above
+            raise ModelNotFoundError(reference, "not a registry reference")
+        return self._version(self._lookup(ref))
+
     def _version(self, entity: Any) -> ModelVersion:
         model = self._call(
             "get registered model", lambda: self.client.get_registered_model(entity.name)

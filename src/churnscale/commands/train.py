@@ -1,0 +1,297 @@
+"""``churnscale train`` and ``churnscale evaluate``: a model from data; a model judged on data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from churnscale.commands.options import (
+    DropOpt,
+    IdOpt,
+    PositiveOpt,
+    SchemaOpt,
+    TargetOpt,
+    TimeOpt,
+    schema_inputs,
+)
+from churnscale.config import Settings
+from churnscale.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from churnscale.evaluation.assessment import Assessment
+
+_err = Console(stderr=True)
+_out = Console(width=160)
+
+ContactOpt = Annotated[
+    float, typer.Option("--contact-cost", help="Cost of contacting one customer.")
+]
+RetentionOpt = Annotated[
+    float, typer.Option("--retention-value", help="Value of retaining one churner.")
+]
+SuccessOpt = Annotated[
+    float, typer.Option("--success-rate", help="Share of contacted churners retained.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="HTML report to write.")]
+
+
+@contextmanager
+def _round_progress() -> Iterator[Callable[[str, int, float], None]]:
+    """A bar of boosting rounds with the validation AUC, one task per fold."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("round {task.completed:>5.0f}  valid AUC {task.fields[auc]:.4f}"),
+        TimeElapsedColumn(),
+        console=_err,
+        disable=not _err.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def advance(stage: str, round_: int, auc: float) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(f"train {stage}", total=None, auc=0.0)
+        progress.update(tasks[stage], completed=round_, auc=auc)
+
+    with progress:
+        yield advance
+
+
+def _print_summary(assessment: Assessment, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("hold-out", justify="right")
+    folds = assessment.folds or {}
+    if folds:
+        table.add_column("cv mean ± std", justify="right")
+    for name, value in assessment.evaluation.headline().items():
+        row = [name, f"{value:.4f}"]
+        if folds and name in folds:
+            mean, std = folds[name]
+            row.append(f"{mean:.4f} ± {std:.4f}")
+        table.add_row(*row)
+    _out.print(table)
+    for warning in assessment.warnings:
+        _err.print(f"[yellow]leakage warning:[/] {warning.message}", highlight=False)
+
+
+def _params(params_file: Path | None, overrides: dict[str, Any], seed: int, threads: int) -> Any:
+    from dataclasses import fields
+
+    from churnscale.training.local import TrainParams
+
+    known = {f.name for f in fields(TrainParams)}
+    given: dict[str, Any] = {}
+    if params_file is not None:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(params_file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(
+                "--params", expected="a readable YAML/JSON file", received=str(exc)
+            ) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("--params", expected="a mapping of parameters", received=loaded)
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ConfigError("--params", expected=f"fields of {sorted(known)}", received=unknown)
+        given.update(loaded)
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    given.update(seed=seed, threads=threads)
+    return TrainParams(**given)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``train`` and ``evaluate``."""
+
+    @app.command()
+    def train(
+        data: Annotated[
+            str, typer.Argument(help="Stored dataset, or a file, directory, glob or s3:// path.")
+        ],
+        target: TargetOpt = None,
+        id_column: IdOpt = None,
+        positive_label: PositiveOpt = None,
+        drop: DropOpt = None,
+        schema_file: SchemaOpt = None,
+        time_column: TimeOpt = None,
+        split: Annotated[str, typer.Option("--split", help="random or time.")] = "random",
+        valid_fraction: Annotated[
+            float, typer.Option("--valid-fraction", help="Hold-out share of the rows.")
+        ] = 0.2,
+        cv: Annotated[int | None, typer.Option("--cv", help="K-fold cross-validation.")] = None,
+        cluster: Annotated[
+            str | None, typer.Option("--cluster", help="local:N or tcp://HOST:8786 (Dask).")
+        ] = None,
+        time_out: Annotated[
+            int, typer.Option("--time-out", help="Minutes before a lost worker fails the run.")
+        ] = 5,
+        init_model: Annotated[
+            str | None, typer.Option("--init-model", help="Model to continue training (REF).")
+        ] = None,
+        name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "churn",
+        experiment: Annotated[str, typer.Option("--experiment")] = "churnscale",
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Also keep the bundle here.")
+        ] = None,
+        no_register: Annotated[
+            bool, typer.Option("--no-register", help="Do not track or register (needs --out).")
+        ] = False,
+        report: ReportOpt = None,
+        params_file: Annotated[
+            Path | None, typer.Option("--params", help="YAML/JSON file of LightGBM parameters.")
+        ] = None,
+        learning_rate: Annotated[float | None, typer.Option("--learning-rate")] = None,
+        num_leaves: Annotated[int | None, typer.Option("--num-leaves")] = None,
+        max_rounds: Annotated[int | None, typer.Option("--max-rounds")] = None,
+        early_stopping: Annotated[int | None, typer.Option("--early-stopping-rounds")] = None,
+        class_weight: Annotated[
+            str | None, typer.Option("--class-weight", help="none or balanced.")
+        ] = None,
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        threads: Annotated[int, typer.Option("--threads", help="0 = all cores.")] = 0,
+        contact_cost: ContactOpt = 1.0,
+        retention_value: RetentionOpt = 10.0,
+        success_rate: SuccessOpt = 1.0,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Train LightGBM out of core (or on Dask), evaluate it, and register it in MLflow."""
+        from churnscale.data.cache import stored_dataset
+        from churnscale.evaluation.assessment import ProfitSettings
+        from churnscale.progress import row_progress
+        from churnscale.training.job import TrainJob, run_training
+        from churnscale.training.plan import SplitSpec
+
+        settings = Settings()
+        hints, schema = schema_inputs(
+            target=target,
+            id_column=id_column,
+            positive_label=positive_label,
+            drop=drop,
+            schema_file=schema_file,
+            time_column=time_column,
+        )
+        overrides = {
+            "learning_rate": learning_rate,
+            "num_leaves": num_leaves,
+            "max_rounds": max_rounds,
+            "early_stopping_rounds": early_stopping,
+            "class_weight": class_weight,
+        }
+        params = _params(params_file, overrides, seed, threads)
+        spec = SplitSpec(
+            kind=split,  # type: ignore[arg-type]  # checked by SplitSpec
+            valid_fraction=valid_fraction,
+            time_column=time_column,
+            seed=seed,
+        )
+        with ExitStack() as stack:
+            with row_progress("ingest") as advance:  # a no-op for a stored dataset
+                dataset = stack.enter_context(
+                    stored_dataset(
+                        data, settings=settings, hints=hints, schema=schema, on_progress=advance
+                    )
+                )
+            job = TrainJob(
+                dataset=dataset,
+                params=params,
+                split=spec,
+                cv=cv,
+                cluster=cluster,
+                time_out_minutes=time_out,
+                init_model=init_model,
+                name=name,
+                experiment=experiment,
+                register=not no_register,
+                out=out,
+                report=report,
+                profit=ProfitSettings(contact_cost, retention_value, success_rate),
+            )
+            with _round_progress() as on_round:
+                outcome = run_training(job, settings, on_round=on_round)
+        if as_json:
+            sys.stdout.write(json.dumps(outcome.summary(), indent=2, default=str) + "\n")
+            return
+        _print_summary(outcome.assessment, f"{outcome.version or outcome.bundle}")
+        _out.print(f"report: {outcome.report}")
+        if outcome.version:
+            _out.print(f"registered: {outcome.version} (run {outcome.run_id})")
+        if outcome.bundle:
+            _out.print(f"bundle: {outcome.bundle}")
+
+    @app.command()
+    def evaluate(
+        model: Annotated[str, typer.Argument(help="Bundle path or NAME@ALIAS / NAME/VERSION.")],
+        data: Annotated[str, typer.Argument(help="Labelled dataset, file, glob or s3:// path.")],
+        report: ReportOpt = None,
+        contact_cost: ContactOpt = 1.0,
+        retention_value: RetentionOpt = 10.0,
+        success_rate: SuccessOpt = 1.0,
+        value_column: Annotated[
+            str | None, typer.Option("--value-col", help="Per-customer value column.")
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Judge a model on labelled data: metrics, lift, profit, leakage, explanations."""
+        from churnscale.evaluation.assessment import ProfitSettings, assess, write_report
+        from churnscale.evaluation.labelled import score_labelled
+        from churnscale.progress import row_progress
+        from churnscale.serving.loading import load_model
+
+        settings = Settings()
+        loaded = load_model(model, settings)
+        if report is not None and report.is_dir():
+            raise ConfigError("--report", expected="a file path", received=str(report))
+        quarantine = (report or settings.home / "evaluate").with_suffix(".quarantine.jsonl")
+        with row_progress("evaluate") as advance:
+            scored = score_labelled(
+                data,
+                loaded,
+                settings=settings,
+                quarantine_path=quarantine,
+                value_column=value_column,
+                on_progress=advance,
+            )
+        assessment = assess(
+            loaded,
+            scored.y_true,
+            scored.scores,
+            scored.sample,
+            profit=ProfitSettings(contact_cost, retention_value, success_rate),
+            value=scored.value,
+        )
+        if report is not None:
+            write_report(
+                assessment,
+                report,
+                title=f"{model} on {data}",
+                metadata={"model": model, "data": data, "rejected rows": scored.rejected},
+            )
+        summary = {
+            "model": model,
+            "data": data,
+            "report": str(report) if report else None,
+            "rejected": scored.rejected,
+            **assessment.summary(),
+        }
+        if scored.rejected:
+            summary["quarantine"] = str(scored.quarantine)
+        if as_json:
+            sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+            return
+        _print_summary(assessment, f"{model} on {data}")
+        if report is not None:
+            _out.print(f"report: {report}")
+        if scored.rejected:
+            _err.print(f"{scored.rejected:,} row(s) quarantined: {scored.quarantine}")

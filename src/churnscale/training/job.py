@@ -1,0 +1,286 @@
+"""One training job end to end: data → (CV folds) → model → assessment → report → registry.
+
+``churnscale train`` is this module with flags. Everything happens inside one MLflow run:
+parameters, per-fold and hold-out metrics, the HTML report and the bundle are logged, and the
+bundle becomes a new registered version. If any step fails the run is marked FAILED and
+nothing is registered (:meth:`~churnscale.registry.Registry.run`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from churnscale.config import Settings
+from churnscale.data.schema import Schema
+from churnscale.data.store import iter_dataset, load_info
+from churnscale.evaluation.assessment import (
+    Assessment,
+    ProfitSettings,
+    assess,
+    sample_table,
+    write_report,
+)
+from churnscale.evaluation.metrics import Evaluation, evaluate_scores
+from churnscale.exceptions import ConfigError
+from churnscale.model import ChurnModel
+from churnscale.training.local import TrainParams, TrainResult, train_local
+from churnscale.training.plan import SplitSpec
+
+#: Called with (stage, round, valid AUC) while boosting; stage names the fold or "final".
+RoundCallback = Callable[[str, int, float], None]
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What to train and where to record it."""
+
+    dataset: Path
+    params: TrainParams = field(default_factory=TrainParams)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    cv: int | None = None
+    cluster: str | None = None
+    time_out_minutes: int = 5
+    init_model: str | None = None
+    name: str = "churn"
+    experiment: str = "churnscale"
+    register: bool = True
+    out: Path | None = None
+    report: Path | None = None
+    profit: ProfitSettings = field(default_factory=ProfitSettings)
+
+    def validate(self) -> None:
+        """Refuse flag combinations that cannot work, before any work starts."""
+        self.params.validate()
+        if self.cv is not None and not 2 <= self.cv <= 20:
+            raise ConfigError("--cv", expected="a number of folds from 2 to 20", received=self.cv)
+        if self.cluster is not None and self.cv is not None:
+            raise ConfigError(
+                "--cv", expected="no --cluster (folds train locally)", received=self.cv
+            )
+        if self.cluster is not None and self.init_model is not None:
+            raise ConfigError(
+                "--init-model", expected="local training (no --cluster)", received=self.init_model
+            )
+        if not self.register and self.out is None:
+            raise ConfigError("--out", expected="a bundle path when --no-register", received=None)
+        if self.out is not None and self.out.exists():
+            raise ConfigError("--out", expected="a path that does not exist", received=self.out)
+        if self.cluster is not None:
+            from churnscale.training.cluster import ClusterAddress
+
+            ClusterAddress.parse(self.cluster)
+        if self.time_out_minutes < 1:
+            raise ConfigError(
+                "--time-out", expected="at least 1 minute", received=self.time_out_minutes
+            )
+
+
+@dataclass
+class TrainOutcome:
+    """What a training job produced."""
+
+    model: ChurnModel
+    assessment: Assessment
+    report: Path
+    bundle: Path | None
+    version: str | None
+    run_id: str | None
+    rows: dict[str, int]
+    best_iteration: int
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON summary ``train --json`` prints."""
+        return {
+            "model": self.version,
+            "run_id": self.run_id,
+            "bundle": str(self.bundle) if self.bundle else None,
+            "report": str(self.report),
+            "rows": self.rows,
+            "best_iteration": self.best_iteration,
+            "parent": self.model.metadata.get("parent"),
+            **self.assessment.summary(),
+        }
+
+
+def _train(
+    job: TrainJob,
+    schema: Schema,
+    init: ChurnModel | None,
+    on_round: RoundCallback | None,
+    *,
+    stage: str,
+    fold: int | None = None,
+) -> TrainResult:
+    callback = (lambda r, auc: on_round(stage, r, auc)) if on_round else None
+    if job.cluster is not None:
+        from churnscale.training.distributed import train_distributed
+
+        return train_distributed(
+            job.dataset,
+            cluster=job.cluster,
+            schema=schema,
+            split=job.split,
+            params=job.params,
+            time_out_minutes=job.time_out_minutes,
+        )
+    return train_local(
+        job.dataset,
+        schema=schema,
+        split=job.split,
+        params=job.params,
+        folds=job.cv if fold is not None else None,
+        fold=fold or 0,
+        init_model=init,
+        on_round=callback,
+    )
+
+
+def _cross_validate(
+    job: TrainJob,
+    schema: Schema,
+    init: ChurnModel | None,
+    on_round: RoundCallback | None,
+    log: Callable[[dict[str, float], int], None],
+) -> list[Evaluation]:
+    evaluations: list[Evaluation] = []
+    for fold in range(job.cv or 0):
+        result = _train(job, schema, init, on_round, stage=f"fold {fold + 1}/{job.cv}", fold=fold)
+        evaluation = evaluate_scores(result.y_holdout, result.scores)
+        log({f"cv_{k}": v for k, v in evaluation.headline().items()}, fold)
+        evaluations.append(evaluation)
+    return evaluations
+
+
+def _parent(job: TrainJob, settings: Settings) -> tuple[ChurnModel | None, str | None]:
+    """The model to continue from and its registry reference (``NAME/VERSION``) if it has one."""
+    if job.init_model is None:
+        return None, None
+    from churnscale.serving.loading import load_model
+
+    model = load_model(job.init_model, settings)
+    parent: str | None = None
+    if not Path(job.init_model).expanduser().is_dir():
+        from churnscale.registry import Registry
+
+        parent = Registry(settings).lookup(job.init_model).reference
+    model.metadata["reference"] = parent or str(Path(job.init_model).resolve())
+    return model, parent
+
+
+def _flat_params(job: TrainJob) -> dict[str, Any]:
+    params = {k: v for k, v in job.params.to_dict().items() if k != "extra"}
+    params.update({f"extra.{k}": v for k, v in job.params.extra.items()})
+    params.update({f"split.{k}": v for k, v in asdict(job.split).items()})
+    params.update(
+        cv=job.cv, cluster=job.cluster, init_model=job.init_model, dataset=str(job.dataset)
+    )
+    return params
+
+
+def _finish(
+    job: TrainJob,
+    result: TrainResult,
+    folds: list[Evaluation],
+    report: Path,
+    parent: str | None,
+) -> Assessment:
+    """Assess the final model, record it in its metadata and write the report."""
+    model = result.model
+    sample = sample_table(iter_dataset(job.dataset, batch_rows=65_536))
+    assessment = assess(
+        model,
+        result.y_holdout,
+        result.scores,
+        sample,
+        profit=job.profit,
+        fold_evaluations=folds or None,
+    )
+    model.metadata.update(
+        metrics=assessment.evaluation.headline(),
+        cv={m: list(v) for m, v in (assessment.folds or {}).items()} or None,
+        leakage_warnings=[w.message for w in assessment.warnings],
+        parent=parent or model.metadata.get("parent"),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    title = f"{job.name}: {len(model.feature_names)} features, {result.rows['train']:,} train rows"
+    metadata = {
+        "dataset": str(job.dataset),
+        "fingerprint": model.metadata.get("data_fingerprint"),
+        "best iteration": result.best_iteration,
+        "rows": result.rows,
+        "parent": parent,
+    }
+    write_report(assessment, report, title=title, metadata=metadata)
+    return assessment
+
+
+def run_training(
+    job: TrainJob, settings: Settings, *, on_round: RoundCallback | None = None
+) -> TrainOutcome:
+    """Train, assess, report and (unless ``job.register`` is off) register one model."""
+    job.validate()
+    schema, _ = load_info(job.dataset)
+    init, parent = _parent(job, settings)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    report = job.report or settings.home / "reports" / f"{job.name}-{stamp}.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    if not job.register:
+        assert job.out is not None  # validate() guarantees it
+        folds = _cross_validate(job, schema, init, on_round, lambda _m, _s: None)
+        result = _train(job, schema, init, on_round, stage="final")
+        assessment = _finish(job, result, folds, report, parent)
+        result.model.save(job.out)
+        return TrainOutcome(
+            result.model,
+            assessment,
+            report,
+            job.out,
+            None,
+            None,
+            result.rows,
+            result.best_iteration,
+        )
+    from churnscale.registry import Registry
+
+    registry = Registry(settings)
+    tags = {"churnscale.kind": "train", "churnscale.parent": parent or ""}
+    with registry.run(
+        experiment=job.experiment,
+        run_name=f"{job.name}-{stamp}",
+        params=_flat_params(job),
+        tags=tags,
+    ) as run:
+        folds = _cross_validate(
+            job, schema, init, on_round, lambda m, step: run.log_metrics(m, step=step)
+        )
+        result = _train(job, schema, init, on_round, stage="final")
+        assessment = _finish(job, result, folds, report, parent)
+        metrics = {f"test_{k}": v for k, v in assessment.evaluation.headline().items()}
+        metrics.update({f"cv_{k}_mean": m for k, (m, _) in (assessment.folds or {}).items()})
+        metrics.update({f"cv_{k}_std": s for k, (_, s) in (assessment.folds or {}).items()})
+        metrics["best_iteration"] = float(result.best_iteration)
+        run.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        run.log_artifact(report, artifact_path="report")
+        with tempfile.TemporaryDirectory(dir=settings.home) as scratch:
+            bundle = job.out or Path(scratch) / "bundle"
+            result.model.save(bundle)
+            version = run.register_bundle(
+                bundle, name=job.name, parent=parent, description=f"trained on {job.dataset}"
+            )
+        return TrainOutcome(
+            result.model,
+            assessment,
+            report,
+            job.out,
+            version.reference,
+            run.run_id,
+            result.rows,
+            result.best_iteration,
+        )
