@@ -3,40 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 
-def run(*args: str) -> None:
-    """Run one ``churnscale`` command, stopping the demo if it fails."""
+def run(*args: str, capture: bool = False) -> str:
+    """Run one ``churnscale`` command, stopping the demo if it fails; returns its stdout."""
     command = [sys.executable, "-m", "churnscale", *args]
     print("$ churnscale " + " ".join(args), flush=True)  # noqa: T201
-    subprocess.run(command, check=True)
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE if capture else None)
+    return done.stdout.decode() if capture else ""
 
 
 def main() -> None:
-    """Generate data, ingest it and profile it (later stages extend this)."""
+    """Generate, ingest, profile, train, evaluate, register, promote and serve."""
+    import json
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=Path(".churnscale/demo"))
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)
+    # The demo's own registry and caches, so every demo starts from version 1.
+    os.environ["CHURNSCALE_HOME"] = str((args.dir / "home").resolve())
     raw = args.dir / "customers.csv"
+    fresh = args.dir / "next-month.parquet"
     dataset = args.dir / "dataset"
+    report = args.dir / "report.html"
     run("generate", "--rows", str(args.rows), "--format", "csv", "--out", str(raw))
     run("ingest", str(raw), "--out", str(dataset), "--target", "churned", "--id", "customer_id")
     run("profile", str(dataset))
-    serve_demo(args.dir)
+    # A faster learning rate than the default keeps the demo to a few minutes on 2 cores.
+    summary = json.loads(
+        run(
+            *("train", str(dataset), "--name", "churn", "--report", str(report), "--json"),
+            *("--learning-rate", "0.1", "--max-rounds", "400", "--early-stopping-rounds", "30"),
+            capture=True,
+        )
+    )
+    metrics = summary["metrics"]
+    print(  # noqa: T201
+        f"trained {summary['model']}: ROC-AUC {metrics['roc_auc']:.4f}, "
+        f"PR-AUC {metrics['pr_auc']:.4f}, top-decile lift {metrics['top_decile_lift']:.2f}; "
+        f"report {summary['report']}",
+        flush=True,
+    )
+    name, _, version = str(summary["model"]).partition("/")
+    run("models", "promote", name, version, "--alias", "champion")
+    run("generate", "--rows", "100000", "--seed", "7", "--out", str(fresh))
+    run("evaluate", f"{name}@champion", str(fresh))
+    serve_demo(args.dir, model=f"{name}@champion")
 
 
-def serve_demo(directory: Path, *, customers: int = 5) -> None:
-    """Start the service on a free port with ``<dir>/model``, predict a few customers, stop it.
-
-    Trains a small model first when the demo has not made one (until training joins the demo).
-    """
+def serve_demo(directory: Path, *, model: str | None = None, customers: int = 5) -> None:
+    """Start the service on a free port with ``model`` (default ``<dir>/model``), predict a few
+    generated customers over HTTP, print their churn probabilities and stop it."""
     import socket
     import urllib.request
 
@@ -44,15 +69,13 @@ def serve_demo(directory: Path, *, customers: int = 5) -> None:
 
     from churnscale.data.synthetic import generate_table
 
-    model = directory / "model"
-    if not model.is_dir():
-        _train_small_model(directory, model)
+    model = model or str(directory / "model")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     print(f"$ churnscale serve --model {model} --port {port}", flush=True)  # noqa: T201
-    command = [sys.executable, "-m", "churnscale", "serve", "--model", str(model)]
+    command = [sys.executable, "-m", "churnscale", "serve", "--model", model]
     server = subprocess.Popen([*command, "--port", str(port)])
     try:
         _wait_ready(url, server)
@@ -72,22 +95,6 @@ def serve_demo(directory: Path, *, customers: int = 5) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def _train_small_model(directory: Path, model: Path) -> None:
-    from churnscale.data.schema import SchemaHints
-    from churnscale.data.store import ingest
-    from churnscale.data.synthetic import generate_table
-    from churnscale.data.writers import write_batches
-    from churnscale.training.local import TrainParams, train_local
-
-    print("training a small demo model (50,000 customers)", flush=True)  # noqa: T201
-    raw = directory / "model-train.parquet"
-    write_batches(generate_table(50_000, seed=1).to_batches(), raw)
-    dataset = directory / "model-train"
-    ingest(str(raw), dataset, hints=SchemaHints(target="churned", id="customer_id"))
-    params = TrainParams(learning_rate=0.1, max_rounds=100, early_stopping_rounds=20)
-    train_local(dataset, params=params).model.save(model)
 
 
 def _wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 120.0) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -12,12 +13,14 @@ import pytest
 from distributed import Client
 from sklearn.metrics import roc_auc_score
 
+from churnscale.config import Settings
 from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.model import ChurnModel
+from churnscale.registry import Registry
 from churnscale.training.cluster import (
     ClusterAddress,
     Watchdog,
@@ -26,6 +29,7 @@ from churnscale.training.cluster import (
     estimate_worker_bytes,
 )
 from churnscale.training.distributed import train_distributed
+from churnscale.training.job import TrainJob, run_training
 from churnscale.training.local import TrainParams, TrainResult, train_local
 
 FAST = TrainParams(learning_rate=0.2, max_rounds=60, early_stopping_rounds=10)
@@ -106,26 +110,37 @@ def _kill_when_training(client: Client, pid: int, done: threading.Event) -> None
             return
 
 
-def test_killed_worker_fails_the_run_with_no_bundle(
-    dataset: Path, cluster: Client, tmp_path: Path
+def test_killed_worker_fails_the_run_and_registers_nothing(
+    dataset: Path, cluster: Client, tmp_path: Path, migrated_store: Path
 ) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(migrated_store, home / "mlflow.db")
+    settings = Settings(home=home, tracking_uri=None)
     pids = cluster.run(os.getpid)
     victim = sorted(pids)[1]
     done = threading.Event()
     killer = threading.Thread(target=_kill_when_training, args=(cluster, pids[victim], done))
     killer.start()
     slow = TrainParams(learning_rate=0.01, max_rounds=20_000, early_stopping_rounds=20_000)
+    job = TrainJob(
+        dataset,
+        params=slow,
+        cluster=cluster.scheduler.address,
+        time_out_minutes=1,
+        out=tmp_path / "bundle",
+    )
     try:
         with pytest.raises(TrainingError, match=f"worker {victim} left the cluster"):
-            result = train_distributed(
-                dataset, cluster=cluster.scheduler.address, params=slow, time_out_minutes=1
-            )
-            result.model.save(tmp_path / "bundle")
+            run_training(job, settings)
     finally:
         done.set()
         killer.join()
     assert not (tmp_path / "bundle").exists()
-    assert list(tmp_path.iterdir()) == []
+    registry = Registry(settings)
+    assert registry.list_models() == []
+    experiments = [e.experiment_id for e in registry.client.search_experiments()]
+    assert [r.info.status for r in registry.client.search_runs(experiments)] == ["FAILED"]
 
 
 def _hog(size: int) -> int:

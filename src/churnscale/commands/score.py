@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def score(
         data: Annotated[str, typer.Argument(help="Dataset directory, file, glob or s3:// path.")],
-        model: Annotated[str, typer.Option("--model", help="Bundle directory.")],
+        model: Annotated[
+            str, typer.Option("--model", help="Bundle path or registry reference (churn@champion).")
+        ],
         out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
         reasons: Annotated[bool, typer.Option("--reasons", help="Add top-3 reasons.")] = False,
     ) -> None:

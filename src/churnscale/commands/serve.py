@@ -18,7 +18,10 @@ def register(app: typer.Typer) -> None:
     def serve(
         model: Annotated[
             str | None,
-            typer.Option("--model", help="Bundle directory (default: CHURNSCALE_MODEL)."),
+            typer.Option(
+                "--model",
+                help="Bundle path or churn@champion, churn/3 (default: CHURNSCALE_MODEL).",
+            ),
         ] = None,
         host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
@@ -43,6 +46,8 @@ def register(app: typer.Typer) -> None:
             name = "CHURNSCALE_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
             raise ConfigError(name, expected=first["msg"], received=first.get("input")) from None
         if settings.model is None:
-            raise ConfigError("--model", expected="a bundle path", received=None)
+            raise ConfigError(
+                "--model", expected="a bundle path or registry reference", received=None
+            )
         load_model(settings.model, settings)  # fail fast, with one line, on a bad reference
         run_server(settings, host=host, port=port, workers=workers)
