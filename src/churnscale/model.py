@@ -13,6 +13,7 @@ Nothing in a bundle is pickled, and loading never runs code from it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import platform
 import subprocess
@@ -28,6 +29,10 @@ import pyarrow as pa
 from churnscale.artifacts import publish_directory, verify_directory
 from churnscale.exceptions import IntegrityError, ModelNotFoundError
 from churnscale.features.preprocessor import Preprocessor
+
+# LightGBM's default logger print()s native messages to stdout, which would corrupt
+# ``--json`` output; route them to Python logging instead (INFO, hidden by default).
+lgb.register_logger(logging.getLogger("lightgbm"))
 
 MODEL_FILE = "model.txt"
 PREPROCESSOR_FILE = "preprocessor.json"
