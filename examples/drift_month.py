@@ -92,12 +92,15 @@ def run(args: argparse.Namespace, root: Path) -> None:
     ref = ModelRef("churn", alias="champion")
     print(f"day  0: churn/{first} trained on {args.june_rows:,} June customers -> @champion")
     days = july(args.rows_per_day, args.drift_day, seed=1_000)
+    june_model = ChurnModel.load(registry.resolve(f"churn/{first}"))
     clean_since, retrained = 1, False
-    print("\n| day | serving | ROC-AUC that day | note |\n|---:|---|---:|---|")
+    print(f"\n| day | serving | ROC-AUC (serving) | ROC-AUC (churn/{first}) | note |")
+    print("|---:|---|---:|---:|---|")
     for day, table in enumerate(days, start=1):
         version = alias_version(registry, ref)
         model = ChurnModel.load(registry.resolve(f"churn/{version}"))
         auc = roc_auc_score(table.column("churned"), model.predict_proba(table))
+        june_auc = roc_auc_score(table.column("churned"), june_model.predict_proba(table))
         note = ""
         if day % args.check_every == 0 and not retrained:
             week = pa.concat_tables(days[day - args.check_every : day])
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
                 retrained = True
             else:
                 clean_since = day + 1
-        print(f"| {day} | churn/{version} | {auc:.4f} | {note} |")
+        print(f"| {day} | churn/{version} | {auc:.4f} | {june_auc:.4f} | {note} |")
     print(f"\nreports and registry under {root}" if args.keep else "")
 
 

@@ -151,7 +151,6 @@ def test_retrain_cronjob_runs_nightly_against_the_champion() -> None:
 
 
 def test_retrain_cronjob_arguments_parse_with_the_real_cli() -> None:
-    import click
     import typer
 
     from churnscale.cli import app
@@ -166,5 +165,5 @@ def test_retrain_cronjob_arguments_parse_with_the_real_cli() -> None:
     assert context.params["margin"] == 0.005
     assert context.params["time_column"] == "snapshot_date"
     assert context.params["mode"] == "continue"
-    with pytest.raises(click.exceptions.NoSuchOption, match="no-such-flag"):
+    with pytest.raises(typer.TyperException, match="No such option: --no-such-flag"):
         command.make_context("retrain", [*container["args"], "--no-such-flag"])

@@ -20,9 +20,9 @@ FAST = TrainParams(learning_rate=0.2, max_rounds=40, early_stopping_rounds=10)
 
 @pytest.fixture(scope="session")
 def trained_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20,000 generated customers stored as a dataset."""
+    """12,000 generated customers stored as a dataset."""
     root = tmp_path_factory.mktemp("drift-data")
-    write_batches(generate_table(20_000, 11).to_batches(), root / "raw.parquet")
+    write_batches(generate_table(12_000, 11).to_batches(), root / "raw.parquet")
     ingest(str(root / "raw.parquet"), root / "ds", hints=SchemaHints(target="churned"))
     return root / "ds"
 
@@ -42,5 +42,5 @@ def drift_bundle(drift_model: ChurnModel, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="session")
 def fresh() -> pa.Table:
-    """15,000 customers from the same process, never seen in training."""
-    return generate_table(15_000, 97)
+    """12,000 customers from the same process, never seen in training."""
+    return generate_table(12_000, 97)

@@ -21,8 +21,8 @@ def test_reference_has_every_feature_and_counts_every_row(
     reference = drift_model.reference
     assert reference is not None
     assert [h.name for h in reference.features] == drift_model.feature_names
-    assert reference.rows == 20_000
-    assert all(h.rows == 20_000 for h in reference.features)
+    assert reference.rows == 12_000
+    assert all(h.rows == 12_000 for h in reference.features)
     kinds = {h.name: h.kind for h in reference.features}
     assert kinds["monthly_charges"] == "numeric" and kinds["plan"] == "categorical"
     assert kinds["autopay"] == "categorical"  # booleans are two categories

@@ -35,7 +35,7 @@ def _month(rows: int, seed: int, start: datetime.date) -> pa.Table:
 def champion_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model trained on June, with its reference."""
     root = tmp_path_factory.mktemp("champion")
-    write_batches(_month(10_000, 21, datetime.date(2026, 6, 1)).to_batches(), root / "june.parquet")
+    write_batches(_month(8_000, 21, datetime.date(2026, 6, 1)).to_batches(), root / "june.parquet")
     hints = SchemaHints(target="churned", time_column=TIME)
     ingest(str(root / "june.parquet"), root / "june", hints=hints)
     split = SplitSpec(kind="time", time_column=TIME)
@@ -60,7 +60,7 @@ def test_a_better_challenger_is_promoted(
     registry: Registry, settings: Settings, champion_bundle: Path, tmp_path: Path
 ) -> None:
     champion = _register_champion(registry, champion_bundle)
-    july = _month(10_000, 22, datetime.date(2026, 7, 1))
+    july = _month(6_000, 22, datetime.date(2026, 7, 1))
     # The world moved: the same behaviour is now reported differently, so the champion's
     # thresholds on these two features are wrong, and only July's data can teach the new ones.
     july = shift_numeric(july, "usage_trend", scale=0.5)
@@ -81,7 +81,7 @@ def test_a_worse_challenger_is_rejected_and_the_alias_stays(
     registry: Registry, settings: Settings, champion_bundle: Path, tmp_path: Path
 ) -> None:
     champion = _register_champion(registry, champion_bundle)
-    july = _month(10_000, 23, datetime.date(2026, 7, 1))
+    july = _month(6_000, 23, datetime.date(2026, 7, 1))
     # Broken labels on the training part of July (its first three weeks), true labels on the
     # latest week that both models are judged on: a refit challenger learns noise.
     labels = july.column("churned").to_numpy().copy()

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
-from live_server import start_server, stop_server
+from live_server import Server
 from sklearn.metrics import roc_auc_score
 
 from churnscale.config import Settings
@@ -105,16 +105,16 @@ def test_live_auc_and_calibration_on_metrics_equal_the_joined_labels(
     client: TestClient, labelled: pa.Table
 ) -> None:
     rows = _rows(labelled)
-    answer = client.post("/v1/predict/batch", json=rows[:600]).json()
+    answer = client.post("/v1/predict/batch", json=rows[:250]).json()
     version = answer["model_version"]
     scores = np.array([p["churn_probability"] for p in answer["predictions"]])
-    labels = labelled.column("churned").to_numpy()[:600]
-    for x, y in zip(rows[:600], labels, strict=True):
+    labels = labelled.column("churned").to_numpy()[:250]
+    for x, y in zip(rows[:250], labels, strict=True):
         assert client.post("/v1/feedback", json=_feedback(x["customer_id"], bool(y))).is_success
     text = client.get("/metrics").text
     auc = _gauge(text, "churnscale_live_roc_auc", version)
     assert auc == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
-    assert _gauge(text, "churnscale_live_labels", version) == 600
+    assert _gauge(text, "churnscale_live_labels", version) == 250
     assert _gauge(text, "churnscale_live_churn_rate", version) == pytest.approx(labels.mean())
     assert 0 <= _gauge(text, "churnscale_live_calibration_error", version) < 0.1
 
@@ -146,8 +146,8 @@ def test_live_drift_waits_for_rows_then_names_the_drifted_feature(
     first = client.get("/v1/monitoring/drift").json()
     assert first == {"status": "insufficient_data", "window_rows": 0, "needed_rows": 200}
     drifted = shift_numeric(labelled, "usage_minutes_30d", scale=3.0)
-    client.post("/v1/predict/batch", json=_rows(drifted)[:700])
-    for x in _rows(drifted)[700:1_000]:
+    client.post("/v1/predict/batch", json=_rows(drifted)[:900])
+    for x in _rows(drifted)[900:1_000]:
         client.post("/v1/predict", json=x)
     report = client.get("/v1/monitoring/drift").json()
     assert report["status"] == "ok" and report["window_rows"] == 1_000
@@ -177,19 +177,48 @@ def test_the_prediction_log_is_bounded(monitored_bundle: Path, labelled: pa.Tabl
     assert (oldest.status_code, newest.status_code) == (202, 200)
 
 
-def test_feedback_on_a_real_server(monitored_bundle: Path, labelled: pa.Table) -> None:
-    server = start_server(monitored_bundle)
-    try:
-        x = _rows(labelled)[9]
-        with httpx.Client(base_url=server.url, timeout=10) as http:
-            assert http.post("/v1/predict", json=x).status_code == 200
-            joined = http.post("/v1/feedback", json=_feedback(x["customer_id"]))
-            bad = http.post("/v1/feedback", json=_feedback(x["customer_id"], churned="yes!"))
-            metrics = http.get("/metrics").text
-            drift = http.get("/v1/monitoring/drift").json()
-    finally:
-        stop_server(server)
+def test_feedback_on_a_real_server(server: Server, labelled: pa.Table) -> None:
+    """The session's uvicorn server (its bundle has no drift reference)."""
+    x = _rows(labelled)[9]
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.post("/v1/predict", json=x).status_code == 200
+        joined = http.post("/v1/feedback", json=_feedback(x["customer_id"]))
+        bad = http.post("/v1/feedback", json=_feedback(x["customer_id"], churned="yes!"))
+        metrics = http.get("/metrics").text
+        drift = http.get("/v1/monitoring/drift")
     assert joined.status_code == 200 and joined.json()["status"] == "joined"
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "churned"]
     assert re.search(r"^churnscale_live_labels{.*} 1\.0$", metrics, re.MULTILINE)
-    assert drift["status"] == "insufficient_data" and drift["window_rows"] == 1
+    assert drift.status_code == 409 and "no drift reference" in drift.json()["detail"]
+
+
+def test_arms_and_a_shadow_each_get_their_label_and_only_the_primary_feeds_drift(
+    model: ChurnModel, labelled: pa.Table
+) -> None:
+    from datetime import datetime
+
+    from prometheus_client import CollectorRegistry
+
+    from churnscale.serving.monitoring import ModelMonitor
+    from churnscale.serving.service import PredictionService
+
+    settings = Settings(model="unused", predictor="lightgbm")
+    monitor = ModelMonitor(settings, CollectorRegistry())
+    champion = PredictionService(model, settings)
+    shadow = PredictionService(
+        ChurnModel(model.preprocessor, model.booster, {"version": "7"}), settings
+    )
+    monitor.attach(champion, arm="control")
+    monitor.attach(shadow, arm="shadow", primary=False)
+    x = labelled.drop_columns(["churned"]).slice(0, 1).to_pylist()[0]
+    champion.answer(dict(x), reasons=False)
+    shadow.answer(dict(x), reasons=False)
+    assert monitor.window is not None and len(monitor.window) == 1
+    got = monitor.feedback.receive(x["customer_id"], True, datetime(2026, 7, 31))
+    assert sorted((p.version, p.arm) for p in got.joined) == [
+        ("7", "shadow"),
+        (champion.version, "control"),
+    ]
+    figures = monitor.feedback.figures()
+    assert figures[("7", "shadow")]["labels"] == 1.0
+    assert figures[(champion.version, "control")]["churn_rate"] == 1.0

@@ -90,19 +90,24 @@ class ModelMonitor:
         self.version = ""
         registry.register(_DriftCollector(self))
 
-    def attach(self, service: PredictionService, *, arm: str | None = None) -> None:
-        """Watch ``service``: its predictions feed the window and the prediction log.
+    def attach(
+        self, service: PredictionService, *, arm: str | None = None, primary: bool = True
+    ) -> None:
+        """Watch ``service``: its predictions feed the prediction log, and the drift window
+        when it is the ``primary`` model (the one clients are answered by).
 
-        With several models (A/B arms, shadow) attach each service with its ``arm``; the drift
-        window follows the first service attached (the one clients are answered by).
+        With several models (A/B arms, shadow) attach each service with its ``arm`` and
+        ``primary=False`` for all but one. Attaching a new primary (a hot reload) starts a new
+        window against the new model's reference.
         """
-        if self.window is None:
-            self.window = LiveWindow(
-                self.settings.drift_window_rows, len(service.model.feature_names)
-            )
+        if primary:
+            width = len(service.model.feature_names)
+            self.window = LiveWindow(self.settings.drift_window_rows, width)
             self.reference = service.model.reference
             self.version = service.version
-        service.observer = PredictionObserver(self, version=service.version, arm=arm or "")
+        service.observer = PredictionObserver(
+            self, version=service.version, arm=arm or "", window=self.window if primary else None
+        )
 
     def drift(self) -> DriftReport | None:
         """The window against the reference (None below ``drift_min_rows`` rows)."""
@@ -123,16 +128,18 @@ class ModelMonitor:
 class PredictionObserver:
     """What a :class:`PredictionService` calls after each prediction (the hook it holds)."""
 
-    def __init__(self, monitor: ModelMonitor, *, version: str, arm: str) -> None:
+    def __init__(
+        self, monitor: ModelMonitor, *, version: str, arm: str, window: LiveWindow | None
+    ) -> None:
         self.monitor = monitor
         self.version = version
         self.arm = arm
-        self._primary = monitor.version == version
+        self.window = window
 
     def observe_one(self, customer_id: str | None, row: np.ndarray, probability: float) -> None:
         """Record one answered customer."""
-        if self._primary and self.monitor.window is not None:
-            self.monitor.window.add_one(row, probability)
+        if self.window is not None:
+            self.window.add_one(row, probability)
         if customer_id is not None:
             self.monitor.feedback.log.record(customer_id, self.version, self.arm, probability, row)
 
@@ -140,8 +147,8 @@ class PredictionObserver:
         self, ids: Sequence[Any], matrix: np.ndarray, probabilities: np.ndarray
     ) -> None:
         """Record a batch of answered customers."""
-        if self._primary and self.monitor.window is not None:
-            self.monitor.window.add(matrix, probabilities)
+        if self.window is not None:
+            self.window.add(matrix, probabilities)
         log = self.monitor.feedback.log
         for i, customer in enumerate(ids):
             if customer is not None:
