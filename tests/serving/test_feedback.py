@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,6 @@ from churnscale.monitoring import build_reference
 from churnscale.monitoring.simulation import shift_numeric
 from churnscale.serving.app import create_app
 from churnscale.serving.feedback import Feedback
-from conftest import as_json
 
 WHEN = "2026-07-31T12:00:00"
 
@@ -41,7 +41,11 @@ def labelled() -> pa.Table:
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
-    return [as_json(r) for r in table.drop_columns(["churned"]).to_pylist()]
+    """Customers as a client sends them (dates as ISO text), without the label."""
+    return [
+        {k: v.isoformat() if isinstance(v, datetime.date) else v for k, v in r.items()}
+        for r in table.drop_columns(["churned"]).to_pylist()
+    ]
 
 
 def _client(bundle: Path, **options: Any) -> TestClient:
@@ -195,8 +199,6 @@ def test_feedback_on_a_real_server(server: Server, labelled: pa.Table) -> None:
 def test_arms_and_a_shadow_each_get_their_label_and_only_the_primary_feeds_drift(
     model: ChurnModel, labelled: pa.Table
 ) -> None:
-    from datetime import datetime
-
     from prometheus_client import CollectorRegistry
 
     from churnscale.serving.monitoring import ModelMonitor
@@ -214,7 +216,7 @@ def test_arms_and_a_shadow_each_get_their_label_and_only_the_primary_feeds_drift
     champion.answer(dict(x), reasons=False)
     shadow.answer(dict(x), reasons=False)
     assert monitor.window is not None and len(monitor.window) == 1
-    got = monitor.feedback.receive(x["customer_id"], True, datetime(2026, 7, 31))
+    got = monitor.feedback.receive(x["customer_id"], True, datetime.datetime(2026, 7, 31))
     assert sorted((p.version, p.arm) for p in got.joined) == [
         ("7", "shadow"),
         (champion.version, "control"),
