@@ -149,6 +149,10 @@ def _register_commands() -> None:
     from churnscale.commands import models
 
     models.register(app)
+    from churnscale.commands import drift, retrain
+
+    drift.register(app)
+    retrain.register(app)
     from churnscale.commands import features
 
     features.register(app)

@@ -68,6 +68,35 @@ class Settings(BaseSettings):
         "when lleaves is installed).",
     )
 
+    # ---- monitoring, feedback and retraining ----
+    drift_psi_threshold: float = Field(
+        default=0.2, gt=0.0, description="A feature drifts when its PSI reaches this value."
+    )
+    drift_p_value: float = Field(
+        default=0.01,
+        gt=0.0,
+        lt=1.0,
+        description="Significance level reported beside PSI for the KS / chi-squared tests.",
+    )
+    drift_window_rows: int = Field(
+        default=10_000, ge=100, le=1_000_000, description="Recent requests the service keeps."
+    )
+    drift_min_rows: int = Field(
+        default=500, ge=1, description="Requests needed before the live drift report is given."
+    )
+    feedback_predictions: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="Recent predictions kept by customer id to join with feedback labels.",
+    )
+    feedback_window: int = Field(
+        default=10_000,
+        ge=10,
+        le=1_000_000,
+        description="Most recent labelled predictions the live ROC-AUC and calibration use.",
+    )
+
     @field_validator("model")
     @classmethod
     def _model_reference(cls, value: str | None) -> str | None:

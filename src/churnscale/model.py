@@ -5,6 +5,8 @@ A bundle is a directory published atomically by :func:`churnscale.artifacts.publ
 - ``model.txt``: the LightGBM model in its own text format,
 - ``preprocessor.json``: the fitted Preprocessor,
 - ``metadata.json``: schema, data fingerprint, parameters, metrics, library versions, commit,
+- ``reference.json`` (optional): the training data's drift reference profile
+  (:class:`~churnscale.monitoring.reference.DriftReference`); bundles without it still load,
 - ``manifest.json``: the SHA-256 of every file, verified before anything is parsed.
 
 Nothing in a bundle is pickled, and loading never runs code from it.
@@ -29,6 +31,7 @@ import pyarrow as pa
 from churnscale.artifacts import publish_directory, verify_directory
 from churnscale.exceptions import IntegrityError, ModelNotFoundError
 from churnscale.features.preprocessor import Preprocessor
+from churnscale.monitoring.reference import REFERENCE_FILE, DriftReference
 
 # LightGBM's default logger print()s native messages to stdout, which would corrupt
 # ``--json`` output; route them to Python logging instead (INFO, hidden by default).
@@ -55,10 +58,14 @@ class ChurnModel:
         preprocessor: Preprocessor,
         booster: lgb.Booster,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        reference: DriftReference | None = None,
     ) -> None:
         self.preprocessor = preprocessor
         self.booster = booster
         self.metadata: dict[str, Any] = dict(metadata or {})
+        #: The training data's drift reference profile (None for bundles saved without one).
+        self.reference = reference
         self._one: Callable[[np.ndarray], float] = _single_row_predictor(booster)
 
     @property
@@ -116,6 +123,8 @@ class ChurnModel:
             (staging / METADATA_FILE).write_text(
                 json.dumps(metadata, indent=2, sort_keys=True, default=_json_default) + "\n"
             )
+            if self.reference is not None:
+                self.reference.save(staging / REFERENCE_FILE)
 
         publish_directory(path, fill)
         return path
@@ -134,12 +143,21 @@ class ChurnModel:
             booster = lgb.Booster(model_str=(path / MODEL_FILE).read_text())
             preprocessor = Preprocessor.load(path / PREPROCESSOR_FILE)
             metadata = json.loads((path / METADATA_FILE).read_text())
-        except (lgb.basic.LightGBMError, ValueError, KeyError) as exc:
+            reference = (
+                DriftReference.load(path / REFERENCE_FILE)
+                if REFERENCE_FILE in manifest["files"]
+                else None
+            )
+        except (lgb.basic.LightGBMError, ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(str(path), f"unreadable bundle: {exc}") from exc
         if booster.num_feature() != len(preprocessor.feature_names):
             raise IntegrityError(str(path), "model and preprocessor disagree on the features")
+        if reference is not None and [h.name for h in reference.features] != (
+            preprocessor.feature_names
+        ):
+            raise IntegrityError(str(path), "drift reference and preprocessor disagree")
         metadata["manifest_sha256"] = manifest["manifest_sha256"]
-        return cls(preprocessor, booster, metadata)
+        return cls(preprocessor, booster, metadata, reference=reference)
 
 
 def _single_row_predictor(booster: lgb.Booster) -> Callable[[np.ndarray], float]:

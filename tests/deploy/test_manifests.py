@@ -148,3 +148,22 @@ def test_retrain_cronjob_runs_nightly_against_the_champion() -> None:
     command = container["command"] + container["args"]
     assert command[:4] == ["churnscale", "retrain", "--model", "churn@champion"]
     assert command[command.index("--data") + 1].startswith("s3://")
+
+
+def test_retrain_cronjob_arguments_parse_with_the_real_cli() -> None:
+    import typer
+
+    from churnscale.cli import app
+
+    cron = _all()[("CronJob", "churnscale-retrain")]
+    (container,) = _pod(cron)["containers"]
+    assert container["command"] == ["churnscale", "retrain"]
+    group = typer.main.get_command(app)
+    command = group.commands["retrain"]  # type: ignore[attr-defined]
+    context = command.make_context("retrain", list(container["args"]))
+    assert context.params["model"] == "churn@champion"
+    assert context.params["margin"] == 0.005
+    assert context.params["time_column"] == "snapshot_date"
+    assert context.params["mode"] == "continue"
+    with pytest.raises(typer.TyperException, match="No such option: --no-such-flag"):
+        command.make_context("retrain", [*container["args"], "--no-such-flag"])

@@ -27,6 +27,7 @@ from churnscale.serving.errors import RequestError, UnsupportedMediaTypeError
 from churnscale.serving.gateway import Gateway, ServiceState
 from churnscale.serving.loading import load_model
 from churnscale.serving.metrics import ServiceMetrics
+from churnscale.serving.monitoring import ModelMonitor
 from churnscale.serving.schemas import (
     BatchResponse,
     ErrorMessage,
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> Gateway:
         gc.collect()
         gc.freeze()  # start-up objects leave the collector's view: cheaper collections later
         state.metrics.model.labels(service.version, service.predictor.kind).set(1)
+        monitor.attach(service)  # live drift window + prediction log for feedback
         state.service = service
         app.openapi_schema = None
         yield
@@ -85,11 +87,15 @@ def create_app(settings: Settings) -> Gateway:
         lifespan=lifespan,
     )
     api.state.serving = state
+    api.state.monitor = monitor = ModelMonitor(settings, state.metrics.registry)
     api.add_exception_handler(ChurnscaleError, _error_handler)  # type: ignore[arg-type]
     _add_v1_routes(api)
+    from churnscale.serving import feedback, monitoring
     from churnscale.serving.protocols import router
 
     api.include_router(router)
+    api.include_router(monitoring.router)
+    api.include_router(feedback.router)
     api.openapi = lambda: _openapi(api, state)  # type: ignore[method-assign]
     return Gateway(api, state)
 

@@ -7,7 +7,7 @@ protocol adapter calls it, so they cannot disagree with each other or with batch
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +18,9 @@ from churnscale.model import ChurnModel
 from churnscale.serving.customer import CustomerDecoder
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.predictor import Predictor
+
+if TYPE_CHECKING:
+    from churnscale.serving.monitoring import PredictionObserver
 
 
 def model_version(model: ChurnModel) -> str:
@@ -41,6 +44,8 @@ class PredictionService:
         self.version = model_version(model)
         self.encode = model.preprocessor.encode_one
         self.id = self.schema.id
+        #: Told about every prediction (live drift window, feedback join); see ModelMonitor.
+        self.observer: PredictionObserver | None = None
 
     def warm(self, example: Mapping[str, Any] | None = None) -> None:
         """Exercise every path once so the first real request is not the slow one."""
@@ -50,9 +55,13 @@ class PredictionService:
 
     def answer(self, x: dict[str, Any], *, reasons: bool) -> dict[str, Any]:
         """The response object for one validated customer."""
-        probability = self.predictor.predict_one(self.encode(x))
+        row = self.encode(x)
+        probability = self.predictor.predict_one(row)
+        customer = _text(x.get(self.id)) if self.id else None
+        if self.observer is not None:
+            self.observer.observe_one(customer, row, probability)
         out: dict[str, Any] = {
-            "customer_id": _text(x.get(self.id)) if self.id else None,
+            "customer_id": customer,
             "churn_probability": probability,
             "model_version": self.version,
         }
@@ -73,7 +82,11 @@ class PredictionService:
         if not rows:
             return np.empty(0, dtype=np.float64)
         matrix = np.stack([self.encode(x) for x in rows])
-        return self.predictor.predict_matrix(matrix, threads=1)
+        probabilities = self.predictor.predict_matrix(matrix, threads=1)
+        if self.observer is not None:
+            ids = [_text(x.get(self.id)) for x in rows] if self.id else [None] * len(rows)
+            self.observer.observe_many(ids, matrix, probabilities)
+        return probabilities
 
     def predict_table(self, table: pa.Table, *, source: str) -> tuple[np.ndarray, list[Any]]:
         """Probabilities and ids of a raw table (CSV or Arrow); any bad row is a 422."""
@@ -97,7 +110,10 @@ class PredictionService:
             )
         matrix = self.model.preprocessor.transform(typed)
         ids = typed.column(self.id).to_pylist() if self.id else [None] * typed.num_rows
-        return self.predictor.predict_matrix(matrix, threads=1), ids
+        probabilities = self.predictor.predict_matrix(matrix, threads=1)
+        if self.observer is not None:
+            self.observer.observe_many(ids, matrix, probabilities)
+        return probabilities, ids
 
     def check_rows(self, rows: int) -> None:
         """Refuse a batch over the configured row limit (413)."""

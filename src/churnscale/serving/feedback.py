@@ -1,0 +1,266 @@
+"""Feedback in the service: labels joined with logged predictions, live quality on ``/metrics``.
+
+``POST /v1/feedback`` takes ``{"customer_id": "C17", "churned": true, "observed_at": "…"}``.
+
+- The label is joined with the predictions logged for that customer (every model version and
+  arm that answered for them, e.g. the champion and a shadow) and each joined pair enters that
+  version/arm's live window of the last ``Settings.feedback_window`` labelled predictions.
+  A joined prediction leaves the log, so a repeated label is not counted twice.
+- **200** ``{"status": "joined", "joined": [{"model_version", "arm", "churn_probability"}]}``
+  when a prediction was found; **202** ``{"status": "unmatched", "joined": []}`` when none was
+  (never scored by this process, evicted from the bounded log, or already labelled): labels for
+  unknown customers are normal in a fleet of replicas, so they are accepted, counted
+  (``churnscale_feedback_total{outcome="unmatched"}``) and handed to the hooks, not refused.
+- **422** naming the field for a missing or malformed value (FastAPI's validation shape).
+
+The prediction log keeps the latest prediction per customer and version/arm for the most recent
+``Settings.feedback_predictions`` customers (least recently scored evicted first), with the
+encoded row, so a feedback hook (an online learner) gets features and label together:
+``FeedbackBook.subscribe(hook)``; hooks run after the join, on the request's thread.
+
+``/metrics`` gains, per ``version`` and ``arm`` (computed at scrape time):
+``churnscale_live_roc_auc`` (absent while the window holds one class),
+``churnscale_live_calibration_error`` (ECE over 10 equal-width bins),
+``churnscale_live_mean_prediction``, ``churnscale_live_churn_rate`` and
+``churnscale_live_labels`` (labelled predictions in the window).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from churnscale.evaluation.calibration import calibration_bins, expected_calibration_error
+
+if TYPE_CHECKING:
+    from churnscale.config import Settings
+
+
+@dataclass(frozen=True)
+class LoggedPrediction:
+    """One answer given to a customer: by which model version and arm, and on which row."""
+
+    version: str
+    arm: str
+    probability: float
+    row: np.ndarray
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One label as a hook receives it, with the predictions it was joined to."""
+
+    customer_id: str
+    churned: bool
+    observed_at: datetime
+    joined: list[LoggedPrediction] = field(default_factory=list)
+
+
+FeedbackHook = Callable[[Feedback], None]
+
+
+class PredictionLog:
+    """The latest predictions of the most recently scored customers (bounded, thread-safe)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[str, dict[tuple[str, str], LoggedPrediction]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def record(
+        self, customer_id: str, version: str, arm: str, probability: float, row: np.ndarray
+    ) -> None:
+        """Log one prediction (replacing the customer's earlier one from the same version/arm)."""
+        logged = LoggedPrediction(version, arm, probability, row.copy())
+        with self._lock:
+            entry = self._entries.pop(customer_id, None) or {}
+            entry[(version, arm)] = logged
+            self._entries[customer_id] = entry
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def take(self, customer_id: str) -> list[LoggedPrediction]:
+        """Remove and return every logged prediction of ``customer_id``."""
+        with self._lock:
+            entry = self._entries.pop(customer_id, None)
+        return list(entry.values()) if entry else []
+
+
+class LiveQuality:
+    """The last ``window`` labelled predictions of one version/arm."""
+
+    def __init__(self, window: int) -> None:
+        self.labels: deque[int] = deque(maxlen=window)
+        self.scores: deque[float] = deque(maxlen=window)
+
+    def add(self, churned: bool, probability: float) -> None:
+        """Fold in one labelled prediction."""
+        self.labels.append(int(churned))
+        self.scores.append(probability)
+
+    def figures(self) -> dict[str, float]:
+        """Labels, churn rate, mean prediction, ECE and (with both classes) ROC-AUC."""
+        from sklearn.metrics import roc_auc_score
+
+        y = np.fromiter(self.labels, dtype=np.int64)
+        p = np.fromiter(self.scores, dtype=np.float64)
+        if y.size == 0:
+            return {"labels": 0.0}
+        out = {
+            "labels": float(y.size),
+            "churn_rate": float(y.mean()),
+            "mean_prediction": float(p.mean()),
+            "calibration_error": expected_calibration_error(calibration_bins(y, p)),
+        }
+        if 0 < y.sum() < y.size:
+            out["roc_auc"] = float(roc_auc_score(y, p))
+        return out
+
+
+class FeedbackBook:
+    """The prediction log, live quality per version/arm, counters and the feedback hooks."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+        self.log = PredictionLog(settings.feedback_predictions)
+        self.window = settings.feedback_window
+        self.quality: dict[tuple[str, str], LiveQuality] = {}
+        self.hooks: list[FeedbackHook] = []
+        self._lock = threading.Lock()
+        self.received = Counter(
+            "churnscale_feedback",
+            "Feedback labels received, by outcome (joined or unmatched).",
+            ["outcome"],
+            registry=registry,
+        )
+        registry.register(_QualityCollector(self))
+
+    def subscribe(self, hook: FeedbackHook) -> None:
+        """Call ``hook`` with every label received (after it is joined); e.g. an online learner."""
+        self.hooks.append(hook)
+
+    def receive(self, customer_id: str, churned: bool, observed_at: datetime) -> Feedback:
+        """Join one label with the customer's logged predictions and update live quality."""
+        joined = self.log.take(customer_id)
+        with self._lock:
+            for logged in joined:
+                key = (logged.version, logged.arm)
+                quality = self.quality.setdefault(key, LiveQuality(self.window))
+                quality.add(churned, logged.probability)
+        self.received.labels("joined" if joined else "unmatched").inc()
+        feedback = Feedback(customer_id, churned, observed_at, joined)
+        for hook in self.hooks:
+            hook(feedback)
+        return feedback
+
+    def figures(self) -> dict[tuple[str, str], dict[str, float]]:
+        """Live quality figures of every version/arm that received labels."""
+        with self._lock:
+            return {key: q.figures() for key, q in self.quality.items()}
+
+
+class _QualityCollector(Collector):
+    """The live quality gauges, computed from the windows at scrape time."""
+
+    NAMES: ClassVar[dict[str, str]] = {
+        "roc_auc": "ROC-AUC of the labelled predictions in the live window.",
+        "calibration_error": "Expected calibration error (10 bins) in the live window.",
+        "mean_prediction": "Mean predicted churn probability in the live window.",
+        "churn_rate": "Observed churn rate in the live window.",
+        "labels": "Labelled predictions in the live window.",
+    }
+
+    def __init__(self, book: FeedbackBook) -> None:
+        self.book = book
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        figures = self.book.figures()
+        for name, description in self.NAMES.items():
+            family = GaugeMetricFamily(
+                f"churnscale_live_{name}", description, labels=["version", "arm"]
+            )
+            for (version, arm), values in figures.items():
+                if name in values:
+                    family.add_metric([version, arm], values[name])
+            yield family
+
+
+def _label(value: Any) -> bool:
+    """``true``/``false`` or ``1``/``0``, nothing else (no "yes", no 0.5)."""
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"expected true, false, 1 or 0, got {value!r}")
+
+
+class FeedbackRequest(BaseModel):
+    """One observed outcome."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: Annotated[str, Field(min_length=1, max_length=256)]
+    churned: Annotated[bool, BeforeValidator(_label)]
+    observed_at: datetime
+
+
+class JoinedPrediction(BaseModel):
+    """A logged prediction the label was joined with."""
+
+    model_version: str
+    arm: str
+    churn_probability: float
+
+
+class FeedbackResponse(BaseModel):
+    """What happened to the label."""
+
+    status: str
+    customer_id: str
+    joined: list[JoinedPrediction]
+
+
+def _book(request: Request) -> FeedbackBook:
+    book: FeedbackBook = request.app.state.monitor.feedback
+    return book
+
+
+BookDep = Annotated[FeedbackBook, Depends(_book)]
+router = APIRouter(tags=["monitoring"])
+
+
+@router.post(
+    "/v1/feedback",
+    response_model=FeedbackResponse,
+    responses={
+        202: {"model": FeedbackResponse, "description": "No logged prediction to join"},
+        422: {"description": "Invalid feedback (the field is named)"},
+    },
+)
+async def feedback(body: FeedbackRequest, book: BookDep) -> JSONResponse:
+    """Record an observed outcome: joined with the customer's logged predictions if any."""
+    result = book.receive(body.customer_id, bool(body.churned), body.observed_at)
+    joined = [
+        {"model_version": p.version, "arm": p.arm, "churn_probability": p.probability}
+        for p in result.joined
+    ]
+    content: dict[str, Any] = {
+        "status": "joined" if joined else "unmatched",
+        "customer_id": body.customer_id,
+        "joined": joined,
+    }
+    return JSONResponse(content, status_code=200 if joined else 202)
