@@ -101,6 +101,7 @@ def test_train_registers_and_evaluates(
     judged = json.loads(out)
     assert judged["holdout_rows"] == 4_000 and judged["rejected"] == 0
     model = ChurnModel.load(registry.resolve("churn/1"))
+    assert model.reference is not None  # drift reference stored in the bundle
     table = pq.read_table(raw / "b.parquet")
     expected = model.predict_proba(table)
     from sklearn.metrics import roc_auc_score

@@ -30,6 +30,7 @@ from churnscale.evaluation.assessment import (
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
 from churnscale.exceptions import ConfigError
 from churnscale.model import ChurnModel
+from churnscale.monitoring.reference import build_reference
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import SplitSpec
 
@@ -202,6 +203,8 @@ def _finish(
         profit=job.profit,
         fold_evaluations=folds or None,
     )
+    # The drift reference: feature and score histograms of the sample (bounded, one pass).
+    model.reference = build_reference(model, sample.to_batches())
     model.metadata.update(
         metrics=assessment.evaluation.headline(),
         cv={m: list(v) for m, v in (assessment.folds or {}).items()} or None,
