@@ -107,9 +107,10 @@ def register(app: typer.Typer) -> None:
             f"{state.metrics.roc_auc():.4f}, log loss {state.metrics.log_loss():.4f}; "
             f"offset {state.offset}; checkpoint {store.path}",
             highlight=False,
+            soft_wrap=True,
         )
         if state.quarantined:
-            console.print(f"quarantine: {quarantine.path}", highlight=False)
+            console.print(f"quarantine: {quarantine.path}", highlight=False, soft_wrap=True)
 
 
 def _settings() -> Settings:
