@@ -8,8 +8,8 @@ decode → conform → dense Preprocessor → score → learn. Rows:
 - River ``learn_one`` (``--batch 1``);
 - scikit-learn ``SGDClassifier.partial_fit`` mini-batches (``--batch B``);
 - River ``learn_many`` mini-batches (``--batch B``);
-- a full LightGBM retrain (``lightgbm.train``, tree-mode Preprocessor, fixed rounds) on the
-  first 80% of the same events, scored on the last 20%.
+- a full LightGBM retrain (``lightgbm.train``, tree-mode Preprocessor, fixed rounds, one thread
+  like the online learners) on the first 80% of the same events, scored on the last 20%.
 
 The Preprocessor is fitted once on the first ``--warmup`` events and shared. "AUC last 20%"
 is the prequential AUC of the online learners over the same final 20% of events that the
@@ -133,7 +133,7 @@ def run_lightgbm(table: pa.Table, pre: Preprocessor, *, cut: int, rounds: int) -
     began = time.perf_counter()
     X = pre.transform(table)
     y = np.asarray(table.column("churned").to_numpy(), dtype=np.int8)
-    params = {**TrainParams().lightgbm_params(), "verbose": -1}
+    params = {**TrainParams().lightgbm_params(), "verbose": -1, "num_threads": 1}
     params.pop("num_iterations", None)
     params.pop("early_stopping_round", None)
     dataset = lgb.Dataset(
