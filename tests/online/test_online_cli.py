@@ -93,3 +93,26 @@ def test_preprocessor_must_be_a_bundle_or_dataset(
         monkeypatch, capsys, "--stream", str(path), "--model", "m", "--preprocessor", str(home)
     )
     assert code == 2 and "neither a model bundle nor a stored dataset" in err, err
+
+
+def test_preprocessor_taken_from_a_stored_dataset(
+    home: Path,
+    records: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from churnscale.data.schema import SchemaHints
+    from churnscale.data.store import ingest
+
+    pq.write_table(pa.Table.from_pylist(records[:1_000]), home / "raw.parquet")
+    ingest(str(home / "raw.parquet"), home / "ds", hints=SchemaHints(target="churned"))
+    path = write_jsonl(home / "s.jsonl", records[1_000:1_400])
+    code, err = _learn(
+        monkeypatch, capsys, "--stream", str(path), "--model", "m",
+        "--preprocessor", str(home / "ds"), "--batch", "50",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "learned 400 of 400 events" in err  # no warm-up window needed

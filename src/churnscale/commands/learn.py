@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +16,9 @@ from rich.console import Console
 from churnscale.config import Settings
 from churnscale.exceptions import ConfigError, ModelNotFoundError
 from churnscale.features.preprocessor import Preprocessor
+
+if TYPE_CHECKING:
+    from churnscale.online.learner import Progress as Step
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -137,7 +140,8 @@ def _preprocessor(path: Path) -> Preprocessor:
 
 
 @contextmanager
-def _progress(console: Console) -> Iterator[Callable[[object], None]]:
+def _progress(console: Console) -> Iterator[Callable[[Step], None]]:
+    """A rich status line on stderr (when it is a terminal); one plain line when learning starts."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     bar = Progress(
@@ -152,10 +156,7 @@ def _progress(console: Console) -> Iterator[Callable[[object], None]]:
     with bar:
         task = bar.add_task("learn")
 
-        def report(progress: object) -> None:
-            from churnscale.online import Progress as Step
-
-            assert isinstance(progress, Step)
+        def report(progress: Step) -> None:
             if not first:
                 first.append(progress.events)
                 how = "resumed" if progress.resumed else "started"

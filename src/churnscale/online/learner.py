@@ -71,9 +71,7 @@ class OnlineLearner:
 
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> LearnerState:
         """Learn every event until the source ends (forever in follow mode)."""
-        events = self._start()
-        state = self.state_
-        assert state is not None  # set by _start
+        state, events = self._start()
         last_save, since_save = time.monotonic(), 0
         try:
             for block in _blocks(events, self.options.block):
@@ -92,13 +90,14 @@ class OnlineLearner:
         self.save()
         return state
 
-    def _start(self) -> Iterator[Event | None]:
+    def _start(self) -> tuple[LearnerState, Iterator[Event | None]]:
+        """The checkpointed state and the events after it, or a fresh state and every event."""
         checkpoint = self.store.load() if self.store is not None else None
         if checkpoint is not None:
-            self.state_ = state_from_checkpoint(checkpoint, self.source, self.options)
-            self.quarantine.resume(size=self.state_.quarantine_bytes, count=self.state_.quarantined)
-            self.resumed_ = True
-            return self.source.read(self.state_.offset)
+            state = state_from_checkpoint(checkpoint, self.source, self.options)
+            self.quarantine.resume(size=state.quarantine_bytes, count=state.quarantined)
+            self.state_, self.resumed_ = state, True
+            return state, self.source.read(state.offset)
         self.quarantine.resume(size=0, count=0)
         events = self.source.read(None)
         preprocessor = self.preprocessor
@@ -107,7 +106,7 @@ class OnlineLearner:
             preprocessor = fit_on_window(window, self.options, self.schema)
             events = itertools.chain(window, events)
         self.state_ = fresh_state(preprocessor, self.options)
-        return events
+        return self.state_, events
 
     def _learn_block(self, state: LearnerState, block: list[Event]) -> None:
         typed, offsets = typed_batch(
