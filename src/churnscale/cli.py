@@ -156,6 +156,9 @@ def _register_commands() -> None:
     from churnscale.commands import features
 
     features.register(app)
+    from churnscale.commands import learn
+
+    learn.register(app)
     from churnscale.commands import score, serve
 
     score.register(app)

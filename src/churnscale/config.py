@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         description="Most recent labelled predictions the live ROC-AUC and calibration use.",
     )
 
+    # ---- online learning ----
+    online_checkpoint_key: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs online-learner checkpoints (HMAC-SHA256, at least 16 "
+        "bytes); a checkpoint is unpickled only after its signature checks out.",
+    )
+
+    @field_validator("online_checkpoint_key")
+    @classmethod
+    def _strong_checkpoint_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 16:
+            raise ValueError("online checkpoint key must be at least 16 bytes")
+        return value
+
     @field_validator("model")
     @classmethod
     def _model_reference(cls, value: str | None) -> str | None:

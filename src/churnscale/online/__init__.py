@@ -1,0 +1,34 @@
+"""Online learning from streams of labelled records, with exactly-once checkpoints."""
+
+from churnscale.online.checkpoint import Checkpoint, CheckpointStore
+from churnscale.online.learner import OnlineLearner, Progress
+from churnscale.online.locator import open_source
+from churnscale.online.prequential import PrequentialMetrics
+from churnscale.online.records import StreamQuarantine
+from churnscale.online.sources import (
+    Event,
+    EventSource,
+    JsonLinesSource,
+    Offset,
+    ParquetDirectorySource,
+    Undecodable,
+)
+from churnscale.online.state import LearnerState, LearnOptions
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointStore",
+    "Event",
+    "EventSource",
+    "JsonLinesSource",
+    "LearnOptions",
+    "LearnerState",
+    "Offset",
+    "OnlineLearner",
+    "ParquetDirectorySource",
+    "PrequentialMetrics",
+    "Progress",
+    "StreamQuarantine",
+    "Undecodable",
+    "open_source",
+]
