@@ -85,7 +85,7 @@ def test_the_bundle_knows_its_feature_spec(built: Built) -> None:
 
 
 def test_service_features_equal_the_builders_row(built: Built, service: PredictionService) -> None:
-    rows = built.rows[::10]
+    rows = built.rows[::15]
     assert len(rows) >= 40
     for row in rows:
         x = service.decoder.decode(orjson.dumps(built.request(row)))
@@ -122,7 +122,7 @@ def test_live_server_predicts_from_events_as_the_model_does_from_the_row(
         ({"events": [{"type": "login", "at": "yesterday"}]}, "events[0].at", "Expected `str`"),
         ({"events": [{"type": "login", "at": "2026-01-01", "colour": 1}]}, "events[0]",
          "Object contains unknown field `colour`"),
-        ({"plan": 3.5}, "plan", "Expected `str | int | null`"),
+        ({"plan": 3.5}, "plan", "Expected `int | str | null`"),
     ],
 )  # fmt: skip
 def test_bad_events_requests_are_422_naming_the_field(
