@@ -13,7 +13,7 @@ from churnscale.exceptions import ConfigError, SchemaError
 
 if TYPE_CHECKING:
     from churnscale.data.schema import Schema
-    from churnscale.training.backtest import Backtest
+    from churnscale.training.backtest import Backtest, BacktestStep
     from churnscale.training.local import TrainParams
 
 
@@ -71,6 +71,14 @@ def print_table(backtest: Backtest) -> None:
         console.print(f"mean ROC-AUC {mean:.4f}, mean PR-AUC {backtest.mean('pr_auc'):.4f}")
 
 
+def report_step(step: BacktestStep) -> None:
+    """One line on stderr as each as-of date is done."""
+    from rich.console import Console
+
+    done = step.skipped or f"ROC-AUC {step.roc_auc:.4f}, {step.train_rows:,} training rows"
+    Console(stderr=True).print(f"{step.as_of}: {done}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Attach ``backtest`` to the CLI."""
 
@@ -102,7 +110,12 @@ def register(app: typer.Typer) -> None:
         schema, _ = load_info(dataset)
         check_roles(schema, target=target, id_column=id_column)
         result = run_backtest(
-            dataset, schema=schema, params=parse_params(params), window=window, gap_days=gap_days
+            dataset,
+            schema=schema,
+            params=parse_params(params),
+            window=window,
+            gap_days=gap_days,
+            on_step=report_step,
         )
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
