@@ -122,6 +122,10 @@ def test_cli_refuses_one_date_and_bad_flags(
         churnscale("backtest", str(one), "--params", '{"leaves": 3}'), "--params: expected keys"
     )
     _assert_one_line(
+        churnscale("backtest", str(one), "--params", '{"num_leaves": "many"}'),
+        "--params: expected numbers for numeric keys",
+    )
+    _assert_one_line(
         churnscale("backtest", str(one), "--target", "noise"), "--target 'noise': the dataset"
     )
 

@@ -35,7 +35,13 @@ def parse_params(text: str | None) -> TrainParams:
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError("--params", expected=f"keys among {sorted(names)}", received=unknown)
-    return replace(TrainParams(), **values)
+    params = replace(TrainParams(), **values)
+    try:
+        params.validate()
+    except TypeError:  # a comparison with a value of the wrong type (a string for a number)
+        expected = "numbers for numeric keys"
+        raise ConfigError("--params", expected=expected, received=values) from None
+    return params
 
 
 def check_roles(schema: Schema, *, target: str | None, id_column: str | None) -> None:
