@@ -17,6 +17,7 @@ from churnscale.data.conform import conform
 from churnscale.model import ChurnModel
 from churnscale.serving.customer import CustomerDecoder
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
+from churnscale.serving.events import EventCustomerDecoder, feature_spec_of
 from churnscale.serving.predictor import Predictor
 
 if TYPE_CHECKING:
@@ -39,7 +40,10 @@ class PredictionService:
         self.model = model
         self.settings = settings
         self.schema = model.preprocessor.schema
-        self.decoder = CustomerDecoder(self.schema)
+        spec = feature_spec_of(model)  # point-in-time model: customers may come as events
+        self.decoder = (
+            EventCustomerDecoder(self.schema, spec) if spec else CustomerDecoder(self.schema)
+        )
         self.predictor = Predictor(model, kind=settings.predictor)
         self.version = model_version(model)
         self.encode = model.preprocessor.encode_one

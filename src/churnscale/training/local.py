@@ -262,6 +262,8 @@ def train_local(
         "best_iteration": booster.best_iteration,
         "parent": init_model.metadata.get("reference") if init_model is not None else None,
     }
+    if "feature_spec" in schema.metadata:  # point-in-time features: the service rebuilds them
+        metadata["feature_spec"] = schema.metadata["feature_spec"]
     model = ChurnModel(pre, booster, metadata)
     return TrainResult(
         model, plan.labels[TEST], score_side(model, plan, TEST), booster.best_iteration, rows

@@ -25,9 +25,10 @@ from churnscale.training.plan import (
     TRAIN,
     VALID,
     SplitSpec,
+    TimeWindow,
     assign_sides,
     row_keys,
-    time_cutoff,
+    time_window,
 )
 
 SIDES = (TRAIN, VALID, TEST)
@@ -50,7 +51,7 @@ class SideRule:
     schema: Schema
     split: SplitSpec
     early_stop_fraction: float
-    cutoff: np.datetime64 | None = None
+    window: TimeWindow | None = None
     time_column: str | None = None
 
     def read(self, part: PartRef, columns: list[str]) -> tuple[pa.Table, np.ndarray]:
@@ -63,7 +64,7 @@ class SideRule:
             row_keys(table.to_batches()[0], self.schema, part.offset) if part.rows else pa.array([])
         )
         sides = assign_sides(
-            table, ids, self.split, self.cutoff, self.time_column, None, 0, self.early_stop_fraction
+            table, ids, self.split, self.window, self.time_column, None, 0, self.early_stop_fraction
         )
         return table, sides
 
@@ -84,8 +85,8 @@ def side_rule(
         raise ConfigError("--time-col", expected="a date column for --split time", received=None)
     if split.kind != "time" or column is None:
         return SideRule(schema, split, early_stop_fraction)
-    cutoff = time_cutoff(dataset, info.files, column, split.valid_fraction)
-    return SideRule(schema, split, early_stop_fraction, cutoff, column)
+    window = time_window(dataset, info.files, column, split)
+    return SideRule(schema, split, early_stop_fraction, window, column)
 
 
 def list_parts(dataset: Path, info: DatasetInfo) -> list[PartRef]:

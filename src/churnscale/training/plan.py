@@ -19,13 +19,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnscale.data.schema import Schema
-from churnscale.data.splits import fold_of, time_holdout_mask, unit_hash
+from churnscale.data.splits import fold_of, unit_hash
 from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, SchemaError
 from churnscale.features.preprocessor import Preprocessor
 
 TRAIN, VALID, TEST = 0, 1, 2
+#: Rows a time split leaves out: after the held-out date, or before the training window.
+UNUSED = 3
 SplitKind = Literal["random", "time"]
+#: ``SplitSpec.holdout_date`` value meaning the latest date present in the data.
+LATEST = "latest"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,13 @@ class SplitSpec:
     valid_fraction: float = 0.2
     time_column: str | None = None
     seed: int = 0
+    #: Time split by date: hold out exactly the rows at this date (``"latest"``: the last date
+    #: present); rows after it are unused. ``None``: hold out the latest ``valid_fraction``.
+    holdout_date: str | None = None
+    #: Time split by date: rows before this date are unused (a rolling training window).
+    train_from: str | None = None
+    #: Time split by date: rows after this date and before the held-out one are unused (a gap).
+    train_until: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("random", "time"):
@@ -44,6 +55,42 @@ class SplitSpec:
             raise ConfigError(
                 "--valid-fraction", expected="a number in (0, 1)", received=self.valid_fraction
             )
+        for name in ("holdout_date", "train_from", "train_until"):
+            value = getattr(self, name)
+            if value is not None and value != LATEST and _instant(value) is None:
+                raise ConfigError(name, expected="an ISO date or 'latest'", received=value)
+
+
+def _instant(text: str) -> np.datetime64 | None:
+    """``text`` as a microsecond instant (``None`` when it is not an ISO date or timestamp)."""
+    try:
+        value = np.datetime64(text, "us")
+    except ValueError:
+        return None
+    return None if np.isnat(value) else value
+
+
+def time_split_for(
+    schema: Schema, *, time_column: str | None = None, valid_fraction: float = 0.2, seed: int = 0
+) -> SplitSpec:
+    """The ``--split time`` of a dataset: its latest as-of date held out whole, if it has one.
+
+    A point-in-time dataset (stacked as-of dates) records its ``as_of_column``: the hold-out is
+    every row of its latest date and training uses the earlier dates. Given a ``time_column``
+    (or without an as-of column) the hold-out is the latest ``valid_fraction`` of the rows.
+    """
+    if time_column is None and schema.as_of_column is not None:
+        return SplitSpec("time", time_column=schema.as_of_column, seed=seed, holdout_date=LATEST)
+    column = time_column or schema.time_column
+    if column is None:
+        raise ConfigError(
+            "--time-col",
+            expected="a date column for --split time (or an as-of dataset)",
+            received=None,
+        )
+    if column not in schema.names:
+        raise SchemaError("--time-col names a column the dataset does not have", missing=[column])
+    return SplitSpec("time", valid_fraction, time_column=column, seed=seed)
 
 
 @dataclass
@@ -74,6 +121,40 @@ def row_keys(batch: pa.RecordBatch, schema: Schema, offset: int) -> pa.Array:
     return pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.int64))
 
 
+@dataclass(frozen=True)
+class TimeWindow:
+    """A time split: rows in ``[holdout_from, holdout_to]`` are held out, earlier ones train.
+
+    ``holdout_to`` (inclusive) set: later rows and undated rows are :data:`UNUSED`; so are
+    rows before ``train_from`` and rows after ``train_until`` that are not held out.
+    """
+
+    holdout_from: np.datetime64
+    holdout_to: np.datetime64 | None = None
+    train_from: np.datetime64 | None = None
+    train_until: np.datetime64 | None = None
+
+    def sides(self, times: pa.Array | pa.ChunkedArray, *, holdout: int) -> np.ndarray:
+        """TRAIN, ``holdout`` or UNUSED for each of ``times``."""
+        values = np.asarray(times.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False))
+        sides = np.full(len(values), TRAIN, dtype=np.int8)
+        sides[values >= self.holdout_from] = holdout
+        if self.holdout_to is not None:
+            sides[(values > self.holdout_to) | np.isnat(values)] = UNUSED
+        if self.train_from is not None:
+            sides[values < self.train_from] = UNUSED
+        if self.train_until is not None:
+            sides[(values > self.train_until) & (sides == TRAIN)] = UNUSED
+        return sides
+
+
+def distinct_times(dataset: Path, files: list[str], column: str) -> np.ndarray:
+    """The sorted distinct instants (datetime64[us]) of ``column``, missing values left out."""
+    values = [pq.read_table(dataset / f, columns=[column]).column(column) for f in files]
+    times = np.concatenate([v.cast(pa.timestamp("us")).to_numpy() for v in values])
+    return np.unique(times[~np.isnat(times)])
+
+
 def time_cutoff(dataset: Path, files: list[str], column: str, fraction: float) -> np.datetime64:
     """The first date of the latest ``fraction`` of the rows (the out-of-time hold-out)."""
     values = [pq.read_table(dataset / f, columns=[column]).column(column) for f in files]
@@ -84,6 +165,33 @@ def time_cutoff(dataset: Path, files: list[str], column: str, fraction: float) -
     # The latest dates holding about ``fraction`` of the rows; never every row.
     cutoff = max(np.quantile(present, 1.0 - fraction, method="higher"), present.min() + 1)
     return np.datetime64(int(cutoff), "us")
+
+
+def time_window(dataset: Path, files: list[str], column: str, split: SplitSpec) -> TimeWindow:
+    """The :class:`TimeWindow` of a time split (one pass over ``column``)."""
+    if split.holdout_date is None:
+        return TimeWindow(time_cutoff(dataset, files, column, split.valid_fraction))
+    present = distinct_times(dataset, files, column)
+    if split.holdout_date == LATEST:
+        held = present[-1] if present.size else None
+    else:
+        held = _instant(split.holdout_date)
+    if held is None or not (present == held).any():
+        raise SchemaError(f"no rows at the held-out date {split.holdout_date}", column=column)
+    start = _instant(split.train_from) if split.train_from else None
+    until = _instant(split.train_until) if split.train_until else None
+    earlier = present[present < held]
+    if start is not None:
+        earlier = earlier[earlier >= start]
+    if until is not None:
+        earlier = earlier[earlier <= until]
+    if earlier.size == 0:
+        raise SchemaError(
+            f"no rows before the held-out date {np.datetime_as_string(held, 'D')} to train on; "
+            "a time split by date needs at least two dates",
+            column=column,
+        )
+    return TimeWindow(held, held, start, until)
 
 
 def plan_split(
@@ -107,8 +215,8 @@ def plan_split(
     time_column = split.time_column or schema.as_of_column or schema.time_column
     if split.kind == "time" and time_column is None:
         raise ConfigError("--time-col", expected="a date column for --split time", received=None)
-    cutoff = (
-        time_cutoff(dataset, info.files, time_column, split.valid_fraction)
+    window = (
+        time_window(dataset, info.files, time_column, split)
         if split.kind == "time" and time_column
         else None
     )
@@ -125,7 +233,7 @@ def plan_split(
             )
             offset += batch.num_rows
             sides = assign_sides(
-                batch, keys, split, cutoff, time_column, folds, fold, early_stop_fraction
+                batch, keys, split, window, time_column, folds, fold, early_stop_fraction
             )
             # float32: LightGBM keeps labels as float32, so this needs no converted copy
             y = np.asarray(batch.column(schema.target).to_numpy(), dtype=np.float32)
@@ -141,19 +249,19 @@ def assign_sides(
     batch: pa.Table,
     keys: pa.Array,
     split: SplitSpec,
-    cutoff: np.datetime64 | None,
+    window: TimeWindow | None,
     time_column: str | None,
     folds: int | None,
     fold: int,
     early_stop_fraction: float,
 ) -> np.ndarray:
-    """The side of each row of ``batch`` (TRAIN, VALID or TEST), from its key or date."""
+    """The side of each row of ``batch`` (TRAIN, VALID, TEST or UNUSED), from its key or date."""
     sides = np.full(batch.num_rows, TRAIN, dtype=np.int8)
     if folds is not None:
         sides[fold_of(keys, folds=folds, seed=split.seed) == fold] = TEST
-    elif cutoff is not None and time_column is not None:
-        held = time_holdout_mask(batch.column(time_column).combine_chunks(), cutoff=cutoff)
-        sides[held] = TEST if early_stop_fraction else VALID
+    elif window is not None and time_column is not None:
+        holdout = TEST if early_stop_fraction else VALID
+        sides = window.sides(batch.column(time_column).combine_chunks(), holdout=holdout)
     else:
         held = unit_hash(keys, seed=split.seed) < split.valid_fraction
         sides[held] = TEST if early_stop_fraction else VALID
