@@ -168,10 +168,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train LightGBM out of core (or on Dask), evaluate it, and register it in MLflow."""
         from churnscale.data.cache import stored_dataset
+        from churnscale.data.store import load_info
         from churnscale.evaluation.assessment import ProfitSettings
         from churnscale.progress import row_progress
         from churnscale.training.job import TrainJob, run_training
-        from churnscale.training.plan import SplitSpec
+        from churnscale.training.plan import SplitSpec, time_split_for
 
         settings = Settings()
         hints, schema = schema_inputs(
@@ -190,12 +191,8 @@ def register(app: typer.Typer) -> None:
             "class_weight": class_weight,
         }
         params = _params(params_file, overrides, seed, threads)
-        spec = SplitSpec(
-            kind=split,  # type: ignore[arg-type]  # checked by SplitSpec
-            valid_fraction=valid_fraction,
-            time_column=time_column,
-            seed=seed,
-        )
+        if split not in ("random", "time"):
+            raise ConfigError("--split", expected="random or time", received=split)
         with ExitStack() as stack:
             with row_progress("ingest") as advance:  # a no-op for a stored dataset
                 dataset = stack.enter_context(
@@ -203,6 +200,15 @@ def register(app: typer.Typer) -> None:
                         data, settings=settings, hints=hints, schema=schema, on_progress=advance
                     )
                 )
+            if split == "time":  # an as-of dataset holds out its latest date whole
+                spec = time_split_for(
+                    load_info(dataset)[0],
+                    time_column=time_column,
+                    valid_fraction=valid_fraction,
+                    seed=seed,
+                )
+            else:
+                spec = SplitSpec(valid_fraction=valid_fraction, seed=seed)
             job = TrainJob(
                 dataset=dataset,
                 params=params,
