@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> Gateway:
         version=__version__,
         summary="Customer churn predictions: single, batch, and standard inference protocols.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a path is served as sent, or 404: never redirected
     )
     api.state.serving = state
     api.add_exception_handler(ChurnscaleError, _error_handler)  # type: ignore[arg-type]
