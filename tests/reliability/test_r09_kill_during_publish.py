@@ -1,6 +1,6 @@
 """R9: SIGKILL at random points of a bundle publish or a registry write, 20 times.
 
-Pass figure: after each of 20 kills (10 during ``publish_directory`` of model bundles, 10 during
+Pass figure: after each of 20 kills (15 during ``publish_directory`` of model bundles, 5 during
 a registry register → promote → resolve loop) a restarted reader finds only complete,
 checksum-valid versions: every visible bundle directory passes ``verify_directory`` (and
 ``ChurnModel.load``), every registered version resolves and verifies, the alias points at one
@@ -26,7 +26,9 @@ from churnscale.model import ChurnModel
 from churnscale.registry import Registry
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
-KILLS = 10
+PUBLISH_KILLS = 15
+#: Fewer: each registry writer pays MLflow's import (~10-20 s on the loaded 2-core machine).
+REGISTRY_KILLS = 5
 
 PUBLISHER = """
 import shutil, sys
@@ -86,7 +88,7 @@ def test_killed_bundle_publish_leaves_only_complete_versions(
     root.mkdir()
     rng = np.random.default_rng(9)
     swept = 0
-    for _ in range(KILLS):
+    for _ in range(PUBLISH_KILLS):
         _run_and_kill(PUBLISHER, [str(rel_bundle), str(root)], float(rng.uniform(0.05, 1.0)))
         swept += len(remove_stale_staging(root, older_than_s=0))  # the restart's sweep
         assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
@@ -96,7 +98,9 @@ def test_killed_bundle_publish_leaves_only_complete_versions(
         if visible:
             ChurnModel.load(max(visible, key=lambda p: int(p.name)))
     published = len(_visible(root))
-    print(f"R9 publish: {KILLS} kills, {published} complete versions, {swept} staging swept")
+    print(
+        f"R9 publish: {PUBLISH_KILLS} kills, {published} complete versions, {swept} staging swept"
+    )
     assert published >= 1
 
 
@@ -106,14 +110,15 @@ def test_killed_registry_writes_leave_only_verified_versions(
     settings = rel_settings
     home = settings.home
     rng = np.random.default_rng(10)
-    checked = 0
-    for _ in range(KILLS):
-        _run_and_kill(REGISTRAR, [str(rel_bundle), str(home)], float(rng.uniform(0.2, 3.0)))
+    checked: set[int] = set()
+    for _ in range(REGISTRY_KILLS):
+        _run_and_kill(REGISTRAR, [str(rel_bundle), str(home)], float(rng.uniform(0.2, 4.0)))
         registry = Registry(settings)  # the restart
         versions = registry.list_models()
         for version in versions:
-            verify_directory(registry.resolve(f"churn/{version.version}"))
-            checked += 1
+            if version.version not in checked:
+                verify_directory(registry.resolve(f"churn/{version.version}"))
+                checked.add(version.version)
         try:
             champion = registry.resolve("churn@champion")
         except ModelNotFoundError:
@@ -128,5 +133,5 @@ def test_killed_registry_writes_leave_only_verified_versions(
                 if entry.is_dir():
                     verify_directory(entry)
     registered = len(Registry(settings).list_models())
-    print(f"R9 registry: {KILLS} kills, {registered} versions, {checked} verified resolves")
+    print(f"R9 registry: {REGISTRY_KILLS} kills, {registered} versions, all resolved and verified")
     assert registered >= 1

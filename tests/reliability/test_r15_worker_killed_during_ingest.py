@@ -79,7 +79,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Schema, tupl
 def client() -> Iterator[Client]:
     cluster = LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, memory_limit="1GiB",
+        dashboard_address=":0", memory_limit="1GiB",
     )  # fmt: skip
     with cluster, Client(cluster) as c:
         yield c

@@ -99,7 +99,7 @@ def cluster_client(
             processes=True,
             memory_limit=memory_limit,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # its HTTP server (metrics) on a free port, never 8787
             silence_logs=logging.ERROR,
         )
     client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
