@@ -76,11 +76,19 @@ class UnpicklingEvent:
 
 
 class UnpicklingAudit:
-    """Records ``pickle.find_class`` audit events once :meth:`install` is called."""
+    """Counts ``pickle.find_class`` audit events once :meth:`install` is called, and keeps
+    those made in a watched path or under :func:`loads_signed` (the rest are only counted)."""
 
-    def __init__(self, *, on_event: Callable[[UnpicklingEvent], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        on_event: Callable[[UnpicklingEvent], None] | None = None,
+        prefixes: tuple[str, ...] = WATCHED,
+    ) -> None:
         self.events: list[UnpicklingEvent] = []
+        self.seen = 0
         self.active = False
+        self.prefixes = prefixes
         self._on_event = on_event
 
     def install(self) -> UnpicklingAudit:
@@ -90,15 +98,17 @@ class UnpicklingAudit:
             sys.addaudithook(self._hook)
         return self
 
-    def violations(self, prefixes: tuple[str, ...] = WATCHED) -> list[UnpicklingEvent]:
+    def violations(self) -> list[UnpicklingEvent]:
         """Loads in a watched path that did not go through :func:`loads_signed`."""
-        return [e for e in self.events if e.trusted is None and e.watched(prefixes)]
+        return [e for e in self.events if e.trusted is None and e.watched(self.prefixes)]
 
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
         if event != "pickle.find_class" or not self.active:
             return
+        self.seen += 1
         found = UnpicklingEvent(str(args[0]), str(args[1]), _TRUSTED.get(), _callers())
-        self.events.append(found)
+        if found.trusted is not None or found.watched(self.prefixes):
+            self.events.append(found)
         if self._on_event is not None:
             self._on_event(found)
 

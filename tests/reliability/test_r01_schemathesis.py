@@ -9,6 +9,7 @@ this pytest, so each operation's strategy is driven by hypothesis directly.)
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ CHECKS = [
 ]
 TARGET = 10_000
 #: Examples asked of each operation and mode; small input spaces end sooner.
-EXAMPLES = 600
+EXAMPLES = int(os.environ.get("CHURNSCALE_R1_EXAMPLES", "900"))
 
 
 def _fuzz(
