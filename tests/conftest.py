@@ -1,4 +1,9 @@
-"""Shared fixtures: a seed, small generated data, temporary datasets."""
+"""Shared fixtures: a seed, small generated data, temporary datasets; the unpickling audit (R12).
+
+The audit hook is installed when this file is imported, before any test runs, and stays for the
+whole session: at the end the session fails if the service, batch scoring or online paths
+unpickled anything without an HMAC check (see ``churnscale.unpickling``).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ import pytest
 from churnscale.config import Settings
 from churnscale.data.synthetic import generate_table
 from churnscale.registry import Registry
+from churnscale.unpickling import UnpicklingAudit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+UNPICKLING = UnpicklingAudit().install()
 
 
 @pytest.fixture
@@ -39,3 +46,18 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source.close()
     target.close()
     return template
+
+
+@pytest.fixture(scope="session")
+def unpickling_audit() -> UnpicklingAudit:
+    """The session's audit of every unpickling (R12)."""
+    return UNPICKLING
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session when a watched path unpickled without an HMAC check (R12)."""
+    bad = UNPICKLING.violations()
+    if bad:
+        shown = "; ".join(f"{e.module}.{e.name} via {' < '.join(e.callers)}" for e in bad[:5])
+        print(f"\nR12: {len(bad)} unpickling(s) in the service/batch/online paths: {shown}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -13,15 +13,18 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from churnscale.exceptions import IntegrityError
+from churnscale.exceptions import ChurnscaleError, IntegrityError, StorageError
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+#: What marks a staging directory: ``.NAME.tmp-XXXXXXXX`` beside its target.
+STAGING_MARK = ".tmp-"
 _CHUNK = 1 << 20
 
 
@@ -116,19 +119,40 @@ def _fsync_tree(directory: Path) -> None:
 def publish_directory(target: Path, fill: Callable[[Path], None]) -> dict[str, Any]:
     """Create ``target`` atomically: ``fill(staging)`` writes the files, then manifest + rename.
 
-    Raises :class:`IntegrityError` if ``target`` exists; leaves nothing behind on failure.
+    Raises :class:`IntegrityError` if ``target`` exists and :class:`StorageError` when a write
+    fails (disk full, file size limit); leaves nothing behind on failure.
     """
     if target.exists():
         raise IntegrityError(str(target), "already exists; artifacts are never overwritten")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f".{target.name}{STAGING_MARK}{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+    except OSError as exc:
+        raise StorageError.from_os_error(str(target), exc) from exc
     try:
         fill(staging)
         manifest = write_manifest(staging)
         _fsync_tree(staging)
         os.rename(staging, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, ChurnscaleError):
+            raise StorageError.from_os_error(str(target), exc) from exc
         raise
     return manifest
+
+
+def remove_stale_staging(parent: Path, *, older_than_s: float = 3600.0) -> list[Path]:
+    """Delete staging directories under ``parent`` left by a killed publisher; return them.
+
+    Only hidden ``.NAME.tmp-*`` directories untouched for ``older_than_s`` seconds are removed,
+    so a publish still in progress elsewhere is left alone.
+    """
+    removed = []
+    cutoff = time.time() - older_than_s
+    for path in sorted(parent.glob(f".*{STAGING_MARK}*")):
+        if path.is_dir() and path.stat().st_mtime <= cutoff:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

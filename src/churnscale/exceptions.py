@@ -161,3 +161,18 @@ class RegistryUnavailableError(ChurnscaleError, ConnectionError):
         super().__init__(f"model registry {uri} is unreachable: {reason}", field="registry")
         self.uri = uri
         self.reason = reason
+
+
+class StorageError(ChurnscaleError, OSError):
+    """Writing an artifact or dataset failed (disk full, file size limit, permissions)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}", field=path)
+        self.path = path
+        self.reason = reason
+
+    @classmethod
+    def from_os_error(cls, path: str, error: OSError) -> StorageError:
+        """Describe ``error`` (ENOSPC, EFBIG, …) as a write of ``path`` that left nothing."""
+        detail = error.strerror or str(error)
+        return cls(path, f"write failed ({detail}); nothing was published")

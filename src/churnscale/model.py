@@ -118,7 +118,9 @@ class ChurnModel:
         metadata = {**self.metadata, "environment": environment()}
 
         def fill(staging: Path) -> None:
-            self.booster.save_model(staging / MODEL_FILE)
+            # written by Python, so a full disk raises OSError (LightGBM's own writer raises
+            # a LightGBMError that says nothing of the cause)
+            (staging / MODEL_FILE).write_text(self.booster.model_to_string())
             self.preprocessor.save(staging / PREPROCESSOR_FILE)
             (staging / METADATA_FILE).write_text(
                 json.dumps(metadata, indent=2, sort_keys=True, default=_json_default) + "\n"

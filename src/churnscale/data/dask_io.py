@@ -124,10 +124,13 @@ def read_piece(
     """One partition: row group ``piece`` of a file, conformed to ``schema``, as pandas."""
     name, group = piece
     spec = Schema.from_dict(schema)
-    with _open(name, storage_options) as handle:
-        parquet = pq.ParquetFile(handle, page_checksum_verification=True)
-        table = parquet.read_row_group(group, columns=spec.names if stored else None)
-        first_row = 1 + sum(parquet.metadata.row_group(g).num_rows for g in range(group))
+    try:
+        with _open(name, storage_options) as handle:
+            parquet = pq.ParquetFile(handle, page_checksum_verification=True)
+            table = parquet.read_row_group(group, columns=spec.names if stored else None)
+            first_row = 1 + sum(parquet.metadata.row_group(g).num_rows for g in range(group))
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(name, f"corrupt data in row group {group}: {exc}") from exc
     if stored:
         return to_pandas(table.select(spec.names).cast(spec.arrow_schema()))
     batch = table.combine_chunks().to_batches()[0] if table.num_rows else None

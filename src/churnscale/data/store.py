@@ -21,13 +21,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churnscale.artifacts import sha256_file
 from churnscale.data.conform import conform
 from churnscale.data.fingerprint import Fingerprint
 from churnscale.data.pipeline import ThreadedSink
 from churnscale.data.quarantine import Quarantine
 from churnscale.data.readers import Chunk, peek_sample, read_chunks, read_sample
 from churnscale.data.schema import Schema, SchemaHints, infer_schema
-from churnscale.exceptions import QuarantineLimitError, SchemaError, SourceError
+from churnscale.exceptions import (
+    ChurnscaleError,
+    QuarantineLimitError,
+    SchemaError,
+    SourceError,
+    StorageError,
+)
 
 PART_ROWS = 1_048_576
 SCHEMA_FILE = "schema.json"
@@ -46,6 +53,8 @@ class DatasetInfo:
     sources: list[str]
     created: str
     extra: dict[str, Any] = field(default_factory=dict)
+    #: SHA-256 of every part, checked before a part is read (empty for older datasets).
+    checksums: dict[str, str] = field(default_factory=dict)
 
 
 def is_dataset(path: str | Path) -> bool:
@@ -140,7 +149,10 @@ def ingest(
     if out.exists():
         raise SourceError(str(out), "already exists; choose a new output directory")
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise StorageError.from_os_error(str(out), exc) from exc
     try:
         info = _write_dataset(source, chunks, staging, schema, max_bad_fraction, on_progress)
         os.replace(staging, out)
@@ -152,6 +164,8 @@ def ingest(
             exc.message = exc.message.rsplit("; see ", 1)[0] + f"; see {kept}"
             exc.args = (exc.message,)
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, ChurnscaleError):
+            raise StorageError.from_os_error(str(out), exc) from exc
         raise
     return schema, info
 
@@ -194,6 +208,7 @@ def _write_dataset(
         fingerprint=fingerprint.hexdigest(schema),
         sources=[source],
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        checksums={name: sha256_file(staging / name) for name in writer.files},
     )
     (staging / INFO_FILE).write_text(json.dumps(info.__dict__, indent=2) + "\n")
     return info
@@ -209,14 +224,28 @@ def _conformed(
         yield typed, chunk.batch.num_rows + len(chunk.rejects)
 
 
+def check_part(path: Path, name: str, info: DatasetInfo) -> None:
+    """Refuse a part whose bytes changed since it was stored (any byte, footer included)."""
+    expected = info.checksums.get(name)
+    if expected is None:
+        return
+    try:
+        found = sha256_file(path / name)
+    except OSError as exc:
+        raise SourceError(str(path / name), f"cannot read a stored part: {exc}") from exc
+    if found != expected:
+        raise SourceError(str(path / name), f"corrupt data: SHA-256 does not match {INFO_FILE}")
+
+
 def iter_dataset(
     path: Path, *, columns: list[str] | None = None, batch_rows: int = 262_144
 ) -> Iterator[pa.RecordBatch]:
     """Stream a stored dataset's rows, part by part, with page checksums verified."""
     _, info = load_info(path)
     for name in info.files:
-        parquet = pq.ParquetFile(path / name, page_checksum_verification=True)
+        check_part(path, name, info)
         try:
+            parquet = pq.ParquetFile(path / name, page_checksum_verification=True)
             yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)
-        except (OSError, pa.ArrowInvalid) as exc:
+        except (OSError, pa.ArrowException) as exc:
             raise SourceError(str(path / name), f"corrupt data: {exc}") from exc

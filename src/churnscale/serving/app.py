@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> Gateway:
         version=__version__,
         summary="Customer churn predictions: single, batch, and standard inference protocols.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a path is served as sent, or 404: never redirected
     )
     api.state.serving = state
     api.state.monitor = monitor = ModelMonitor(settings, state.metrics.registry)

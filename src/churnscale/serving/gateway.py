@@ -42,6 +42,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PREDICT_PATH = "/v1/predict"
+#: Largest request head (path, query and headers) served; uvicorn itself never sends 431.
+MAX_HEADER_BYTES = 16_384
 _TRUE = {"true": True, "1": True, "false": False, "0": False}
 log = logging.getLogger("churnscale.serving")
 
@@ -74,6 +76,9 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+        elif (size := header_bytes(scope)) > MAX_HEADER_BYTES:
+            detail = f"request headers too large: {size} bytes, limit {MAX_HEADER_BYTES} bytes"
+            await send_json(send, 431, orjson.dumps({"detail": detail}), None)
         elif scope["path"] == PREDICT_PATH and scope["method"] == "POST":
             await self.predict(scope, receive, send)
         else:
@@ -116,7 +121,8 @@ class Gateway:
     async def _error(self, send: Send, exc: RequestError, started: float) -> None:
         service = self.state.service
         version = service.version if service is not None else None
-        await send_json(send, exc.http_status, orjson.dumps(exc.body()), version)
+        close = exc.http_status == 413  # so the server stops reading the rest of the upload
+        await send_json(send, exc.http_status, orjson.dumps(exc.body()), version, close=close)
         self.state.metrics.errors.labels(PREDICT_PATH, exc.kind).inc()
         self.state.metrics.observe(PREDICT_PATH, exc.http_status, time.perf_counter() - started)
 
@@ -132,7 +138,7 @@ class Gateway:
             return
         if length is not None and length > limit:
             error = too_large(limit)
-            await send_json(send, 413, orjson.dumps(error.body()), self._version())
+            await send_json(send, 413, orjson.dumps(error.body()), self._version(), close=True)
             self.state.metrics.observe("body_limit", 413, time.perf_counter() - started)
             return
 
@@ -143,6 +149,8 @@ class Gateway:
                 version = self._version()
                 if version is not None:
                     message["headers"] = [*message.get("headers", []), _version_header(version)]
+                if status == 413:  # a body past the limit: the rest of it is never read
+                    message["headers"] = [*message.get("headers", []), _CLOSE]
             await send(message)
 
         try:
@@ -158,17 +166,30 @@ class Gateway:
         return service.version if service is not None else None
 
 
+_CLOSE = (b"connection", b"close")
+
+
+def header_bytes(scope: Scope) -> int:
+    """Size of a request's head as the server received it: headers, path and query."""
+    size: int = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+    return size + len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+
+
 def _version_header(version: str) -> tuple[bytes, bytes]:
     return (b"x-model-version", version.encode("latin-1"))
 
 
-async def send_json(send: Send, status: int, body: bytes, version: str | None) -> None:
-    """Send a complete JSON response."""
+async def send_json(
+    send: Send, status: int, body: bytes, version: str | None, *, close: bool = False
+) -> None:
+    """Send a complete JSON response (with ``Connection: close`` when ``close``)."""
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
     if version is not None:
         headers.append(_version_header(version))
+    if close:
+        headers.append(_CLOSE)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -186,6 +186,11 @@ async def ping(service: ServiceDep) -> dict[str, str]:
     return {"status": "ready", "model_version": service.version}
 
 
+#: An MLflow scoring document (``dataframe_split``, ``dataframe_records``, ``instances``,
+#: ``inputs``) or a bare array of records, as documented to clients (R1).
+MLFLOW_BODY = {"anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}
+
+
 @router.post(
     "/invocations",
     response_model=Predictions,
@@ -196,7 +201,7 @@ async def ping(service: ServiceDep) -> dict[str, str]:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {JSON: {"schema": {"type": "object"}}, CSV: {"schema": {"type": "string"}}},
+            "content": {JSON: {"schema": MLFLOW_BODY}, CSV: {"schema": {"type": "string"}}},
         }
     },
     tags=["sagemaker"],

@@ -72,8 +72,14 @@ def local_memory_limit(workers: int, memory_limit: str | int) -> int:
 
 
 @contextmanager
-def cluster_client(value: str, *, memory_limit: str | int = "auto") -> Iterator[Client]:
-    """A client of the cluster ``value`` names; a local cluster lives only as long as it."""
+def cluster_client(
+    value: str, *, memory_limit: str | int = "auto", worker_ttl: str = "300s"
+) -> Iterator[Client]:
+    """A client of the cluster ``value`` names; a local cluster lives only as long as it.
+
+    A local cluster's scheduler drops a worker that sent no heartbeat for ``worker_ttl`` (one
+    that is stopped or hung), which the :class:`Watchdog` then reports.
+    """
     parsed = ClusterAddress.parse(value)
     if parsed.address is not None:
         try:
@@ -86,14 +92,14 @@ def cluster_client(value: str, *, memory_limit: str | int = "auto") -> Iterator[
         with client:
             yield client
         return
-    with dask.config.set(MEMORY_POLICY):
+    with dask.config.set({**MEMORY_POLICY, "distributed.scheduler.worker-ttl": worker_ttl}):
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=parsed.local_workers,
             threads_per_worker=1,
             processes=True,
             memory_limit=memory_limit,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # its HTTP server (metrics) on a free port, never 8787
             silence_logs=logging.ERROR,
         )
     client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]

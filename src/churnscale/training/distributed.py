@@ -248,7 +248,8 @@ def train_distributed(
     """Train on a stored dataset on the Dask cluster ``cluster`` (``local:N`` or an address).
 
     A lost worker ends the run with a :class:`TrainingError` within ``time_out_minutes``
-    (LightGBM's network time-out); a run that would not fit in the workers' memory is refused
+    (LightGBM's network time-out, and a ``local:N`` scheduler's worker time-to-live, so a
+    stopped worker counts as lost too); a run that would not fit in the workers' memory is refused
     before it starts. ``memory_limit`` applies to the workers of a ``local:N`` cluster.
     """
     params = params or TrainParams()
@@ -275,7 +276,8 @@ def train_distributed(
     if address.local_workers is not None:  # refuse before starting any process
         limit = local_memory_limit(address.local_workers, memory_limit)
         check({f"local:{i}": limit for i in range(address.local_workers)})
-    with cluster_client(cluster, memory_limit=memory_limit) as client:
+    ttl = f"{time_out_minutes * 60}s"  # a stopped local worker is dropped at the time-out
+    with cluster_client(cluster, memory_limit=memory_limit, worker_ttl=ttl) as client:
         limits = worker_limits(client)
         if not limits:
             raise TrainingError(f"the Dask cluster at {cluster} has no workers")
