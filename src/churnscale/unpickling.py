@@ -61,6 +61,22 @@ def loads_signed(data: bytes, *, signature: str, key: bytes, what: str) -> Any:
         _TRUSTED.reset(token)
 
 
+def loads_authenticated(data: bytes, *, message: bytes, mac: bytes, key: bytes, what: str) -> Any:
+    """``pickle.loads(data)`` only if ``mac`` is the HMAC-SHA256 of ``message`` under ``key``
+    and ``data`` is the tail of ``message`` (a signed container such as an online checkpoint)."""
+    if not key:
+        raise IntegrityError(what, "no HMAC key configured; refusing to unpickle")
+    if not message.endswith(data):
+        raise IntegrityError(what, "the pickle is not part of the signed message")
+    if not hmac.compare_digest(hmac.new(key, message, hashlib.sha256).digest(), mac):
+        raise IntegrityError(what, "HMAC signature does not match; refusing to unpickle")
+    token = _TRUSTED.set(what)
+    try:
+        return pickle.loads(data)
+    finally:
+        _TRUSTED.reset(token)
+
+
 @dataclass(frozen=True)
 class UnpicklingEvent:
     """One global a pickle load resolved, who asked, and whether an HMAC check came first."""
@@ -125,4 +141,11 @@ def _callers() -> tuple[str, ...]:
     return tuple(names)
 
 
-__all__ = ["WATCHED", "UnpicklingAudit", "UnpicklingEvent", "loads_signed", "sign"]
+__all__ = [
+    "WATCHED",
+    "UnpicklingAudit",
+    "UnpicklingEvent",
+    "loads_authenticated",
+    "loads_signed",
+    "sign",
+]

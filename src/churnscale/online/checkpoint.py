@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from churnscale.exceptions import ConfigError, IntegrityError
+from churnscale.unpickling import loads_authenticated
 
 MAGIC = b"CHURNSCALE-ONLINE-CHECKPOINT/1\n"
 MAC_BYTES = 32
@@ -74,7 +75,9 @@ def decode_checkpoint(data: bytes, key: bytes, *, path: str) -> Checkpoint:
         )
     size = int.from_bytes(body[:8], "big")
     header = orjson.loads(body[8 : 8 + size])
-    estimator = pickle.loads(body[8 + size :])
+    estimator = loads_authenticated(
+        body[8 + size :], message=MAGIC + body, mac=mac, key=key, what=path
+    )
     return Checkpoint(header, estimator)
 
 
