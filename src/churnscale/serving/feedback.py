@@ -11,7 +11,8 @@
   (never scored by this process, evicted from the bounded log, or already labelled): labels for
   unknown customers are normal in a fleet of replicas, so they are accepted, counted
   (``churnscale_feedback_total{outcome="unmatched"}``) and handed to the hooks, not refused.
-- **422** naming the field for a missing or malformed value (FastAPI's validation shape).
+- **422** naming the field for a missing or malformed value (FastAPI's validation shape);
+  **400** when the body is not JSON at all (FastAPI's answer, documented in the OpenAPI).
 
 The prediction log keeps the latest prediction per customer and version/arm for the most recent
 ``Settings.feedback_predictions`` customers (least recently scored evicted first), with the
@@ -248,6 +249,7 @@ router = APIRouter(tags=["monitoring"])
     response_model=FeedbackResponse,
     responses={
         202: {"model": FeedbackResponse, "description": "No logged prediction to join"},
+        400: {"description": "The body is not valid JSON"},
         422: {"description": "Invalid feedback (the field is named)"},
     },
 )
