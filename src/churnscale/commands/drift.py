@@ -11,20 +11,7 @@ import typer
 from churnscale.config import Settings
 
 if TYPE_CHECKING:
-    from churnscale.model import ChurnModel
     from churnscale.monitoring.drift import DriftReport
-
-
-def load_reference_model(reference: str, settings: Settings) -> ChurnModel:
-    """A bundle directory, or a registry reference (``NAME@ALIAS``, ``NAME/VERSION``)."""
-    from churnscale.model import ChurnModel
-    from churnscale.serving.loading import load_model
-
-    if Path(reference).expanduser().is_dir():
-        return load_model(reference, settings)
-    from churnscale.registry import Registry
-
-    return ChurnModel.load(Registry(settings).resolve(reference, allow_paths=False))
 
 
 def register(app: typer.Typer) -> None:
@@ -57,7 +44,9 @@ def register(app: typer.Typer) -> None:
         from churnscale.monitoring.report import render_drift_report
 
         settings = Settings()
-        loaded = load_reference_model(model, settings)
+        from churnscale.serving.loading import load_model
+
+        loaded = load_model(model, settings)
         profile = loaded.reference
         if reference is not None:
             profile = source_reference(loaded, reference, settings=settings)
