@@ -178,6 +178,9 @@ def _register_commands() -> None:
 
     score.register(app)
     serve.register(app)
+    from churnscale.commands import tune
+
+    tune.register(app)
 
 
 _register_commands()

@@ -16,21 +16,6 @@ from churnscale.registry import Registry
 BundleMaker = Callable[..., Path]
 
 
-@pytest.fixture(scope="session")
-def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite database with every migration applied (migrating takes seconds)."""
-    home = tmp_path_factory.mktemp("template")
-    registry = Registry(Settings(home=home, tracking_uri=None))
-    assert registry.list_models() == []
-    registry.client.search_experiments()
-    template = home.parent / "template-mlflow.db"
-    with sqlite3.connect(home / "mlflow.db") as source, sqlite3.connect(template) as target:
-        source.backup(target)
-    source.close()
-    target.close()
-    return template
-
-
 @pytest.fixture
 def settings(tmp_path: Path, migrated_store: Path) -> Settings:
     home = tmp_path / "home"

@@ -94,6 +94,9 @@ def cluster_client(value: str, *, memory_limit: str | int = "auto") -> Iterator[
             memory_limit=memory_limit,
             host="127.0.0.1",
             dashboard_address=None,
+            # the scheduler's HTTP server (metrics) on a free loopback port, not 8787, which
+            # another cluster may hold (distributed then warns and picks another port)
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         )
     client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
