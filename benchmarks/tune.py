@@ -23,12 +23,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
+from churnscale.training.cluster import cluster_client
 from churnscale.training.local import TrainParams, train_local
 from churnscale.training.plan import Exclusion
 from churnscale.training.search import params_from
@@ -76,15 +78,18 @@ def stored(public: Public, work: Path) -> Path:
 
 
 def speed(dataset: Path, *, trials: int, cv: int, work: Path) -> dict[str, float]:
-    """Wall time of ``trials`` trials on 1 and on 2 local workers (fresh study each)."""
+    """Wall time of ``trials`` trials on 1 and on 2 local workers (fresh study each); the
+    cluster is started (and its workers warmed) before the clock starts."""
     times: dict[str, float] = {}
     for workers in (1, 2):
         spec = TuneSpec(trials=trials, cv=cv, cluster=f"local:{workers}", base=BASE)
         url = f"sqlite:///{work / f'speed-{workers}.db'}"
         search = Search.prepare(dataset, spec, url=url, name=f"speed-{workers}")
-        start = time.perf_counter()
-        records = search.run()
-        times[f"{workers} worker(s) s"] = time.perf_counter() - start
+        with cluster_client(f"local:{workers}") as client:
+            client.run(_warm)
+            start = time.perf_counter()
+            records = search.run(client=client)
+            times[f"{workers} worker(s) s"] = time.perf_counter() - start
         states = [r.state for r in records]
         times[f"{workers} worker(s) pruned"] = float(states.count("PRUNED"))
         times[f"{workers} worker(s) best"] = float(search.best(records).value)
@@ -92,22 +97,29 @@ def speed(dataset: Path, *, trials: int, cv: int, work: Path) -> dict[str, float
     return times
 
 
+def _warm() -> None:
+    """Import what a trial needs, so that the clock does not time imports."""
+    import optuna  # noqa: F401
+
+    import churnscale.training.search  # noqa: F401
+
+
 def _auc(dataset: Path, params: TrainParams, fold: int) -> float:
     result = train_local(dataset, params=params, folds=OUTER_FOLDS, fold=fold)
     return float(roc_auc_score(result.y_holdout, result.scores))
 
 
-def gain(dataset: Path, *, trials: int, cv: int, cluster: str, work: Path) -> dict[str, object]:
+def gain(dataset: Path, *, trials: int, cv: int, client: Any, work: Path) -> dict[str, object]:
     """Nested CV: per outer fold, default and tuned AUC on the fold no trial read."""
     default, tuned, seconds = [], [], 0.0
     base = BASE
     for fold in range(OUTER_FOLDS):
-        spec = TuneSpec(trials=trials, cv=cv, cluster=cluster, base=base)
+        spec = TuneSpec(trials=trials, cv=cv, cluster="local:1", base=base)
         outer = Exclusion(seed=base.seed, folds=OUTER_FOLDS, fold=fold)
         url = f"sqlite:///{work / f'gain-{dataset.name}.db'}"
         search = Search.prepare(dataset, spec, url=url, name=f"fold-{fold}", exclude=outer)
         start = time.perf_counter()
-        best = search.best(search.run())
+        best = search.best(search.run(client=client))
         seconds += time.perf_counter() - start
         default.append(_auc(dataset, base, fold))
         tuned.append(_auc(dataset, params_from(best.params, base), fold))
@@ -148,11 +160,12 @@ def main() -> None:
             print(json.dumps(figures))
             return
         rows = {}
-        for public in (d for d in DATASETS if d.name in args.only):
-            dataset = stored(public, work)
-            rows[public.name] = gain(
-                dataset, trials=args.trials, cv=args.inner_cv, cluster=args.cluster, work=work
-            )
+        with cluster_client(args.cluster) as client:
+            for public in (d for d in DATASETS if d.name in args.only):
+                dataset = stored(public, work)
+                rows[public.name] = gain(
+                    dataset, trials=args.trials, cv=args.inner_cv, client=client, work=work
+                )
         print(
             f"nested CV: {OUTER_FOLDS} outer hash folds; {args.trials} trials x "
             f"{args.inner_cv}-fold inner CV per outer fold, on {args.cluster}"

@@ -77,6 +77,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--storage", help="Optuna RDB URL (default SQLite in home).")
         ] = None,
         seed: Annotated[int, typer.Option("--seed", help="Sampler and split seed.")] = 0,
+        valid_fraction: Annotated[
+            float, typer.Option("--valid-fraction", help="Hold-out share no trial reads.")
+        ] = 0.2,
         max_rounds: Annotated[int, typer.Option("--max-rounds", help="Boosting rounds.")] = 2_000,
         name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "churn",
     ) -> None:
@@ -95,6 +98,7 @@ def register(app: typer.Typer) -> None:
             cluster=cluster,
             jobs=jobs,
             storage=storage,
+            valid_fraction=valid_fraction,
             model_name=name,
             base=TrainParams(max_rounds=max_rounds, seed=seed),
         )

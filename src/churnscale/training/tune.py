@@ -80,7 +80,12 @@ class TuneSpec:
             ("--cv", 2 <= self.cv <= 20, "2 to 20 folds", self.cv),
             ("--jobs", self.jobs >= 1, "at least 1", self.jobs),
             ("--timeout", self.timeout is None or self.timeout > 0, "seconds > 0", self.timeout),
-            ("--valid-fraction", 0 < self.valid_fraction < 1, "a number in (0, 1)", None),
+            (
+                "--valid-fraction",
+                0 < self.valid_fraction < 1,
+                "a number in (0, 1)",
+                self.valid_fraction,
+            ),
             (
                 "--study",
                 self.study is None or bool(_STUDY_NAME.match(self.study)),
@@ -149,6 +154,7 @@ def prepare_study(
         "data_fingerprint": fingerprint,
         "cv": spec.cv,
         "seed": spec.seed,
+        "max_rounds": spec.base.max_rounds,
         "left_out": repr(exclude),
     }
     stored = study.user_attrs
@@ -216,8 +222,10 @@ class Search:
         first = prepare_study(spec, url, name, info.fingerprint, exclude)
         return cls(dataset, spec, name, url, exclude, first)
 
-    def run(self, on_record: Callable[[TrialRecord], None] | None = None) -> list[TrialRecord]:
-        """Run ``spec.trials`` more trials (here or on the cluster)."""
+    def run(
+        self, on_record: Callable[[TrialRecord], None] | None = None, *, client: Any = None
+    ) -> list[TrialRecord]:
+        """Run ``spec.trials`` more trials: here, on ``spec``'s cluster, or on ``client``'s."""
         trial = TrialSpec(
             str(self.dataset),
             self.name,
@@ -229,7 +237,11 @@ class Search:
             startup_trials=max(3, min(10, self.spec.trials // 3)),
         )
         return execute(
-            self.spec, trial, first_slot=self.first_slot, on_record=on_record or (lambda r: None)
+            self.spec,
+            trial,
+            first_slot=self.first_slot,
+            on_record=on_record or (lambda r: None),
+            client=client,
         )
 
     def best(self, records: list[TrialRecord]) -> Any:
@@ -251,9 +263,15 @@ class Search:
 
 
 def execute(
-    spec: TuneSpec, trial: TrialSpec, *, first_slot: int, on_record: Callable[[TrialRecord], None]
+    spec: TuneSpec,
+    trial: TrialSpec,
+    *,
+    first_slot: int,
+    on_record: Callable[[TrialRecord], None],
+    client: Any = None,
 ) -> list[TrialRecord]:
-    """Run the trials here, or on the cluster; no new trial starts after ``spec.timeout``."""
+    """Run the trials here, or on a cluster (``client``'s, else ``spec``'s own, started and
+    closed here); no new trial starts after ``spec.timeout``."""
     deadline = time.monotonic() + spec.timeout if spec.timeout else math.inf
     address = spec.cluster or (f"local:{spec.jobs}" if spec.jobs > 1 else None)
     records: list[TrialRecord] = []
@@ -262,7 +280,7 @@ def execute(
         records.append(record)
         on_record(record)
 
-    if address is None:
+    if address is None and client is None:
         for slot in range(spec.trials):
             if time.monotonic() >= deadline:
                 break
@@ -270,12 +288,18 @@ def execute(
         return records
     if trial.base.threads == 0:  # one LightGBM thread per trial: the workers share the cores
         trial = replace(trial, base=replace(trial.base, threads=1))
-    _on_cluster(address, spec, trial, first_slot, deadline, keep)
+    if client is not None:
+        _trials_on(client, spec, trial, first_slot, deadline, keep)
+    else:
+        from churnscale.training.cluster import cluster_client
+
+        with cluster_client(str(address)) as own:
+            _trials_on(own, spec, trial, first_slot, deadline, keep)
     return records
 
 
-def _on_cluster(
-    address: str,
+def _trials_on(
+    client: Any,
     spec: TuneSpec,
     trial: TrialSpec,
     first_slot: int,
@@ -285,30 +309,25 @@ def _on_cluster(
     """At most one trial per worker in flight: each new trial's sampler sees every result."""
     from distributed import as_completed
 
-    from churnscale.training.cluster import cluster_client
+    width = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    submitted = 0
 
-    with cluster_client(address) as client:
-        width = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
-        submitted = 0
+    def submit() -> Any:
+        nonlocal submitted
+        slot = first_slot + submitted
+        submitted += 1
+        return client.submit(run_trial, trial, slot, pure=False, key=f"trial-{trial.study}-{slot}")
 
-        def submit() -> Any:
-            nonlocal submitted
-            slot = first_slot + submitted
-            submitted += 1
-            return client.submit(
-                run_trial, trial, slot, pure=False, key=f"trial-{trial.study}-{slot}"
-            )
-
-        first = [submit() for _ in range(min(width, spec.trials))]
-        running = as_completed(first, loop=client.loop)  # type: ignore[no-untyped-call]
-        for future in running:
-            try:
-                record = future.result()
-            except Exception as exc:
-                raise TrainingError(f"a trial task failed on the cluster: {exc}") from exc
-            keep(record)
-            if submitted < spec.trials and time.monotonic() < deadline:
-                running.add(submit())  # type: ignore[no-untyped-call]
+    first = [submit() for _ in range(min(width, spec.trials))]
+    running = as_completed(first, loop=client.loop)  # type: ignore[no-untyped-call]
+    for future in running:
+        try:
+            record = future.result()
+        except Exception as exc:
+            raise TrainingError(f"a trial task failed on the cluster: {exc}") from exc
+        keep(record)
+        if submitted < spec.trials and time.monotonic() < deadline:
+            running.add(submit())  # type: ignore[no-untyped-call]
 
 
 def track_trial(
