@@ -289,13 +289,26 @@ def _trials_on(
         submitted += 1
         return client.submit(run_trial, trial, slot, pure=False, key=f"trial-{trial.study}-{slot}")
 
-    first = [submit() for _ in range(min(width, spec.trials))]
+    # An enqueued trial (the defaults) runs alone first: SQLite has no row locks, so two
+    # workers asking at once could both pop it.
+    waiting = _has_waiting(trial.storage_url, trial.study)
+    first = [submit() for _ in range(1 if waiting else min(width, spec.trials))]
     running = as_completed(first, loop=client.loop)  # type: ignore[no-untyped-call]
+    in_flight = len(first)
     for future in running:
+        in_flight -= 1
         try:
             record = future.result()
         except Exception as exc:
             raise TrainingError(f"a trial task failed on the cluster: {exc}") from exc
         keep(record)
-        if submitted < spec.trials and time.monotonic() < deadline:
+        while in_flight < width and submitted < spec.trials and time.monotonic() < deadline:
             running.add(submit())  # type: ignore[no-untyped-call]
+            in_flight += 1
+
+
+def _has_waiting(url: str, name: str) -> bool:
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
