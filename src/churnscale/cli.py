@@ -166,9 +166,10 @@ def _register_commands() -> None:
 
     score.register(app)
     serve.register(app)
-    from churnscale.commands import train
+    from churnscale.commands import train, tune
 
     train.register(app)
+    tune.register(app)
 
 
 _register_commands()

@@ -18,8 +18,8 @@ from typing import Any
 
 from churnscale.config import Settings
 from churnscale.data.schema import Schema, SchemaHints
-from churnscale.data.store import ingest, is_dataset
-from churnscale.exceptions import SourceError
+from churnscale.data.store import ingest, is_dataset, load_info
+from churnscale.exceptions import SchemaError, SourceError
 
 
 def _local_files(source: str) -> list[Path]:
@@ -57,10 +57,16 @@ def stored_dataset(
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[Path]:
     """A stored dataset for ``source``: itself if already one, else a (cached) ingest of it."""
+    hints = hints or SchemaHints()
     if is_dataset(source):
+        stored, _ = load_info(Path(source))
+        if hints.target is not None and stored.target != hints.target:
+            raise SchemaError(
+                f"the dataset's target is {stored.target!r}, not {hints.target!r}",
+                column=hints.target,
+            )
         yield Path(source)
         return
-    hints = hints or SchemaHints()
     key = cache_key(source, hints, schema)
     root = settings.home / "datasets"
     root.mkdir(parents=True, exist_ok=True)

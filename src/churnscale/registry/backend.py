@@ -81,6 +81,8 @@ def store_uri(uri: str) -> str:
 def new_client(uri: str) -> Any:
     """An ``MlflowClient`` for ``uri`` used for both tracking and the model registry."""
     quiet_mlflow()
+    # no tqdm bars on stderr while downloading bundles (MLflow shows them when tqdm is installed)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow import MlflowClient
 
     quiet_mlflow()  # importing mlflow sets its loggers to INFO; the client may migrate the store

@@ -75,7 +75,7 @@ class Registry:
         parent_run_id: str | None = None,
     ) -> Iterator[TrackedRun]:
         """A real MLflow run (nested under ``parent_run_id``); FAILED, with its registered
-        versions deleted, if the block raises."""
+        versions deleted, if the block raises; else FINISHED or what ``TrackedRun.end_as`` set."""
         run_tags = dict(tags or {})
         if parent_run_id is not None:
             self._check_run(parent_run_id)
@@ -93,7 +93,9 @@ class Registry:
         except BaseException:
             self._abandon(tracked)
             raise
-        self._call("end run", lambda: self.client.set_terminated(tracked.run_id, "FINISHED"))
+        self._call(
+            "end run", lambda: self.client.set_terminated(tracked.run_id, tracked.end_status)
+        )
 
     def run_status(self, run_id: str) -> str:
         """The status of a run: RUNNING, FINISHED, FAILED or KILLED."""

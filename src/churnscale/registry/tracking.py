@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ from churnscale.registry.references import check_name, parse_reference
 from churnscale.registry.versions import TAG_FINGERPRINT, TAG_MANIFEST, TAG_PARENT, ModelVersion
 
 BUNDLE_PATH = "bundle"
+#: MLflow run statuses a finished block may end with (FAILED is set when the block raises).
+END_STATUSES = ("FINISHED", "KILLED", "FAILED")
+_BATCH = 1_000  # MLflow's limit of metrics per log_batch call
 _FINGERPRINT_KEYS = ("data_fingerprint", "fingerprint")
 
 
@@ -27,6 +30,18 @@ class TrackedRun:
         self.run_id = run_id
         #: ``(name, version)`` of every version this run registered (undone if the run fails).
         self.registered: list[tuple[str, int]] = []
+        self._end_status = "FINISHED"
+
+    @property
+    def end_status(self) -> str:
+        """The status the run gets when its block ends without raising."""
+        return self._end_status
+
+    def end_as(self, status: str) -> None:
+        """End the run as ``status`` (FINISHED, KILLED for a stopped/pruned run, or FAILED)."""
+        if status not in END_STATUSES:
+            raise ConfigError("run status", expected=" or ".join(END_STATUSES), received=status)
+        self._end_status = status
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record hyperparameters and settings (values are stored as strings)."""
@@ -46,6 +61,20 @@ class TrackedRun:
         backend.call(
             self._uri, "log metrics", lambda: self._client.log_batch(self.run_id, metrics=batch)
         )
+
+    def log_metric_history(self, key: str, points: Sequence[tuple[int, float]]) -> None:
+        """Record one metric's value at many steps (a learning curve), in batches."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(str(key), float(v), now, int(step)) for step, v in points]
+        for start in range(0, len(metrics), _BATCH):
+            chunk = metrics[start : start + _BATCH]
+            backend.call(
+                self._uri,
+                "log metrics",
+                lambda c=chunk: self._client.log_batch(self.run_id, metrics=c),  # type: ignore[misc]
+            )
 
     def log_artifact(self, path: Path, *, artifact_path: str | None = None) -> None:
         """Attach a file or a whole directory to the run."""

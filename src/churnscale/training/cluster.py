@@ -99,7 +99,10 @@ def cluster_client(
             processes=True,
             memory_limit=memory_limit,
             host="127.0.0.1",
-            dashboard_address=":0",  # its HTTP server (metrics) on a free port, never 8787
+            dashboard_address=None,
+            # the scheduler's HTTP server (metrics) on a free loopback port, not 8787, which
+            # another cluster may hold (distributed then warns and picks another port)
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         )
     client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]

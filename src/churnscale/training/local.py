@@ -26,6 +26,7 @@ from churnscale.training.plan import (
     TEST,
     TRAIN,
     VALID,
+    Exclusion,
     SideSequence,
     SplitPlan,
     SplitSpec,
@@ -234,15 +235,25 @@ def train_local(
     fold: int = 0,
     init_model: ChurnModel | None = None,
     on_round: Callable[[int, float], None] | None = None,
+    exclude: Exclusion | None = None,
 ) -> TrainResult:
-    """Train on a stored dataset; the hold-out is the validation split or CV fold ``fold``."""
+    """Train on a stored dataset; the hold-out is the validation split or CV fold ``fold``.
+
+    Rows named by ``exclude`` are never read (nested validation: tuning on the rows outside
+    an outer hold-out)."""
     params = params or TrainParams()
     params.validate()
     split = split or SplitSpec(seed=params.seed)
     stored_schema, info = load_info(dataset)
     schema = schema or stored_schema
     plan = plan_split(
-        dataset, schema, split, folds=folds, fold=fold, early_stop_fraction=EARLY_STOP_FRACTION
+        dataset,
+        schema,
+        split,
+        folds=folds,
+        fold=fold,
+        early_stop_fraction=EARLY_STOP_FRACTION,
+        exclude=exclude,
     )
     rows = check_sides(plan, TEST)
     pre = init_model.preprocessor if init_model is not None else fit_preprocessor(plan, schema)

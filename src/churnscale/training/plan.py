@@ -19,14 +19,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnscale.data.schema import Schema
-from churnscale.data.splits import fold_of, unit_hash
+from churnscale.data.splits import fold_of, holdout_mask, unit_hash
 from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, SchemaError
 from churnscale.features.preprocessor import Preprocessor
 
 TRAIN, VALID, TEST = 0, 1, 2
-#: Rows a time split leaves out: after the held-out date, or before the training window.
-UNUSED = 3
+#: Rows a run never reads: after the held-out date or before the training window of a time
+#: split (``UNUSED``), or the outer hold-out of a nested validation (``LEFT_OUT``).
+UNUSED = LEFT_OUT = 3
 SplitKind = Literal["random", "time"]
 #: ``SplitSpec.holdout_date`` value meaning the latest date present in the data.
 LATEST = "latest"
@@ -91,6 +92,33 @@ def time_split_for(
     if column not in schema.names:
         raise SchemaError("--time-col names a column the dataset does not have", missing=[column])
     return SplitSpec("time", valid_fraction, time_column=column, seed=seed)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Rows a run must never see (nested validation): fold ``fold`` of ``folds`` hashed folds,
+    or, with ``folds`` None, the hashed ``fraction`` hold-out of a random split, both by ``seed``.
+    """
+
+    seed: int = 0
+    fraction: float = 0.2
+    folds: int | None = None
+    fold: int = 0
+
+    @classmethod
+    def holdout_of(cls, split: SplitSpec) -> Exclusion:
+        """The hold-out that ``train_local(split=split)`` (no folds) scores its model on."""
+        if split.kind != "random":
+            raise ConfigError(
+                "--split", expected="random for nested validation", received=split.kind
+            )
+        return cls(seed=split.seed, fraction=split.valid_fraction)
+
+    def mask(self, keys: pa.Array) -> np.ndarray:
+        """True for the rows of ``keys`` that are left out."""
+        if self.folds is not None:
+            return np.asarray(fold_of(keys, folds=self.folds, seed=self.seed) == self.fold)
+        return holdout_mask(keys, fraction=self.fraction, seed=self.seed)
 
 
 @dataclass
@@ -202,12 +230,14 @@ def plan_split(
     folds: int | None = None,
     fold: int = 0,
     early_stop_fraction: float = 0.0,
+    exclude: Exclusion | None = None,
 ) -> SplitPlan:
     """Assign every row to TRAIN, VALID or TEST.
 
     Without ``folds``: VALID is the hold-out (hashed ids, or the latest dates for a time
     split). With ``folds``: TEST is fold ``fold``. Either way ``early_stop_fraction`` of the
-    training rows move to VALID for early stopping when the hold-out is TEST.
+    training rows move to VALID for early stopping when the hold-out is TEST. Rows that
+    ``exclude`` names are LEFT_OUT of every side (their split seed must differ from ``split``'s).
     """
     if schema.target is None:
         raise SchemaError("the dataset has no target column; ingest it with --target")
@@ -235,6 +265,8 @@ def plan_split(
             sides = assign_sides(
                 batch, keys, split, window, time_column, folds, fold, early_stop_fraction
             )
+            if exclude is not None:
+                sides[exclude.mask(keys)] = LEFT_OUT
             # float32: LightGBM keeps labels as float32, so this needs no converted copy
             y = np.asarray(batch.column(schema.target).to_numpy(), dtype=np.float32)
             for side in labels:
