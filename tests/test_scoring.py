@@ -110,4 +110,4 @@ def test_cli_score(trained: tuple[ChurnModel, Path], tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert missing.returncode == 2 and "registry references" in missing.stderr
+    assert missing.returncode == 2 and "no bundle directory" in missing.stderr

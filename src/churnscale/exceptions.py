@@ -161,3 +161,9 @@ class RegistryUnavailableError(ChurnscaleError, ConnectionError):
         super().__init__(f"model registry {uri} is unreachable: {reason}", field="registry")
         self.uri = uri
         self.reason = reason
+
+
+class ScoringError(ChurnscaleError, RuntimeError):
+    """Batch scoring could not complete on the cluster (a lost worker, a different bundle)."""
+
+    http_status = 500

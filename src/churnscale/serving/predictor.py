@@ -78,15 +78,22 @@ def _entry_point(compiled: Any | None) -> Callable[[int, int, int, int], None] |
     return entry
 
 
+#: Forests up to this many leaves are compiled with LLVM's small code model (32-bit offsets):
+#: ~20% faster batch prediction here; lleaves warns it fails for very large forests.
+SMALL_CODE_MODEL_LEAVES = 200_000
+
+
 def _compile(model: ChurnModel) -> Any | None:
     """The model's trees compiled to native code by lleaves, or None when it is not installed."""
     try:
         import lleaves
     except ImportError:
         return None
+    leaves = sum(t["num_leaves"] for t in model.booster.dump_model()["tree_info"])
+    code_model = "small" if leaves <= SMALL_CODE_MODEL_LEAVES else "large"
     with tempfile.TemporaryDirectory(prefix="churnscale-lleaves-") as tmp:
         path = os.path.join(tmp, "model.txt")
         model.booster.save_model(path)
         compiled = lleaves.Model(model_file=path)
-        compiled.compile()
+        compiled.compile(fcodemodel=code_model)
     return compiled
