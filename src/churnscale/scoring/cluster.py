@@ -88,8 +88,9 @@ def score_on_cluster(
     on_progress: Callable[[int], None] | None = None,
 ) -> ScoreInfo:
     """Score every row of the Parquet ``source`` on ``cluster`` into the directory ``out``."""
-    from churnscale.training.cluster import cluster_client
+    from churnscale.training.cluster import ClusterAddress, cluster_client
 
+    ClusterAddress.parse(cluster)  # a bad address fails before any work
     if out.exists():
         raise SourceError(str(out), "already exists; choose a new output directory")
     model = load_model(reference, settings)  # verified here first: a bad reference fails fast
