@@ -163,6 +163,16 @@ def test_cluster_scores_equal_local_scores(
         atol=1e-12,
     )
     assert got.column("decile").equals(want.column("decile"))
+    raw = pq.read_table(source)
+    good = raw.filter(pa.array(np.arange(raw.num_rows) != 3_999))
+    typed = good.set_column(
+        good.schema.get_field_index("tenure_months"),
+        "tenure_months",
+        good.column("tenure_months").cast(pa.float64()),
+    )
+    np.testing.assert_allclose(
+        want.column("churn_probability").to_numpy(), model.predict_proba(typed), rtol=0, atol=1e-6
+    )
     assert got.column("reasons").to_pylist()[:5] == want.column("reasons").to_pylist()[:5]
     assert (info.rows, info.rejected, info.decile_edges) == (5_999, 1, local.decile_edges)
     rejects = read_quarantine(tmp_path / "parts.quarantine.jsonl")

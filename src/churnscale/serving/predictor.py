@@ -89,11 +89,16 @@ def _compile(model: ChurnModel) -> Any | None:
         import lleaves
     except ImportError:
         return None
-    leaves = sum(t["num_leaves"] for t in model.booster.dump_model()["tree_info"])
-    code_model = "small" if leaves <= SMALL_CODE_MODEL_LEAVES else "large"
     with tempfile.TemporaryDirectory(prefix="churnscale-lleaves-") as tmp:
         path = os.path.join(tmp, "model.txt")
         model.booster.save_model(path)
+        code_model = "small" if _leaves(path) <= SMALL_CODE_MODEL_LEAVES else "large"
         compiled = lleaves.Model(model_file=path)
         compiled.compile(fcodemodel=code_model)
     return compiled
+
+
+def _leaves(model_file: str) -> int:
+    """Total leaves of the forest in a LightGBM model text file (its ``num_leaves=`` lines)."""
+    with open(model_file, encoding="utf-8") as text:
+        return sum(int(line[11:]) for line in text if line.startswith("num_leaves="))
