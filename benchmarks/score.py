@@ -1,16 +1,20 @@
 """Batch scoring throughput, Parquet in → Parquet out, for a 100-tree model.
 
 Beside it, in the same run and on the same rows: LightGBM's own ``predict`` on the encoded
-matrix (all threads), and the whole scoring run with LightGBM as the predictor.
+matrix (all threads), the whole scoring run with LightGBM as the predictor, and the run on a
+2-worker local Dask cluster. Wall-clock rows/s, and the process CPU time per row (this
+process and, for the cluster, not its workers), because the machine is shared and loaded.
 
-    .venv/bin/python benchmarks/score.py [--rows 2000000]
+    .venv/bin/python benchmarks/score.py [--rows 2000000] [--no-cluster]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -22,6 +26,8 @@ from churnscale.data.synthetic import GeneratorSpec, generate, generate_table
 from churnscale.data.writers import write_batches
 from churnscale.model import ChurnModel
 from churnscale.scoring import score
+from churnscale.scoring.cluster import score_on_cluster
+from churnscale.serving.predictor import Predictor
 from churnscale.training.local import TrainParams, train_local
 
 
@@ -35,37 +41,67 @@ def train_100_trees(root: Path) -> ChurnModel:
     return ChurnModel.load(root / "model")
 
 
-def timed_score(source: Path, model: ChurnModel, out: Path, settings: Settings) -> float:
-    started = time.perf_counter()
-    score(str(source), model, out, settings=settings)
-    return time.perf_counter() - started
+def timed(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall and process CPU seconds of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--no-cluster", action="store_true", help="Skip the local:2 row.")
     args = parser.parse_args()
+    load_before = os.getloadavg()
+    results: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = train_100_trees(root)
         data = root / "score.parquet"
         write_batches(generate(GeneratorSpec(args.rows, 11)), data)
         rows = pq.read_metadata(data).num_rows
-        ours = timed_score(data, model, root / "a.parquet", Settings(predictor="compiled"))
-        plain = timed_score(data, model, root / "b.parquet", Settings(predictor="lightgbm"))
+        compiled = Settings(predictor="compiled")
+
+        def run(name: str, call: Callable[[Path], object]) -> None:
+            results.append((name, *timed(lambda: call(root / f"{len(results)}.parquet"))))
+
+        run(
+            "score, compiled trees (compile included)",
+            lambda o: score(str(data), model, o, settings=compiled),
+        )
+        predictor = Predictor(model, kind="compiled")
+        run(
+            "score, compiled trees (compiled once)",
+            lambda o: score(str(data), model, o, settings=compiled, predictor=predictor),
+        )
+        run(
+            "score, LightGBM predict",
+            lambda o: score(str(data), model, o, settings=Settings(predictor="lightgbm")),
+        )
+        if not args.no_cluster:
+            ref = str(root / "model")
+            run(
+                "score --cluster local:2 (start + compile incl.)",
+                lambda o: score_on_cluster(str(data), ref, o, settings=compiled, cluster="local:2"),
+            )
         matrix = model.preprocessor.transform(pq.read_table(data))
-        started = time.perf_counter()
-        model.booster.predict(matrix)
-        predict_only = time.perf_counter() - started
-    print(f"{rows:,} rows, {model.booster.num_trees()} trees")
-    print(f"{'what':<52}{'rows/s':>14}{'vs LightGBM predict':>22}")
-    baseline = rows / predict_only
-    for name, seconds in (
-        ("churnscale score, Parquet→Parquet (compiled trees)", ours),
-        ("churnscale score, Parquet→Parquet (LightGBM predict)", plain),
-        ("LightGBM predict only (encoded matrix in RAM)", predict_only),
-    ):
-        print(f"{name:<52}{rows / seconds:>14,.0f}{(rows / seconds) / baseline:>21.2f}x")
+        results.append(
+            (
+                "LightGBM predict only (encoded matrix in RAM)",
+                *timed(lambda: model.booster.predict(matrix)),
+            )
+        )
+    load_after = os.getloadavg()
+    print(
+        f"{rows:,} rows, {model.booster.num_trees()} trees, {os.cpu_count()} cores; load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    )
+    print(f"{'what':<50}{'rows/s':>12}{'vs LightGBM predict':>22}{'CPU µs/row':>12}")
+    baseline = rows / results[-1][1]
+    for name, wall, cpu in results:
+        ratio = (rows / wall) / baseline
+        print(f"{name:<50}{rows / wall:>12,.0f}{ratio:>21.2f}x{cpu / rows * 1e6:>12.2f}")
 
 
 if __name__ == "__main__":

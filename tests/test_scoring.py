@@ -18,12 +18,15 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
-from churnscale.exceptions import QuarantineLimitError, SourceError
+from churnscale.exceptions import ConfigError, QuarantineLimitError, ScoringError, SourceError
 from churnscale.model import ChurnModel
 from churnscale.scoring import decile_edges, deciles, score
+from churnscale.scoring.cluster import ScoringJob, score_on_cluster, worker_model
 from churnscale.training.local import TrainParams, train_local
 
 SMALL = Settings(batch_rows=1_024)
+#: LightGBM's own predict: no per-process compile, so a 2-worker cluster test stays short.
+PLAIN = Settings(batch_rows=1_024, predictor="lightgbm")
 
 
 @pytest.fixture(scope="module")
@@ -110,4 +113,98 @@ def test_cli_score(trained: tuple[ChurnModel, Path], tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert missing.returncode == 2 and "registry references" in missing.stderr
+    assert missing.returncode == 2 and "no bundle directory" in missing.stderr
+
+
+def _raw_parquet_with_a_bad_value(path: Path) -> None:
+    """6,000 customers in four row groups; row 4,000 has tenure "ten" (a string column)."""
+    table = generate_table(6_000, 9).drop_columns(["churned"])
+    tenure = table.column("tenure_months").cast(pa.string()).to_pylist()
+    tenure[3_999] = "ten"
+    position = table.schema.get_field_index("tenure_months")
+    table = table.set_column(position, "tenure_months", pa.array(tenure))
+    pq.write_table(table, path, row_group_size=1_500)
+
+
+def test_cluster_scores_equal_local_scores(
+    trained: tuple[ChurnModel, Path], tmp_path: Path
+) -> None:
+    model, root = trained
+    source = tmp_path / "in.parquet"
+    _raw_parquet_with_a_bad_value(source)
+    local = score(str(source), model, tmp_path / "local.parquet", settings=PLAIN, reasons=True)
+    info = score_on_cluster(
+        str(source),
+        str(root / "model"),
+        tmp_path / "parts",
+        settings=PLAIN,
+        cluster="local:2",
+        reasons=True,
+    )
+    names = sorted(p.name for p in (tmp_path / "parts").iterdir())
+    assert names == [f"part-{i:05d}.parquet" for i in range(4)]
+    got = pq.read_table(tmp_path / "parts")
+    want = pq.read_table(tmp_path / "local.parquet")
+    assert (
+        got.column_names
+        == want.column_names
+        == [
+            "customer_id",
+            "churn_probability",
+            "reasons",
+            "decile",
+        ]
+    )
+    assert got.column("customer_id").equals(want.column("customer_id"))
+    np.testing.assert_allclose(
+        got.column("churn_probability").to_numpy(),
+        want.column("churn_probability").to_numpy(),
+        rtol=0,
+        atol=1e-12,
+    )
+    assert got.column("decile").equals(want.column("decile"))
+    raw = pq.read_table(source)
+    good = raw.filter(pa.array(np.arange(raw.num_rows) != 3_999))
+    typed = good.set_column(
+        good.schema.get_field_index("tenure_months"),
+        "tenure_months",
+        good.column("tenure_months").cast(pa.float64()),
+    )
+    np.testing.assert_allclose(
+        want.column("churn_probability").to_numpy(), model.predict_proba(typed), rtol=0, atol=1e-6
+    )
+    assert got.column("reasons").to_pylist()[:5] == want.column("reasons").to_pylist()[:5]
+    assert (info.rows, info.rejected, info.decile_edges) == (5_999, 1, local.decile_edges)
+    rejects = read_quarantine(tmp_path / "parts.quarantine.jsonl")
+    assert [(r.line, r.column, r.value) for r in rejects] == [(4_000, "tenure_months", "ten")]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cluster_scoring_refuses_a_bad_address_and_non_parquet_data(
+    trained: tuple[ChurnModel, Path], tmp_path: Path
+) -> None:
+    _, root = trained
+    model = str(root / "model")
+    with pytest.raises(ConfigError, match="local:N or tcp://HOST:PORT"):
+        score_on_cluster(str(root / "ds"), model, tmp_path / "o", settings=SMALL, cluster="x")
+    pacsv.write_csv(generate_table(10, 1), tmp_path / "in.csv")
+    with pytest.raises(SourceError, match="reads Parquet only"):
+        score_on_cluster(
+            str(tmp_path / "in.csv"), model, tmp_path / "o", settings=SMALL, cluster="local:1"
+        )
+    assert not (tmp_path / "o").exists()
+
+
+def test_worker_refuses_a_bundle_other_than_the_clients(trained: tuple[ChurnModel, Path]) -> None:
+    model, root = trained
+    job = ScoringJob(
+        reference=str(root / "model"),
+        manifest="0" * 64,
+        settings=SMALL,
+        schema=model.preprocessor.schema.to_dict(),
+        conformed=True,
+        reasons=False,
+        staging=str(root),
+    )
+    with pytest.raises(ScoringError, match="resolved on this worker to a bundle with manifest"):
+        worker_model(job)

@@ -176,3 +176,9 @@ class StorageError(ChurnscaleError, OSError):
         """Describe ``error`` (ENOSPC, EFBIG, …) as a write of ``path`` that left nothing."""
         detail = error.strerror or str(error)
         return cls(path, f"write failed ({detail}); nothing was published")
+
+
+class ScoringError(ChurnscaleError, RuntimeError):
+    """Batch scoring could not complete on the cluster (a lost worker, a different bundle)."""
+
+    http_status = 500

@@ -107,3 +107,26 @@ def test_merged_partial_fits_equal_one_fit(small_table: pa.Table, cut: int) -> N
         assert mine.vocabulary == theirs.vocabulary
         assert mine.stats.count == theirs.stats.count
         assert mine.stats.mean == pytest.approx(theirs.stats.mean, rel=1e-9, abs=1e-12)
+
+
+def test_dictionary_columns_encode_like_plain_strings(small_table: pa.Table) -> None:
+    pre = _fitted(small_table)
+    plan_at = pre.feature_names.index("plan")
+    head = small_table.slice(0, 6)
+    values = pa.array(["basic", "platinum", None, "premium", "never used"])
+    plan = pa.DictionaryArray.from_arrays(pa.array([0, 1, None, 2, 3, 0], pa.int32()), values)
+    position = head.column_names.index("plan")
+    as_dictionary = head.set_column(position, "plan", plan)
+    as_strings = head.set_column(position, "plan", plan.cast(pa.string()))
+    got, want = pre.transform(as_dictionary), pre.transform(as_strings)
+    np.testing.assert_array_equal(got, want)
+    other = float(len(pre.features_[plan_at].vocabulary))
+    assert got[1, plan_at] == other and math.isnan(got[3, plan_at])
+    assert got.flags.c_contiguous and got.dtype == np.float64
+
+
+def test_transform_fills_rows_across_copy_blocks(small_table: pa.Table) -> None:
+    pre = _fitted(small_table)
+    matrix = pre.transform(small_table)  # 5,000 rows: more than one 4,096-row block
+    for i, x in enumerate(small_table.slice(4_090, 10).to_pylist()):
+        np.testing.assert_array_equal(matrix[4_090 + i], pre.encode_one(x))

@@ -1,4 +1,4 @@
-"""``churnscale score``: batch scoring of any source into Parquet."""
+"""``churnscale score``: batch scoring of any source into Parquet, here or on a Dask cluster."""
 
 from __future__ import annotations
 
@@ -20,21 +20,43 @@ def register(app: typer.Typer) -> None:
         model: Annotated[
             str, typer.Option("--model", help="Bundle path or registry reference (churn@champion).")
         ],
-        out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+        out: Annotated[
+            Path, typer.Option("--out", help="Parquet file to write (a directory with --cluster).")
+        ],
         reasons: Annotated[bool, typer.Option("--reasons", help="Add top-3 reasons.")] = False,
+        cluster: Annotated[
+            str | None,
+            typer.Option(
+                "--cluster",
+                help="Score row groups on Dask: local:N or tcp://HOST:8786 (Parquet sources).",
+            ),
+        ] = None,
     ) -> None:
         """Score every customer of DATA: id, churn probability, decile (1 = most at risk)."""
         from rich.console import Console
 
-        from churnscale.scoring import score as run_score
-        from churnscale.serving.loading import load_model
-
         settings = Settings()
-        loaded = load_model(model, settings)
         with row_progress("score") as advance:
-            info = run_score(
-                data, loaded, out, settings=settings, reasons=reasons, on_progress=advance
-            )
+            if cluster is None:
+                from churnscale.scoring import score as run_score
+                from churnscale.serving.loading import load_model
+
+                loaded = load_model(model, settings)
+                info = run_score(
+                    data, loaded, out, settings=settings, reasons=reasons, on_progress=advance
+                )
+            else:
+                from churnscale.scoring.cluster import score_on_cluster
+
+                info = score_on_cluster(
+                    data,
+                    model,
+                    out,
+                    settings=settings,
+                    cluster=cluster,
+                    reasons=reasons,
+                    on_progress=advance,
+                )
         console = Console(stderr=True)
         console.print(f"scored {info.rows:,} rows into {out}; {info.rejected:,} row(s) quarantined")
         if info.quarantine is not None:

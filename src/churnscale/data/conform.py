@@ -58,9 +58,20 @@ def _numeric(column: pa.Array) -> Converted:
 
 def _categorical(column: pa.Array) -> Converted:
     if pa.types.is_dictionary(column.type):
-        column = column.cast(pa.string())
+        return _categorical_dictionary(column), None, ""
     text, _, is_null = _clean(column)
     return pc.if_else(is_null, pa.scalar(None, pa.string()), text), None, ""
+
+
+def _categorical_dictionary(column: pa.DictionaryArray) -> pa.DictionaryArray:
+    """Clean only the (small) dictionary; rows pointing at a null token become null rows."""
+    text, _, is_null = _clean(column.dictionary)
+    indices = column.indices
+    if pc.any(is_null).as_py():
+        points_at_null = pc.fill_null(pc.take(is_null, indices), False)
+        indices = pc.if_else(points_at_null, pa.scalar(None, indices.type), indices)
+        text = pc.fill_null(text, "")  # never referenced any more
+    return pa.DictionaryArray.from_arrays(indices, text)
 
 
 def _boolean(column: pa.Array) -> Converted:
@@ -134,10 +145,13 @@ def conform(
     source: str,
     lines: np.ndarray,
     require_target: bool = True,
+    keep_dictionary: bool = False,
 ) -> tuple[pa.RecordBatch, list[Reject]]:
     """Convert ``batch`` to ``schema``'s types; rows that do not fit come back as rejects.
 
-    ``lines`` holds each row's physical line number (or row index) in ``source``.
+    ``lines`` holds each row's physical line number (or row index) in ``source``. With
+    ``keep_dictionary``, a dictionary-encoded categorical column stays dictionary-encoded (its
+    values cleaned once per distinct value) instead of becoming a plain string column.
     """
     check_columns(batch.schema.names, schema, require_target=require_target)
     specs = [c for c in schema.columns if require_target or c.role is not Role.TARGET]
@@ -147,6 +161,8 @@ def conform(
     for spec in specs:
         raw = batch.column(spec.name)
         values, bad, reason = _converter(spec.role, schema.positive_label)(raw)
+        if pa.types.is_dictionary(values.type) and not keep_dictionary:
+            values = values.cast(spec.arrow_type)
         arrays.append(values)
         if bad is None:
             continue
@@ -155,7 +171,7 @@ def conform(
         for row in np.flatnonzero(fresh).tolist():
             reasons[row] = (spec.name, reason)
         bad_any |= mask
-    fields = [pa.field(s.name, s.arrow_type) for s in specs]
+    fields = [pa.field(s.name, a.type) for s, a in zip(specs, arrays, strict=True)]
     typed = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
     if not bad_any.any():
         return typed, []

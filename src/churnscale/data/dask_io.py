@@ -61,17 +61,13 @@ def to_dask(
     import dask.dataframe as dd
 
     source = str(path)
-    stored = is_dataset(source)
+    stored, pieces = source_pieces(source, storage_options=storage_options)
     if stored:
-        stored_schema, info = load_info(Path(source))
-        schema = schema or stored_schema
-        files = [str(Path(source) / name) for name in info.files]
+        schema = schema or load_info(Path(source))[0]
     else:
         schema = resolve_schema(source, schema=schema, storage_options=storage_options)
-        files = _parquet_files(source, storage_options)
     if columns is not None:
         schema = _select(schema, columns)
-    pieces = _pieces(files, storage_options)
     frame: dd.DataFrame = dd.from_map(  # type: ignore[no-untyped-call]
         read_piece,
         pieces,
@@ -83,6 +79,39 @@ def to_dask(
         enforce_metadata=False,
     )
     return frame
+
+
+def source_pieces(
+    path: str | Path, *, storage_options: dict[str, Any] | None = None
+) -> tuple[bool, list[Piece]]:
+    """Whether ``path`` is a stored dataset, and its Parquet row groups (one task each)."""
+    source = str(path)
+    if is_dataset(source):
+        _, info = load_info(Path(source))
+        files = [str(Path(source) / name) for name in info.files]
+        return True, _pieces(files, storage_options)
+    return False, _pieces(_parquet_files(source, storage_options), storage_options)
+
+
+def read_row_group(
+    piece: Piece,
+    *,
+    columns: list[str] | None,
+    storage_options: dict[str, Any] | None = None,
+    read_dictionary: list[str] | None = None,
+) -> tuple[pa.Table, int]:
+    """Row group ``piece`` (page checksums verified) and the file row number of its first row."""
+    name, group = piece
+    try:
+        with _open(name, storage_options) as handle:
+            parquet = pq.ParquetFile(
+                handle, page_checksum_verification=True, read_dictionary=read_dictionary
+            )
+            table = parquet.read_row_group(group, columns=columns)
+            first_row = 1 + sum(parquet.metadata.row_group(g).num_rows for g in range(group))
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(name, f"corrupt data in row group {group}: {exc}") from exc
+    return table, first_row
 
 
 def _select(schema: Schema, columns: list[str]) -> Schema:
@@ -124,13 +153,8 @@ def read_piece(
     """One partition: row group ``piece`` of a file, conformed to ``schema``, as pandas."""
     name, group = piece
     spec = Schema.from_dict(schema)
-    try:
-        with _open(name, storage_options) as handle:
-            parquet = pq.ParquetFile(handle, page_checksum_verification=True)
-            table = parquet.read_row_group(group, columns=spec.names if stored else None)
-            first_row = 1 + sum(parquet.metadata.row_group(g).num_rows for g in range(group))
-    except (OSError, pa.ArrowException) as exc:
-        raise SourceError(name, f"corrupt data in row group {group}: {exc}") from exc
+    columns = spec.names if stored else None
+    table, first_row = read_row_group(piece, columns=columns, storage_options=storage_options)
     if stored:
         return to_pandas(table.select(spec.names).cast(spec.arrow_schema()))
     batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
@@ -148,4 +172,11 @@ def read_piece(
     return to_pandas(pa.Table.from_batches([typed]))
 
 
-__all__ = ["pandas_dtypes", "read_piece", "to_dask", "to_pandas"]
+__all__ = [
+    "pandas_dtypes",
+    "read_piece",
+    "read_row_group",
+    "source_pieces",
+    "to_dask",
+    "to_pandas",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -88,3 +88,42 @@ class ThreadedSink(Generic[T]):
     def cancelled(self) -> bool:
         """Whether the producer left on an error (queued items are then dropped)."""
         return self._cancelled.is_set()
+
+
+def prefetched(items: Iterable[T], *, depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` on a worker thread, at most ``depth`` items ahead of the consumer.
+
+    An error raised while producing is raised again here, at the item where it happened;
+    leaving the loop early stops the worker once its pending item is taken.
+    """
+    box: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                box.put((0, item))
+            box.put((1, None))
+        except BaseException as exc:  # handed to the consumer below
+            box.put((2, exc))
+
+    thread = threading.Thread(target=produce, name="churnscale-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == 1:
+                return
+            if kind == 2:
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                box.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        thread.join()

@@ -100,8 +100,12 @@ def read_chunks(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     storage_options: dict[str, Any] | None = None,
     columns: list[str] | None = None,
+    read_dictionary: list[str] | None = None,
 ) -> Iterator[Chunk]:
-    """Stream every file of ``path`` as chunks of at most ``batch_rows`` rows."""
+    """Stream every file of ``path`` as chunks of at most ``batch_rows`` rows.
+
+    Parquet string columns named in ``read_dictionary`` come back dictionary-encoded.
+    """
     fs, files = expand(path, storage_options)
     for name in files:
         kind = file_format(name)
@@ -112,17 +116,32 @@ def read_chunks(
                 fs, name, delimiter="\t" if kind == "tsv" else ",", batch_rows=batch_rows
             )
         elif kind == "parquet":
-            yield from _parquet_chunks(fs, name, batch_rows=batch_rows, columns=columns)
+            yield from _parquet_chunks(
+                fs, name, batch_rows=batch_rows, columns=columns, dictionary=read_dictionary
+            )
         else:
             yield from _jsonl_chunks(fs, name, batch_rows=batch_rows)
 
 
 def _parquet_chunks(
-    fs: Any, name: str, *, batch_rows: int, columns: list[str] | None
+    fs: Any,
+    name: str,
+    *,
+    batch_rows: int,
+    columns: list[str] | None,
+    dictionary: list[str] | None = None,
 ) -> Iterator[Chunk]:
     with fs.open(_strip(name), "rb") as handle:
         try:
             parquet = pq.ParquetFile(handle, page_checksum_verification=True)
+            if dictionary:
+                strings = _string_columns(parquet.schema_arrow, dictionary)
+                parquet = pq.ParquetFile(
+                    handle,
+                    metadata=parquet.metadata,
+                    page_checksum_verification=True,
+                    read_dictionary=strings,
+                )
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(name, f"not a readable Parquet file: {exc}") from exc
         start = 1
@@ -133,6 +152,11 @@ def _parquet_chunks(
                 yield Chunk(batch, name, lines)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(name, f"corrupt Parquet data near row {start}: {exc}") from exc
+
+
+def _string_columns(schema: pa.Schema, names: list[str]) -> list[str]:
+    """Those of ``names`` that are plain string columns of ``schema``."""
+    return [n for n in names if n in schema.names and pa.types.is_string(schema.field(n).type)]
 
 
 def _strip(name: str) -> str:

