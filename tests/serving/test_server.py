@@ -110,14 +110,17 @@ def test_two_workers_share_the_port(bundle: Path, customers: list[dict[str, Any]
 
 
 def test_serve_refuses_a_bad_model_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "CHURNSCALE_HOME": str(tmp_path / "home")}
     done = subprocess.run(
         [sys.executable, "-m", "churnscale", "serve", "--model", "churn@champion"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
+        env=env,
     )
     assert done.returncode == 2
-    assert "registry references" in done.stderr
+    assert done.stderr.startswith("error: ") and "churn@champion" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Traceback" not in done.stderr
     bad_setting = subprocess.run(
         [sys.executable, "-m", "churnscale", "serve", "--model", str(tmp_path)],
