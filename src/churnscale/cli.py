@@ -168,6 +168,9 @@ def _cell(value: object) -> str:
 def _register_commands() -> None:
     """Attach the command groups that live in ``churnscale.commands``; one line per area."""
     # Each area module defines ``register(app)``; keep this list sorted.
+    from churnscale.commands import export
+
+    export.register(app)
     from churnscale.commands import models
 
     models.register(app)

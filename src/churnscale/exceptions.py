@@ -161,3 +161,12 @@ class RegistryUnavailableError(ChurnscaleError, ConnectionError):
         super().__init__(f"model registry {uri} is unreachable: {reason}", field="registry")
         self.uri = uri
         self.reason = reason
+
+
+class ExportError(ChurnscaleError, ValueError):
+    """A model cannot be exported in the asked format, or the export does not match it."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"export {target}: {reason}", field="format")
+        self.target = target
+        self.reason = reason
