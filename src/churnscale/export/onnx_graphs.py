@@ -10,6 +10,7 @@ probability. Nothing else is needed to run a graph: ``onnxruntime`` and ``numpy`
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -108,7 +109,11 @@ def quantize_onnx_int8(source: Path, target: Path) -> None:
     """ONNX Runtime's dynamic int8 quantization of a float32 graph (weights int8)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    logging.disable(logging.WARNING)  # its advice to pre-process is for vision models
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def onnx_session(path: Path, *, threads: int = 1) -> object:

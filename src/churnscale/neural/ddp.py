@@ -202,4 +202,5 @@ class _EpochDisplay:
         self.bar.reset(self.task, total=self.total)
 
     def close(self) -> None:
+        self.bar.remove_task(self.task)
         self.bar.stop()
