@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from churnscale.exceptions import ConfigError, SchemaError
 from churnscale.neural import MlpParams, MlpTrainResult, fit_mlp
+from churnscale.neural.shards import read_shard, shard_range
 
 #: Largest weight difference allowed between 1 and 2 processes after the same steps: float32
 #: sums taken in a different order (the gradient all-reduce) drift by ~1e-6 per step.
@@ -90,3 +94,30 @@ def test_a_dataset_without_target_is_refused(tmp_path: Path) -> None:
     ingest(str(tmp_path / "r.parquet"), tmp_path / "ds")
     with pytest.raises(SchemaError, match="no target column"):
         fit_mlp(tmp_path / "ds")
+
+
+@given(total=st.integers(0, 10_000), world=st.integers(1, 64))
+def test_shard_ranges_are_disjoint_and_cover_every_row(total: int, world: int) -> None:
+    ranges = [shard_range(total, rank, world) for rank in range(world)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == total
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    sizes = [stop - start for start, stop in ranges]
+    assert min(sizes) >= 0 and max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_shards_read_back_to_back_equal_the_whole_side(mlp_dataset: Path, world: int) -> None:
+    from churnscale.data.store import load_info
+    from churnscale.training.local import EARLY_STOP_FRACTION, fit_preprocessor
+    from churnscale.training.plan import TRAIN, SplitSpec, plan_split
+
+    schema, _ = load_info(mlp_dataset)
+    plan = plan_split(mlp_dataset, schema, SplitSpec(), early_stop_fraction=EARLY_STOP_FRACTION)
+    pre = fit_preprocessor(plan, schema)
+    whole = read_shard(plan, TRAIN, pre, target="churned", rank=0, world=1)
+    parts = [
+        read_shard(plan, TRAIN, pre, target="churned", rank=r, world=world) for r in range(world)
+    ]
+    np.testing.assert_array_equal(np.concatenate([p.features for p in parts]), whole.features)
+    np.testing.assert_array_equal(np.concatenate([p.labels for p in parts]), whole.labels)
+    np.testing.assert_array_equal(whole.labels, plan.labels[TRAIN])
