@@ -149,6 +149,9 @@ def _register_commands() -> None:
     from churnscale.commands import backtest
 
     backtest.register(app)
+    from churnscale.commands import export
+
+    export.register(app)
     from churnscale.commands import models
 
     models.register(app)

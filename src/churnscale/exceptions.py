@@ -182,3 +182,12 @@ class ScoringError(ChurnscaleError, RuntimeError):
     """Batch scoring could not complete on the cluster (a lost worker, a different bundle)."""
 
     http_status = 500
+
+
+class ExportError(ChurnscaleError, ValueError):
+    """A model cannot be exported in the asked format, or the export does not match it."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"export {target}: {reason}", field="format")
+        self.target = target
+        self.reason = reason

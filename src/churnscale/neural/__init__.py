@@ -1,0 +1,11 @@
+"""The neural churn model: a PyTorch MLP trained data-parallel (DDP over gloo) on CPU processes.
+
+Importing this package imports torch.
+"""
+
+from churnscale.neural.compress import compress
+from churnscale.neural.model import MlpModel
+from churnscale.neural.params import MlpParams
+from churnscale.neural.training import MlpTrainResult, fit_mlp, train_mlp
+
+__all__ = ["MlpModel", "MlpParams", "MlpTrainResult", "compress", "fit_mlp", "train_mlp"]

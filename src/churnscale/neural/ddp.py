@@ -1,0 +1,206 @@
+"""One rank of data-parallel training: its own shard, DistributedDataParallel over gloo.
+
+Every rank draws the same permutation of the whole training side each epoch (seeded by
+``(seed, epoch)``, whatever the number of ranks), so global batch *k* holds the same rows as in
+a one-process run; each rank computes the summed loss of the rows of that batch that lie in its
+shard, scaled by ``world / len(batch)``. DDP averages gradients over ranks, so every step
+applies the gradient of the mean loss over the global batch, exactly as one process would (up
+to float summation order). Early stopping uses the validation log loss summed over all ranks,
+so all ranks stop at the same epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from churnscale.features.preprocessor import Preprocessor
+from churnscale.neural.network import ChurnNet, NetworkConfig
+from churnscale.neural.optimizer import AdamW
+from churnscale.neural.params import MlpParams
+from churnscale.neural.shards import Shard, read_shard
+from churnscale.training.plan import TRAIN, VALID, SplitPlan
+
+BEST_FILE = "best.safetensors"
+HISTORY_FILE = "history.json"
+_SCORE_ROWS = 65_536
+
+
+@dataclass
+class Job:
+    """Everything a rank needs (picklable: sent to spawned processes)."""
+
+    plan: SplitPlan
+    preprocessor: dict[str, Any]
+    target: str
+    config: NetworkConfig
+    params: MlpParams
+    world: int
+    workdir: Path
+    progress: bool = False
+
+
+def run_rank(rank: int, job: Job) -> None:
+    """Entry point of rank ``rank`` (``torch.multiprocessing.spawn`` passes the rank first)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(job.params.threads)
+    if job.world > 1:
+        rendezvous = (job.workdir / "rendezvous").as_posix()
+        dist.init_process_group(
+            "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=job.world
+        )
+    try:
+        _train(rank, job)
+    finally:
+        if job.world > 1:
+            dist.destroy_process_group()
+        torch.set_num_threads(previous)
+
+
+def _train(rank: int, job: Job) -> None:
+    pre = Preprocessor.from_dict(job.preprocessor)
+    shard = read_shard(job.plan, TRAIN, pre, target=job.target, rank=rank, world=job.world)
+    valid = read_shard(job.plan, VALID, pre, target=job.target, rank=rank, world=job.world)
+    _report_shard(job.workdir / f"shard-{rank}.json", rank, shard)
+    torch.manual_seed(job.params.seed)
+    net = ChurnNet(job.config)
+    net.set_scaling(pre)
+    model: nn.Module = DistributedDataParallel(net) if job.world > 1 else net
+    optimizer = AdamW(
+        net.parameters(), lr=job.params.learning_rate, weight_decay=job.params.weight_decay
+    )
+    history, best = _epochs(rank, job, net, model, optimizer, shard, valid)
+    if rank == 0:
+        save_file(best, str(job.workdir / BEST_FILE))
+        (job.workdir / HISTORY_FILE).write_text(json.dumps(history))
+
+
+def _epochs(
+    rank: int,
+    job: Job,
+    net: ChurnNet,
+    model: nn.Module,
+    optimizer: AdamW,
+    shard: Shard,
+    valid: Shard,
+) -> tuple[list[dict[str, float]], dict[str, torch.Tensor]]:
+    params, total = job.params, job.plan.count(TRAIN)
+    best_loss, stale = math.inf, 0
+    best = _snapshot(net)
+    history: list[dict[str, float]] = []
+    show = _EpochDisplay(total) if job.progress and rank == 0 else None
+    for epoch in range(params.max_epochs):
+        train_loss = _one_epoch(job, model, optimizer, shard, total, epoch, show)
+        loss = _valid_loss(net, valid, job.world)
+        improved = loss < best_loss
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": loss})
+        if show is not None:
+            show.line(epoch + 1, loss, improved)
+        if improved:
+            best_loss, best, stale = loss, _snapshot(net), 0
+        else:
+            stale += 1
+            if stale >= params.patience:
+                break
+    if show is not None:
+        show.close()
+    return history, best
+
+
+def _one_epoch(
+    job: Job,
+    model: nn.Module,
+    optimizer: AdamW,
+    shard: Shard,
+    total: int,
+    epoch: int,
+    show: _EpochDisplay | None,
+) -> float:
+    """One pass over the global permutation; returns the mean training loss (this rank)."""
+    model.train()
+    x, y = torch.from_numpy(shard.features), torch.from_numpy(shard.labels)
+    order = np.random.default_rng([job.params.seed, epoch]).permutation(total)
+    size, summed = job.params.batch_size, 0.0
+    for begin in range(0, total, size):
+        batch = order[begin : begin + size]
+        mine = batch[(batch >= shard.start) & (batch < shard.stop)] - shard.start
+        index = torch.from_numpy(mine)
+        logits = model(x[index])
+        loss = F.binary_cross_entropy_with_logits(logits, y[index], reduction="sum")
+        optimizer.zero_grad()
+        (loss * (job.world / len(batch))).backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        summed += float(loss.detach())
+        if show is not None:
+            show.advance(len(batch))
+    return summed / max(shard.rows, 1)
+
+
+def _valid_loss(net: ChurnNet, valid: Shard, world: int) -> float:
+    """Mean validation log loss over every rank's validation shard."""
+    net.eval()
+    total = 0.0
+    with torch.no_grad():
+        for begin in range(0, valid.rows, _SCORE_ROWS):
+            x = torch.from_numpy(valid.features[begin : begin + _SCORE_ROWS])
+            y = torch.from_numpy(valid.labels[begin : begin + _SCORE_ROWS])
+            total += float(F.binary_cross_entropy_with_logits(net(x), y, reduction="sum"))
+    sums = torch.tensor([total, float(valid.rows)], dtype=torch.float64)
+    if world > 1:
+        dist.all_reduce(sums)
+    return float(sums[0] / sums[1].clamp(min=1.0))
+
+
+def _snapshot(net: ChurnNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+
+
+def _report_shard(path: Path, rank: int, shard: Shard) -> None:
+    report = {
+        "rank": rank,
+        "start": shard.start,
+        "stop": shard.stop,
+        "rows": int(shard.features.shape[0]),
+        "positives": int(shard.labels.sum()),
+        "groups_read": shard.groups_read,
+    }
+    path.write_text(json.dumps(report))
+
+
+class _EpochDisplay:
+    """Rank 0's progress: a rich bar per epoch and one line with the validation loss."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console = Console(stderr=True)
+        self.total = total
+        self.bar = Progress(
+            TextColumn("[bold]mlp"), BarColumn(), MofNCompleteColumn(), console=self.console
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("mlp", total=total)
+
+    def advance(self, rows: int) -> None:
+        self.bar.advance(self.task, rows)
+
+    def line(self, epoch: int, loss: float, improved: bool) -> None:
+        mark = " (best)" if improved else ""
+        self.console.print(f"epoch {epoch}: valid log loss {loss:.5f}{mark}")
+        self.bar.reset(self.task, total=self.total)
+
+    def close(self) -> None:
+        self.bar.remove_task(self.task)
+        self.bar.stop()
