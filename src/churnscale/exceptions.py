@@ -161,3 +161,14 @@ class RegistryUnavailableError(ChurnscaleError, ConnectionError):
         super().__init__(f"model registry {uri} is unreachable: {reason}", field="registry")
         self.uri = uri
         self.reason = reason
+
+
+class IncompatibleModelError(ChurnscaleError, ValueError):
+    """A model whose input schema differs from the one the service already answers to."""
+
+    http_status = 409
+
+    def __init__(self, reference: str, reason: str) -> None:
+        super().__init__(f"model {reference!r} is not compatible: {reason}", field="model")
+        self.reference = reference
+        self.reason = reason

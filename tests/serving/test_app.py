@@ -257,6 +257,6 @@ def test_settings_and_references_are_validated(bundle: Path, tmp_path: Path) -> 
         Settings(model="  ")
     with pytest.raises(ConfigError, match="model: expected a bundle path"):
         create_app(Settings())
-    with pytest.raises(ModelNotFoundError, match="registry references"):
-        load_model("churn@champion", Settings())
+    with pytest.raises(ModelNotFoundError, match="Registered Model with name=churn not found"):
+        load_model("churn@champion", Settings(home=tmp_path))
     assert load_model(str(bundle), Settings()).feature_names

@@ -115,9 +115,10 @@ def test_serve_refuses_a_bad_model_with_one_line(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "CHURNSCALE_HOME": str(tmp_path / "home")},
     )
     assert done.returncode == 2
-    assert "registry references" in done.stderr
+    assert "model 'churn@champion': Registered Model with name=churn not found" in done.stderr
     assert "Traceback" not in done.stderr
     bad_setting = subprocess.run(
         [sys.executable, "-m", "churnscale", "serve", "--model", str(tmp_path)],
