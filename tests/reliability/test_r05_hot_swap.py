@@ -58,6 +58,8 @@ def test_twenty_swaps_under_load_drop_nothing(
     assert reports[0]["changed"]["default"] == {"from": bundles.version_a, "to": bundles.version_b}
     assert reports[-1]["serving"]["default"]["version"] == bundles.version_a
     statuses = Counter(status for status, _, _ in seen)
+    seconds = [r["seconds"] for r in reports]
+    print(f"20 swaps ({min(seconds)}-{max(seconds)} s each), {len(seen)} requests: {statuses}")
     assert statuses == {200: len(seen)}, statuses.most_common(3)
     versions = Counter(version for _, version, _ in seen)
     assert set(versions) == {bundles.version_a, bundles.version_b}

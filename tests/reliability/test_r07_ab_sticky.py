@@ -117,6 +117,8 @@ def test_arms_are_sticky_across_a_restart_and_split_by_weight(
     agreement = sum(a == b for a, b in zip(first, second, strict=True)) / len(IDS)
     assert agreement == 1.0
     assert again == list(served.values())
+    shares = {arm: first.count(arm) / len(IDS) for arm in WEIGHTS}
+    print(f"same arm after restart: {agreement:.2%}; shares {shares}")
     for arm, weight in WEIGHTS.items():
-        share = first.count(arm) / len(IDS)
+        share = shares[arm]
         assert abs(share - weight) <= 0.01, (arm, share)
