@@ -111,6 +111,60 @@ class Settings(BaseSettings):
             raise ValueError("online checkpoint key must be at least 16 bytes")
         return value
 
+    routing: str | None = Field(
+        default=None,
+        description="A/B routing: a YAML/JSON file of arms (model references and weights, an "
+        "optional shadow), or the same document inline as JSON text; none serves `model` alone.",
+    )
+    shadow_log: Path | None = Field(
+        default=None,
+        description="JSON-lines file of shadow scores; defaults to <home>/shadow.jsonl.",
+    )
+    model_root: Path | None = Field(
+        default=None,
+        description="Directory of bundles an admin may reload by name ({'bundle': NAME}); "
+        "names can never reach outside it.",
+    )
+    reload_poll_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="Re-resolve every model reference (e.g. churn@champion) this often and swap "
+        "in a new version when an alias moved; none disables watching.",
+    )
+    max_in_flight: int = Field(
+        default=64, ge=1, le=100_000, description="Prediction requests running at once."
+    )
+    max_queue: int = Field(
+        default=256,
+        ge=0,
+        le=1_000_000,
+        description="Prediction requests waiting for a slot; beyond it 503 + Retry-After.",
+    )
+    request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3_600,
+        description="Deadline of a prediction request, queue wait included (504 past it).",
+    )
+    drain_timeout_s: float = Field(
+        default=25.0,
+        ge=0,
+        le=3_600,
+        description="On SIGTERM, how long in-flight requests may take to finish before exit.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS (JSON list); empty (the default) turns CORS off.",
+    )
+    predict_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="TEST ONLY: an awaited pause in every prediction, to simulate a slow model "
+        "in drain and deadline tests. Leave 0 in production.",
+    )
+
     @field_validator("model")
     @classmethod
     def _model_reference(cls, value: str | None) -> str | None:
@@ -122,6 +176,10 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    def resolved_shadow_log(self) -> Path:
+        """The shadow score log in force: the setting, or ``<home>/shadow.jsonl``."""
+        return self.shadow_log if self.shadow_log is not None else self.home / "shadow.jsonl"
 
     def resolved_tracking_uri(self) -> str:
         """The MLflow tracking URI in force: the setting, or ``sqlite:///<home>/mlflow.db``."""

@@ -190,4 +190,14 @@ class ExportError(ChurnscaleError, ValueError):
     def __init__(self, target: str, reason: str) -> None:
         super().__init__(f"export {target}: {reason}", field="format")
         self.target = target
+
+
+class IncompatibleModelError(ChurnscaleError, ValueError):
+    """A model whose input schema differs from the one the service already answers to."""
+
+    http_status = 409
+
+    def __init__(self, reference: str, reason: str) -> None:
+        super().__init__(f"model {reference!r} is not compatible: {reason}", field="model")
+        self.reference = reference
         self.reason = reason

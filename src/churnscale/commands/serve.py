@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Serve predictions over HTTP (REST, Open Inference Protocol v2, SageMaker, MLflow)."""
-        from churnscale.serving.loading import load_model
+        from churnscale.serving.deployment import routing_from_settings
+        from churnscale.serving.loading import resolve_bundle
         from churnscale.serving.server import serve as run_server
 
         overrides: dict[str, object] = {}
@@ -45,9 +46,12 @@ def register(app: typer.Typer) -> None:
             first = exc.errors()[0]
             name = "CHURNSCALE_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
             raise ConfigError(name, expected=first["msg"], received=first.get("input")) from None
-        if settings.model is None:
+        if settings.model is None and settings.routing is None:
             raise ConfigError(
                 "--model", expected="a bundle path or registry reference", received=None
             )
-        load_model(settings.model, settings)  # fail fast, with one line, on a bad reference
+        routing = routing_from_settings(settings)
+        for reference in [*(arm.model for arm in routing.arms), routing.shadow]:
+            if reference is not None:  # fail fast, with one line, on a bad reference
+                resolve_bundle(reference, settings)
         run_server(settings, host=host, port=port, workers=workers)

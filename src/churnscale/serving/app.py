@@ -2,33 +2,43 @@
 
 Routes: ``POST /v1/predict`` (served by the lean :class:`~churnscale.serving.gateway.Gateway`,
 declared here for the docs), ``POST /v1/predict/batch``, ``GET /v1/models``, ``/healthz``,
-``/readyz``, ``/metrics``, the OpenAPI docs, and the standard protocols of
-:mod:`churnscale.serving.protocols`.
+``/readyz``, ``/metrics``, ``POST /admin/reload``, the OpenAPI docs, and the standard protocols
+of :mod:`churnscale.serving.protocols`. Batch and protocol routes are answered by the primary
+(first) arm; ``/v1/predict`` by the customer's arm.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
 
 from churnscale import __version__
 from churnscale.config import Settings
-from churnscale.exceptions import ChurnscaleError, ConfigError
+from churnscale.exceptions import ChurnscaleError
 from churnscale.serving.bodies import ARROW, ARROW_FILE, BATCH_TYPES, CSV, JSON, read_table
-from churnscale.serving.errors import RequestError, UnsupportedMediaTypeError
-from churnscale.serving.gateway import Gateway, ServiceState
-from churnscale.serving.loading import load_model
+from churnscale.serving.deployment import Deployment, routing_from_settings
+from churnscale.serving.errors import InvalidInputError, RequestError, UnsupportedMediaTypeError
+from churnscale.serving.gateway import Gateway, Guards, ServiceState
+from churnscale.serving.limits import AdmissionController
 from churnscale.serving.metrics import ServiceMetrics
 from churnscale.serving.monitoring import ModelMonitor
+from churnscale.serving.reload import Reloader, ReloadFailure, ReloadRequest
 from churnscale.serving.schemas import (
+    ArmsRequest,
+    ArmsResponse,
     BatchResponse,
     ErrorMessage,
     ModelInfo,
@@ -36,8 +46,11 @@ from churnscale.serving.schemas import (
     PredictResponse,
     Status,
 )
+from churnscale.serving.security import ApiKeys
 from churnscale.serving.service import PredictionService
+from churnscale.serving.shadow import ShadowScorer
 
+Validated = TypeVar("Validated", bound=BaseModel)
 CUSTOMER_REF = {"$ref": "#/components/schemas/Customer"}
 ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorMessage, "description": "Body or batch over the limit"},
@@ -59,26 +72,40 @@ ServiceDep = Annotated[PredictionService, Depends(_service)]
 StateDep = Annotated[ServiceState, Depends(_state)]
 
 
-def create_app(settings: Settings) -> Gateway:
-    """The ASGI app: the hot-path gateway in front of the FastAPI app."""
-    if settings.model is None:
-        raise ConfigError("model", expected="a bundle path or registry reference", received=None)
+log = logging.getLogger("churnscale.serving")
+
+
+def create_app(settings: Settings, *, background_load: bool = False) -> Gateway:
+    """The ASGI app: the hot-path gateway in front of the FastAPI app.
+
+    With ``background_load`` the lifespan returns at once and the models load behind it
+    (``/healthz`` answers, ``/readyz`` is 503 until they are warm); a failed first load sets
+    ``state.failure`` and calls ``state.on_failure`` (the server uses it to exit).
+    """
+    routing = routing_from_settings(settings)
     state = ServiceState(
         ServiceMetrics(), max_body_bytes=settings.max_body_bytes, reasons=settings.reasons
     )
-    reference = settings.model
+    reloader = Reloader(state, settings, routing)
+    shadow = ShadowScorer(settings.resolved_shadow_log(), state.metrics) if routing.shadow else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await asyncio.to_thread(_start_service, reference, settings)
-        gc.collect()
-        gc.freeze()  # start-up objects leave the collector's view: cheaper collections later
-        state.metrics.model.labels(service.version, service.predictor.kind).set(1)
-        monitor.attach(service)  # live drift window + prediction log for feedback
-        state.service = service
-        app.openapi_schema = None
+        if shadow is not None:
+            shadow.start()
+        tasks: list[asyncio.Task[None]] = []
+        loading = asyncio.create_task(_load(app, state, reloader, settings, tasks))
+        tasks.append(loading)
+        if not background_load:
+            await loading
         yield
-        state.service = None
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if shadow is not None:
+            await asyncio.to_thread(shadow.close)
+        state.deployment = None
 
     api = FastAPI(
         title="churnscale",
@@ -89,22 +116,102 @@ def create_app(settings: Settings) -> Gateway:
     )
     api.state.serving = state
     api.state.monitor = monitor = ModelMonitor(settings, state.metrics.registry)
+    api.state.reloader = reloader
+    reloader.on_deploy = partial(_watch, monitor)  # drift window + feedback on every deploy
     api.add_exception_handler(ChurnscaleError, _error_handler)  # type: ignore[arg-type]
+    if settings.cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            expose_headers=["X-Model-Version", "X-Model-Arm"],
+        )
     _add_v1_routes(api)
     from churnscale.serving import feedback, monitoring
+
+    _add_admin_routes(api)
     from churnscale.serving.protocols import router
 
     api.include_router(router)
     api.include_router(monitoring.router)
     api.include_router(feedback.router)
     api.openapi = lambda: _openapi(api, state)  # type: ignore[method-assign]
-    return Gateway(api, state)
+    guards = Guards(
+        keys=ApiKeys.from_settings(settings),
+        admission=AdmissionController(
+            max_in_flight=settings.max_in_flight, max_queue=settings.max_queue
+        ),
+        timeout=settings.request_timeout_s,
+        delay=settings.predict_delay_s,
+        shadow=shadow,
+        cors=bool(settings.cors_origins),
+    )
+    return Gateway(api, state, guards)
 
 
-def _start_service(reference: str, settings: Settings) -> PredictionService:
-    service = PredictionService(load_model(reference, settings), settings)
-    service.warm()
-    return service
+def _watch(monitor: ModelMonitor, deployment: Deployment) -> None:
+    """Attach the live monitor to every arm of a new deployment (the primary feeds drift)."""
+    for name, arm in deployment.arms.items():
+        monitor.attach(
+            arm.service, arm=None if deployment.single else name, primary=arm is deployment.primary
+        )
+
+
+async def _load(
+    app: FastAPI,
+    state: ServiceState,
+    reloader: Reloader,
+    settings: Settings,
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    """Load and warm the first deployment; then watch the references when configured."""
+    try:
+        await reloader.start()
+    except Exception as exc:
+        state.failure = exc
+        log.error("the model failed to load: %s", exc)
+        if state.on_failure is not None:
+            state.on_failure()
+        raise
+    gc.collect()
+    gc.freeze()  # start-up objects leave the collector's view: cheaper collections later
+    app.openapi_schema = None
+    if settings.reload_poll_s is not None:
+        tasks.append(asyncio.create_task(reloader.watch(settings.reload_poll_s)))
+
+
+def _add_admin_routes(api: FastAPI) -> None:
+    @api.post(
+        "/admin/reload",
+        tags=["admin"],
+        responses={
+            400: {"model": ErrorMessage, "description": "Bad reference or bundle name"},
+            404: {"model": ErrorMessage, "description": "No such model"},
+            409: {"model": ErrorMessage, "description": "Input schema incompatible"},
+            422: {"model": ErrorMessage, "description": "Corrupt or truncated bundle"},
+            401: {"model": ErrorMessage, "description": "No API key"},
+            403: {"model": ErrorMessage, "description": "Not an admin key, or no admin keys set"},
+            503: {"model": ErrorMessage, "description": "Registry unreachable, or not ready"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {JSON: {"schema": ReloadRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def reload(request: Request) -> JSONResponse:
+        """Load, verify and warm a new model for an arm (or re-resolve every reference), then
+        swap it in; on failure the previous models keep serving. Needs an admin key."""
+        body = await request.body()
+        wanted = _validated(ReloadRequest, body) if body.strip() else ReloadRequest()
+        reloader: Reloader = request.app.state.reloader
+        try:
+            report = await reloader.reload(wanted)
+        except ReloadFailure as failure:
+            return JSONResponse(failure.body, status_code=failure.status)
+        return JSONResponse(report)
 
 
 async def _error_handler(request: Request, exc: ChurnscaleError) -> JSONResponse:
@@ -163,6 +270,29 @@ def _add_v1_routes(api: FastAPI) -> None:
         ]
         return {"model_version": service.version, "predictions": predictions}
 
+    @api.post(
+        "/v1/arms",
+        response_model=ArmsResponse,
+        responses={**ERRORS, 422: {"description": "Invalid body (the field is named)"}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": ArmsRequest.model_json_schema()}},
+            }
+        },
+        tags=["predict"],
+    )
+    async def arms(request: Request, state: StateDep) -> dict[str, Any]:
+        """The A/B arm that serves each customer id (sticky: the same on every process and run)."""
+        deployment = state.ready_deployment()
+        wanted = _validated(ArmsRequest, await request.body())
+        deployment.primary.service.check_rows(len(wanted.customer_ids))
+        return {
+            "experiment": deployment.routing.experiment,
+            "arms": [deployment.arm_of(c) for c in wanted.customer_ids],
+            "versions": {name: arm.version for name, arm in deployment.arms.items()},
+        }
+
     @api.get("/v1/models", response_model=ModelsResponse, responses=ERRORS, tags=["admin"])
     async def models(service: ServiceDep) -> dict[str, Any]:
         """The model this process serves."""
@@ -187,6 +317,16 @@ def _add_v1_routes(api: FastAPI) -> None:
     async def metrics(state: StateDep) -> Response:
         """Prometheus metrics of this process."""
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
+
+
+def _validated(kind: type[Validated], body: bytes) -> Validated:
+    """``body`` as ``kind``; the first problem becomes a 422 naming its field."""
+    try:
+        return kind.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidInputError(first["msg"], field=field) from None
 
 
 def _predict_batch(

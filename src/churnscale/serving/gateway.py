@@ -5,10 +5,16 @@ the work of a prediction, so the hot route is served directly: body read under t
 msgspec validation, ``encode_one``, compiled trees, orjson. FastAPI still declares the route so
 the OpenAPI document describes it. Every other request goes to the FastAPI app with the body
 limit enforced on its ``receive`` and is counted in the metrics by its route template.
+
+Before either, the gateway checks the API key a route needs (health probes are open, ``/admin``
+needs an admin key), and prediction requests (``POST`` outside ``/admin``) pass admission
+control (503 + ``Retry-After`` when saturated) under a deadline (504). Every answer carries
+``X-Model-Version`` and ``X-Model-Arm``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -17,7 +23,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from churnscale.exceptions import ChurnscaleError
+from churnscale.exceptions import ChurnscaleError, DeadlineExceededError, OverloadedError
 from churnscale.serving.bodies import (
     JSON,
     declared_length,
@@ -26,14 +32,18 @@ from churnscale.serving.bodies import (
     read_body,
     too_large,
 )
+from churnscale.serving.deployment import Deployment
 from churnscale.serving.errors import (
     InvalidInputError,
     ModelNotReadyError,
     RequestError,
     UnsupportedMediaTypeError,
 )
+from churnscale.serving.limits import AdmissionController, deadline
 from churnscale.serving.metrics import ServiceMetrics
+from churnscale.serving.security import AccessRole, ApiKeys, key_in_headers, route_role
 from churnscale.serving.service import PredictionService
+from churnscale.serving.shadow import ShadowScorer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,62 +59,155 @@ log = logging.getLogger("churnscale.serving")
 
 
 class ServiceState:
-    """What the gateway and the FastAPI app share: the loaded service (None until ready)."""
+    """What the gateway and the FastAPI app share: the deployment in force (None until ready)."""
 
     def __init__(self, metrics: ServiceMetrics, *, max_body_bytes: int, reasons: bool) -> None:
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.reasons = reasons
-        self.service: PredictionService | None = None
+        self.deployment: Deployment | None = None
+        self.failure: BaseException | None = None
+        self.on_failure: Callable[[], None] | None = None
+
+    @property
+    def service(self) -> PredictionService | None:
+        """The primary arm's service (batch, protocols, docs), or None while loading."""
+        deployment = self.deployment
+        return None if deployment is None else deployment.primary.service
 
     def ready(self) -> PredictionService:
-        """The service, or :class:`ModelNotReadyError` while it is loading."""
-        if self.service is None:
+        """The primary service, or :class:`ModelNotReadyError` while it is loading."""
+        return self.ready_deployment().primary.service
+
+    def ready_deployment(self) -> Deployment:
+        """The deployment in force, or :class:`ModelNotReadyError` while it is loading."""
+        deployment = self.deployment
+        if deployment is None:
             raise ModelNotReadyError("the model is not loaded yet", field="model")
-        return self.service
+        return deployment
+
+
+class Guards:
+    """Keys, admission, deadline and the shadow scorer the gateway applies."""
+
+    def __init__(
+        self,
+        *,
+        keys: ApiKeys,
+        admission: AdmissionController,
+        timeout: float,
+        delay: float = 0.0,
+        shadow: ShadowScorer | None = None,
+        cors: bool = False,
+    ) -> None:
+        self.keys = keys
+        self.admission = admission
+        self.timeout = timeout
+        self.delay = delay
+        self.shadow = shadow
+        self.cors = cors
 
 
 class Gateway:
-    """ASGI app: the hot route first, then the FastAPI app (docs, batch, admin, protocols)."""
+    """ASGI app: keys, then the hot route, then the FastAPI app (docs, batch, admin, protocols)."""
 
-    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+    def __init__(self, app: ASGIApp, state: ServiceState, guards: Guards) -> None:
         self.app = app
         self.state = state
+        self.guards = guards
         self._ok = state.metrics.requests.labels(PREDICT_PATH, "200")
         self._latency = state.metrics.latency.labels(PREDICT_PATH)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-        elif (size := header_bytes(scope)) > MAX_HEADER_BYTES:
+            return
+        path, method = scope["path"], scope["method"]
+        if (size := header_bytes(scope)) > MAX_HEADER_BYTES:
             detail = f"request headers too large: {size} bytes, limit {MAX_HEADER_BYTES} bytes"
             await send_json(send, 431, orjson.dumps({"detail": detail}), None)
-        elif scope["path"] == PREDICT_PATH and scope["method"] == "POST":
+            return
+        refusal = self._authorize(scope, path, method)
+        if refusal is not None:
+            await refusal(send)
+        elif path == PREDICT_PATH and method == "POST":
             await self.predict(scope, receive, send)
         else:
             await self.forward(scope, receive, send)
 
+    def _authorize(self, scope: Scope, path: str, method: str) -> Callable[[Send], Any] | None:
+        """None when the request may go on, else a function that sends the 401/403."""
+        keys = self.guards.keys
+        if not (keys.predict or keys.admin) and not path.startswith("/admin"):
+            return None  # no keys configured: predict routes open (admin stays refused)
+        role = route_role(path)
+        if role is None or (method == "OPTIONS" and self.guards.cors):
+            return None
+        if role is AccessRole.PREDICT and not keys.predict:
+            return None
+        decision = keys.check(key_in_headers(scope["headers"]), role)
+        if decision.allowed:
+            return None
+        self.state.metrics.observe("auth", decision.status, 0.0)
+        body = orjson.dumps({"detail": decision.detail})
+        extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+        return lambda send: send_json(send, decision.status, body, None, extra=extra)
+
     async def predict(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one ``POST /v1/predict``."""
+        """Answer one ``POST /v1/predict`` (admitted, under the deadline, on one arm)."""
         started = time.perf_counter()
+        guards = self.guards
         try:
-            service = self.state.ready()
-            headers = scope["headers"]
-            kind = media_type(headers)
-            if kind not in (JSON, ""):
-                raise UnsupportedMediaTypeError(kind, accepted=(JSON,))
-            reasons = self._reasons(scope["query_string"])
-            x = service.decoder.decode(await read_body(receive, headers, self.state.max_body_bytes))
-            body = orjson.dumps(service.answer(x, reasons=reasons))
+            async with asyncio.timeout(guards.timeout), guards.admission.admit():
+                deployment = self.state.ready_deployment()
+                headers = scope["headers"]
+                kind = media_type(headers)
+                if kind not in (JSON, ""):
+                    raise UnsupportedMediaTypeError(kind, accepted=(JSON,))
+                reasons = self._reasons(scope["query_string"])
+                body = await read_body(receive, headers, self.state.max_body_bytes)
+                x = deployment.primary.service.decoder.decode(body)
+                if guards.delay:
+                    await asyncio.sleep(guards.delay)  # test-only slow model
+                arm = deployment.choose(x)
+                answer = arm.service.answer(x, reasons=reasons)
+                payload = orjson.dumps(answer)
         except RequestError as exc:
             await self._error(send, exc, started)
+            return
+        except OverloadedError as exc:
+            await self._refuse(send, exc, started)
+            return
+        except TimeoutError:  # asyncio.timeout inline: cheaper than the deadline() generator
+            await self._refuse(send, DeadlineExceededError(guards.timeout), started)
             return
         except ChurnscaleError as exc:  # a model/preprocessor error caused by a value
             await self._error(send, InvalidInputError(str(exc), field=exc.field), started)
             return
-        await send_json(send, 200, body, service.version)
+        await send_json(send, 200, payload, arm.version, arm=arm.name)
+        elapsed = time.perf_counter() - started
         self._ok.inc()
-        self._latency.observe(time.perf_counter() - started)
+        self._latency.observe(elapsed)
+        score = answer["churn_probability"]
+        arm.requests.inc()
+        arm.latency.observe(elapsed)
+        arm.scores.observe(score)
+        if deployment.shadow is not None and guards.shadow is not None:
+            guards.shadow.submit(deployment.shadow, x, arm, score)
+
+    async def _refuse(
+        self, send: Send, exc: OverloadedError | DeadlineExceededError, started: float
+    ) -> None:
+        """503 + Retry-After when saturated, 504 past the deadline."""
+        extra = []
+        if isinstance(exc, OverloadedError):
+            extra.append((b"retry-after", str(exc.retry_after).encode()))
+        kind = "overloaded" if isinstance(exc, OverloadedError) else "deadline"
+        await send_json(
+            send, exc.http_status, orjson.dumps({"detail": exc.message}), None, extra=extra
+        )
+        self.state.metrics.errors.labels(PREDICT_PATH, kind).inc()
+        self.state.metrics.observe(PREDICT_PATH, exc.http_status, time.perf_counter() - started)
 
     def _reasons(self, query: bytes) -> bool:
         if not query:
@@ -119,18 +222,20 @@ class Gateway:
         return self.state.reasons
 
     async def _error(self, send: Send, exc: RequestError, started: float) -> None:
-        service = self.state.service
-        version = service.version if service is not None else None
+        deployment = self.state.deployment
+        version, arm = _tags(deployment)
         close = exc.http_status == 413  # so the server stops reading the rest of the upload
-        await send_json(send, exc.http_status, orjson.dumps(exc.body()), version, close=close)
+        await send_json(
+            send, exc.http_status, orjson.dumps(exc.body()), version, arm=arm, close=close
+        )
         self.state.metrics.errors.labels(PREDICT_PATH, exc.kind).inc()
         self.state.metrics.observe(PREDICT_PATH, exc.http_status, time.perf_counter() - started)
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass a request to the FastAPI app, with the body limit, version header and metrics."""
+        """Pass a request to the FastAPI app, with the body limit, version header and metrics;
+        prediction requests (POST outside ``/admin``) are admitted under the deadline."""
         started = time.perf_counter()
         limit = self.state.max_body_bytes
-        status = 500
         try:
             length = declared_length(scope["headers"])
         except InvalidInputError as bad:
@@ -138,32 +243,31 @@ class Gateway:
             return
         if length is not None and length > limit:
             error = too_large(limit)
-            await send_json(send, 413, orjson.dumps(error.body()), self._version(), close=True)
+            version, arm = _tags(self.state.deployment)
+            await send_json(send, 413, orjson.dumps(error.body()), version, arm=arm, close=True)
             self.state.metrics.observe("body_limit", 413, time.perf_counter() - started)
             return
-
-        async def tagged(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                version = self._version()
-                if version is not None:
-                    message["headers"] = [*message.get("headers", []), _version_header(version)]
-                if status == 413:  # a body past the limit: the rest of it is never read
-                    message["headers"] = [*message.get("headers", []), _CLOSE]
-            await send(message)
-
+        cycle = _ForwardedCycle(self.state, send)
         try:
-            await self.app(scope, limited_receive(receive, limit), tagged)
+            await self._run(scope, limited_receive(receive, limit), cycle)
+        except (OverloadedError, DeadlineExceededError) as exc:
+            if cycle.status is not None:
+                raise  # the answer had started: the server cuts it short
+            await self._refuse(send, exc, started)
+            return
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.state.metrics.observe(route, status, time.perf_counter() - started)
-            if status >= 500:
-                self.state.metrics.errors.labels(route, "server").inc()
+            if cycle.status is not None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.state.metrics.observe(route, cycle.status, time.perf_counter() - started)
+                if cycle.status >= 500:
+                    self.state.metrics.errors.labels(route, "server").inc()
 
-    def _version(self) -> str | None:
-        service = self.state.service
-        return service.version if service is not None else None
+    async def _run(self, scope: Scope, receive: Receive, cycle: _ForwardedCycle) -> None:
+        if scope["method"] == "POST" and route_role(scope["path"]) is AccessRole.PREDICT:
+            async with deadline(self.guards.timeout), self.guards.admission.admit():
+                await self.app(scope, receive, cycle.send)
+        else:
+            await self.app(scope, receive, cycle.send)
 
 
 _CLOSE = (b"connection", b"close")
@@ -175,20 +279,58 @@ def header_bytes(scope: Scope) -> int:
     return size + len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
 
 
-def _version_header(version: str) -> tuple[bytes, bytes]:
-    return (b"x-model-version", version.encode("latin-1"))
+class _ForwardedCycle:
+    """Tags a forwarded response with the version and arm in force when it started."""
+
+    def __init__(self, state: ServiceState, send: Send) -> None:
+        self.deployment = state.deployment
+        self.state = state
+        self.downstream = send
+        self.status: int | None = None
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            version, arm = _tags(self.deployment or self.state.deployment)
+            if version is not None:
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-model-version", version.encode("latin-1")),
+                    (b"x-model-arm", arm.encode("latin-1")),
+                ]
+            if self.status == 413:  # a body past the limit: the rest of it is never read
+                message["headers"] = [*message.get("headers", []), _CLOSE]
+        await self.downstream(message)
+
+
+def _tags(deployment: Deployment | None) -> tuple[str | None, str]:
+    """The primary arm's version and name (None while loading)."""
+    if deployment is None:
+        return None, ""
+    return deployment.primary.version, deployment.primary.name
 
 
 async def send_json(
-    send: Send, status: int, body: bytes, version: str | None, *, close: bool = False
+    send: Send,
+    status: int,
+    body: bytes,
+    version: str | None,
+    *,
+    arm: str = "",
+    extra: list[tuple[bytes, bytes]] | None = None,
+    close: bool = False,
 ) -> None:
-    """Send a complete JSON response (with ``Connection: close`` when ``close``)."""
+    """Send a complete JSON response (with the model version and arm when known, and
+    ``Connection: close`` when ``close``)."""
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
     if version is not None:
-        headers.append(_version_header(version))
+        headers.append((b"x-model-version", version.encode("latin-1")))
+        headers.append((b"x-model-arm", arm.encode("latin-1")))
+    if extra:
+        headers.extend(extra)
     if close:
         headers.append(_CLOSE)
     await send({"type": "http.response.start", "status": status, "headers": headers})

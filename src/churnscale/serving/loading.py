@@ -1,8 +1,9 @@
-"""Where the service, batch scoring and every command get their model: one function.
+"""Where the service and batch scoring get their model: one function for paths and the registry.
 
-``load_model(reference, settings)`` takes a bundle directory or a registry reference
-(``churn@champion``, ``churn/3``, ``churn``), resolves it through the registry (download,
-manifest check, verified cache) and loads the verified bundle.
+``load_model("path/to/bundle", settings)`` loads a verified bundle directory;
+``load_model("churn@champion", settings)`` or ``"churn/3"`` resolves the reference in the
+registry (download, manifest check, verified cache; the cached copy when the registry is down)
+and loads that bundle, whose version then reads ``churn/3``.
 """
 
 from __future__ import annotations
@@ -10,19 +11,38 @@ from __future__ import annotations
 from pathlib import Path
 
 from churnscale.config import Settings
+from churnscale.exceptions import ModelNotFoundError
 from churnscale.model import ChurnModel
+from churnscale.serving.security import safe_model_path
 
 
-def resolve_bundle(reference: str | Path, settings: Settings) -> Path:
+def resolve_bundle(reference: str, settings: Settings) -> Path:
     """The verified local bundle directory ``reference`` names (a path or a registry reference)."""
     path = Path(reference).expanduser()
-    if path.is_dir():
-        return path
-    from churnscale.registry import Registry
+    if path.is_dir() or path.is_absolute():
+        return path  # a missing absolute path fails in ChurnModel.load with ModelNotFoundError
+    from churnscale.registry import Registry  # MLflow is imported only for registry references
 
-    return Registry(settings).resolve(str(reference))
+    return Registry(settings).resolve(reference, allow_paths=False)
 
 
-def load_model(reference: str | Path, settings: Settings) -> ChurnModel:
-    """The model ``reference`` names, loaded from its verified bundle."""
-    return ChurnModel.load(resolve_bundle(reference, settings))
+def bundle_by_name(name: str, settings: Settings) -> Path:
+    """A bundle directory under ``CHURNSCALE_MODEL_ROOT`` (names never leave the root)."""
+    if settings.model_root is None:
+        raise ModelNotFoundError(name, "no model root is configured (CHURNSCALE_MODEL_ROOT)")
+    return safe_model_path(settings.model_root, name)
+
+
+def load_bundle(path: Path, settings: Settings) -> ChurnModel:
+    """Load a bundle; one from the registry cache carries its registered version."""
+    model = ChurnModel.load(path)
+    cache = (settings.home / "bundles").expanduser().resolve()
+    resolved = path.resolve()
+    if resolved.parent.parent == cache and resolved.name.isdigit():
+        model.metadata.setdefault("version", f"{resolved.parent.name}/{resolved.name}")
+    return model
+
+
+def load_model(reference: str, settings: Settings) -> ChurnModel:
+    """The model ``reference`` names: a bundle directory or a registry reference, verified."""
+    return load_bundle(resolve_bundle(reference, settings), settings)

@@ -19,6 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -54,6 +55,48 @@ class ServiceMetrics:
             ["version", "predictor"],
             registry=self.registry,
             multiprocess_mode="liveall",
+        )
+        self._add_experiment_metrics()
+
+    def _add_experiment_metrics(self) -> None:
+        """Per-arm traffic, latency and scores; shadow scores; reloads."""
+        self.arm_requests = Counter(
+            "churnscale_arm_requests",
+            "Predictions answered, by A/B arm and model version.",
+            ["arm", "version"],
+            registry=self.registry,
+        )
+        self.arm_latency = Histogram(
+            "churnscale_arm_request_seconds",
+            "Time to answer a prediction, by A/B arm.",
+            ["arm"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.arm_scores = Histogram(
+            "churnscale_arm_score",
+            "Churn probabilities returned, by A/B arm.",
+            ["arm"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadow_scores = Histogram(
+            "churnscale_shadow_score",
+            "Churn probabilities of the shadow model (logged, never returned), by version.",
+            ["version"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            "churnscale_shadow_dropped",
+            "Requests the shadow model skipped because its queue was full.",
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "churnscale_reloads",
+            "Model reloads, by outcome (swapped, unchanged, failed).",
+            ["outcome"],
+            registry=self.registry,
         )
 
     def observe(self, route: str, status: int, seconds: float) -> None:

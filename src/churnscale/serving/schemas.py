@@ -6,9 +6,9 @@ The request schema of one customer is generated from the model's own schema at s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ReasonOut(BaseModel):
@@ -112,3 +112,19 @@ class V2InferResponse(BaseModel):
     model_version: str
     id: str | None = None
     outputs: list[V2Tensor]
+
+
+class ArmsRequest(BaseModel):
+    """Customer ids whose A/B arm is wanted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ids: list[Annotated[str, Field(max_length=256)]]
+
+
+class ArmsResponse(BaseModel):
+    """The arm of each requested id (same order) and the version each arm serves."""
+
+    experiment: str
+    arms: list[str]
+    versions: dict[str, str]

@@ -87,6 +87,33 @@ class ApiKeys:
         return AuthDecision(200, f"{role.value} allowed")
 
 
+HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/ping", "/v2/health/live", "/v2/health/ready"})
+
+
+def route_role(path: str) -> AccessRole | None:
+    """The role a path needs: None for health probes, ADMIN under ``/admin``, else PREDICT.
+
+    >>> route_role("/healthz") is None, route_role("/admin/reload"), route_role("/metrics")
+    (True, <AccessRole.ADMIN: 'admin'>, <AccessRole.PREDICT: 'predict'>)
+    """
+    if path in HEALTH_PATHS:
+        return None
+    if path == "/admin" or path.startswith("/admin/"):
+        return AccessRole.ADMIN
+    return AccessRole.PREDICT
+
+
+def key_in_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key of raw ASGI headers (``Authorization: Bearer`` first, then ``X-API-Key``)."""
+    authorization = api_key = None
+    for name, value in headers:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            api_key = value.decode("latin-1")
+    return presented_key(authorization=authorization, x_api_key=api_key)
+
+
 def presented_key(*, authorization: str | None, x_api_key: str | None) -> str | None:
     """The key a request sent: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 

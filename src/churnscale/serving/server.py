@@ -1,5 +1,9 @@
 """Run the service under uvicorn: one process, or N processes each with its own listening socket.
 
+The port opens at once and the model loads behind it (``/healthz`` 200, ``/readyz`` 503 until
+warm). On SIGTERM uvicorn stops accepting, lets in-flight requests finish for up to
+``CHURNSCALE_DRAIN_TIMEOUT_S`` and exits.
+
 With ``workers > 1`` every process binds its own socket to the same address with
 ``SO_REUSEPORT``, so the kernel spreads connections over the processes; measured here this
 balanced keep-alive connections better than ``uvicorn --workers`` (one shared socket), which
@@ -8,6 +12,7 @@ sometimes left every connection on one worker.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import signal
 import socket
@@ -41,8 +46,9 @@ def serve_one(settings: Settings, host: str, port: int, *, reuse_port: bool = Fa
 
     from churnscale.serving.app import create_app
 
+    app = create_app(settings, background_load=True)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         loop="uvloop",
@@ -52,11 +58,19 @@ def serve_one(settings: Settings, host: str, port: int, *, reuse_port: bool = Fa
         log_level="warning",
         timeout_keep_alive=30,
         proxy_headers=False,  # the service reads no client address; skip the per-request rewrite
+        timeout_graceful_shutdown=math.ceil(
+            settings.drain_timeout_s
+        ),  # SIGTERM: in-flight requests finish
     )
     server = uvicorn.Server(config)
+
+    def stop() -> None:
+        server.should_exit = True
+
+    app.state.on_failure = stop  # the first model load failed: exit instead of never ready
     sockets = [reuseport_socket(host, port)] if reuse_port else None
     server.run(sockets=sockets)
-    if not server.started:
+    if not server.started or app.state.failure is not None:
         raise SystemExit(3)
 
 
