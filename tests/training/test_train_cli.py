@@ -235,3 +235,25 @@ def test_evaluate_errors_on_unlabelled_data_and_bad_value_column(
         assert code == 2, err
         assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
         assert message in err, err
+
+
+def test_mlp_is_trained_evaluated_and_registered(
+    home: Path, raw: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from churnscale.neural import MlpModel
+
+    code, out, err = cli(
+        capsys,
+        *("train", str(raw / "b.parquet"), "--target", "churned", "--id", "customer_id"),
+        *("--model", "mlp", "--workers", "1", "--name", "churn-mlp", "--json"),
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["model"] == "churn-mlp/1"
+    assert 0.7 < summary["metrics"]["roc_auc"] < 0.97
+    assert summary["top_features"] == []  # no tree contributions for the MLP
+    registry = Registry(Settings())
+    model = MlpModel.load(registry.resolve("churn-mlp/1"))
+    assert model.metadata["metrics"]["roc_auc"] == pytest.approx(summary["metrics"]["roc_auc"])
+    code, _, err = cli(capsys, "train", str(raw / "b.parquet"), "--model", "mlp", "--cv", "3")
+    assert code == 2 and "--cv" in err and len(err.strip().splitlines()) == 1, err

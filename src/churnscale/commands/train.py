@@ -140,6 +140,12 @@ def register(app: typer.Typer) -> None:
         init_model: Annotated[
             str | None, typer.Option("--init-model", help="Model to continue training (REF).")
         ] = None,
+        model: Annotated[
+            str, typer.Option("--model", help="lightgbm, or mlp (PyTorch, DDP over --workers).")
+        ] = "lightgbm",
+        workers: Annotated[
+            int, typer.Option("--workers", help="Processes for --model mlp (DDP).")
+        ] = 1,
         name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "churn",
         experiment: Annotated[str, typer.Option("--experiment")] = "churnscale",
         out: Annotated[
@@ -223,6 +229,8 @@ def register(app: typer.Typer) -> None:
                 out=out,
                 report=report,
                 profit=ProfitSettings(contact_cost, retention_value, success_rate),
+                model=model,
+                workers=workers,
             )
             with _round_progress() as on_round:
                 outcome = run_training(job, settings, on_round=on_round)

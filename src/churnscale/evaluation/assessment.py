@@ -99,8 +99,23 @@ def feature_columns(sample: pa.Table, schema: Schema) -> tuple[dict[str, np.ndar
     return columns, categorical
 
 
+def leakage_on_sample(
+    schema: Schema, sample: pa.Table, *, model_auc: float
+) -> list[LeakageWarning]:
+    """Leakage warnings: single features of ``sample`` that alone separate churners, and a
+    model AUC that is implausibly perfect."""
+    target = schema.target
+    aucs: dict[str, float] = {}
+    if sample.num_rows and target is not None and target in sample.column_names:
+        labels = np.asarray(sample.column(target).to_numpy(zero_copy_only=False), dtype=np.int8)
+        if labels.min() != labels.max():
+            columns, categorical = feature_columns(sample, schema)
+            aucs = single_feature_aucs(columns, labels, categorical=categorical)
+    return leakage_warnings(aucs, model_auc=model_auc)
+
+
 def assess(
-    model: ChurnModel,
+    model: ChurnModel | Any,
     y_true: np.ndarray,
     scores: np.ndarray,
     sample: pa.Table,
@@ -111,8 +126,8 @@ def assess(
 ) -> Assessment:
     """Metrics of ``scores`` against ``y_true``, plus leakage and explanations on ``sample``.
 
-    ``sample`` holds labelled rows in the model's schema (for the single-feature AUCs and
-    the mean |contribution| of each feature).
+    ``sample`` holds labelled rows in the model's schema (for the single-feature AUCs and,
+    for tree models, the mean |contribution| and gain importance of each feature).
     """
     profit = profit or ProfitSettings()
     evaluation = evaluate_scores(
@@ -124,23 +139,16 @@ def assess(
         value=value,
     )
     schema = model.preprocessor.schema
-    warnings: list[LeakageWarning] = []
+    warnings = leakage_on_sample(schema, sample, model_auc=evaluation.roc_auc)
     contributions: dict[str, float] = {}
-    target = schema.target
-    if sample.num_rows and target is not None and target in sample.column_names:
-        labels = np.asarray(sample.column(target).to_numpy(zero_copy_only=False), dtype=np.int8)
-        if labels.min() != labels.max():
-            columns, categorical = feature_columns(sample, schema)
-            aucs = single_feature_aucs(columns, labels, categorical=categorical)
-            warnings = leakage_warnings(aucs, model_auc=evaluation.roc_auc)
-        else:
-            warnings = leakage_warnings({}, model_auc=evaluation.roc_auc)
-        matrix = model.preprocessor.transform(sample)
-        contributions = mean_abs_contributions(model.contributions(matrix), model.feature_names)
-    else:
-        warnings = leakage_warnings({}, model_auc=evaluation.roc_auc)
+    importance: dict[str, float] = {}
+    if isinstance(model, ChurnModel):
+        importance = model.importance()
+        if sample.num_rows:
+            matrix = model.preprocessor.transform(sample)
+            contributions = mean_abs_contributions(model.contributions(matrix), model.feature_names)
     folds = summarize_folds(fold_evaluations) if fold_evaluations else None
-    return Assessment(evaluation, warnings, model.importance(), contributions, folds)
+    return Assessment(evaluation, warnings, importance, contributions, folds)
 
 
 def write_report(
@@ -151,7 +159,7 @@ def write_report(
         assessment.evaluation,
         path=path,
         title=title,
-        importance=assessment.importance,
+        importance=assessment.importance or None,
         contributions=assessment.contributions or None,
         folds=assessment.folds,
         warnings=assessment.warnings,

@@ -55,10 +55,24 @@ class TrainJob:
     out: Path | None = None
     report: Path | None = None
     profit: ProfitSettings = field(default_factory=ProfitSettings)
+    model: str = "lightgbm"
+    workers: int = 1
 
     def validate(self) -> None:
         """Refuse flag combinations that cannot work, before any work starts."""
         self.params.validate()
+        if self.model not in ("lightgbm", "mlp"):
+            raise ConfigError("--model", expected="lightgbm or mlp", received=self.model)
+        if self.model == "mlp":
+            for flag, value in (
+                ("--cv", self.cv),
+                ("--cluster", self.cluster),
+                ("--init-model", self.init_model),
+            ):
+                if value is not None:
+                    raise ConfigError(flag, expected="LightGBM (--model lightgbm)", received=value)
+        if self.workers < 1:
+            raise ConfigError("--workers", expected="at least 1", received=self.workers)
         if self.cv is not None and not 2 <= self.cv <= 20:
             raise ConfigError("--cv", expected="a number of folds from 2 to 20", received=self.cv)
         if self.cluster is not None and self.cv is not None:
@@ -87,7 +101,7 @@ class TrainJob:
 class TrainOutcome:
     """What a training job produced."""
 
-    model: ChurnModel
+    model: ChurnModel | Any
     assessment: Assessment
     report: Path
     bundle: Path | None
@@ -234,6 +248,8 @@ def run_training(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     report = job.report or settings.home / "reports" / f"{job.name}-{stamp}.html"
     report.parent.mkdir(parents=True, exist_ok=True)
+    if job.model == "mlp":
+        return _run_mlp(job, settings, schema, report, stamp)
     if not job.register:
         assert job.out is not None  # validate() guarantees it
         folds = _cross_validate(job, schema, init, on_round, lambda _m, _s: None)
@@ -286,4 +302,69 @@ def run_training(
             run.run_id,
             result.rows,
             result.best_iteration,
+        )
+
+
+def _run_mlp(
+    job: TrainJob, settings: Settings, schema: Schema, report: Path, stamp: str
+) -> TrainOutcome:
+    """``--model mlp``: the PyTorch MLP trained with DDP over ``job.workers`` processes."""
+    from churnscale.neural import MlpParams, MlpTrainResult, fit_mlp
+
+    def train() -> tuple[MlpTrainResult, Assessment]:
+        params = MlpParams(seed=job.params.seed)
+        result = fit_mlp(
+            job.dataset, schema=schema, split=job.split, params=params, workers=job.workers
+        )
+        sample = sample_table(iter_dataset(job.dataset, batch_rows=65_536))
+        assessment = assess(
+            result.model, result.y_holdout, result.scores, sample, profit=job.profit
+        )
+        result.model.metadata.update(
+            metrics=assessment.evaluation.headline(),
+            leakage_warnings=[w.message for w in assessment.warnings],
+            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        title = f"{job.name}: MLP on {len(result.model.feature_names)} features"
+        metadata = {
+            "dataset": str(job.dataset),
+            "best epoch": result.best_epoch,
+            "rows": result.rows,
+            "workers": job.workers,
+        }
+        write_report(assessment, report, title=title, metadata=metadata)
+        return result, assessment
+
+    if not job.register:
+        assert job.out is not None  # validate() guarantees it
+        result, assessment = train()
+        result.model.save(job.out)
+        return TrainOutcome(
+            result.model, assessment, report, job.out, None, None, result.rows, result.best_epoch
+        )
+    from churnscale.registry import Registry
+
+    params = {**_flat_params(job), "model": "mlp", "workers": job.workers}
+    with Registry(settings).run(
+        experiment=job.experiment, run_name=f"{job.name}-mlp-{stamp}", params=params
+    ) as run:
+        result, assessment = train()
+        metrics = {f"test_{k}": v for k, v in assessment.evaluation.headline().items()}
+        run.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        run.log_artifact(report, artifact_path="report")
+        with tempfile.TemporaryDirectory(dir=settings.home) as scratch:
+            bundle = job.out or Path(scratch) / "bundle"
+            result.model.save(bundle)
+            version = run.register_bundle(
+                bundle, name=job.name, description=f"MLP trained on {job.dataset}"
+            )
+        return TrainOutcome(
+            result.model,
+            assessment,
+            report,
+            job.out,
+            version.reference,
+            run.run_id,
+            result.rows,
+            result.best_epoch,
         )
