@@ -35,6 +35,9 @@ WATCHED = (
     "churnscale.online",
     "churnscale.training.online",
 )
+#: Modules whose unpickling is Dask's own wire protocol between the client and the workers the
+#: command itself started (task graphs and results), never a file or body a user hands over.
+EXEMPT = ("churnscale.scoring.cluster",)
 _TRUSTED: ContextVar[str | None] = ContextVar("churnscale_trusted_unpickling", default=None)
 
 
@@ -87,7 +90,9 @@ class UnpicklingEvent:
     callers: tuple[str, ...]
 
     def watched(self, prefixes: tuple[str, ...] = WATCHED) -> bool:
-        """Whether a caller on the stack is in one of the watched paths."""
+        """Whether a caller on the stack is in one of the watched paths (and not exempt)."""
+        if any(c in EXEMPT for c in self.callers):
+            return False
         return any(c == p or c.startswith(p + ".") for c in self.callers for p in prefixes)
 
 

@@ -182,7 +182,7 @@ def test_failed_run_registers_nothing(
         (["train", "{csv}", "--target", "churned", "--params", "{badparams}"], "--params"),
         (["train", "{csv}", "--target", "churned", "--cv", "3", "--cluster", "local:2"], "--cv"),
         (["train", "{csv}", "--target", "churned", "--init-model", "churn@nope"], "churn@nope"),
-        (["train", "{csv}", "--target", "churned", "--init-model", "../x/"], "no bundle"),
+        (["train", "{csv}", "--target", "churned", "--init-model", "../x/"], "../x/"),
         (["train", "{csv}", "--target", "churned", "--cluster", "udp://x"], "--cluster"),
         (["evaluate", "churn/7", "{csv}"], "churn/7"),
         (["evaluate", "{missing}/", "{csv}"], "no bundle"),

@@ -28,6 +28,7 @@ encoded row, so a feedback hook (an online learner) gets features and label toge
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -200,6 +201,16 @@ class _QualityCollector(Collector):
             yield family
 
 
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}")
+
+
+def _date_time(value: Any) -> Any:
+    """Only an ISO 8601 / RFC 3339 date-time text (pydantic alone also takes "0" as epoch)."""
+    if not isinstance(value, str) or not _DATE_TIME.match(value):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-07-31T12:00:00Z")
+    return value
+
+
 def _label(value: Any) -> bool:
     """``true``/``false`` or ``1``/``0``, nothing else (no "yes", no 0.5)."""
     if isinstance(value, bool):
@@ -216,7 +227,7 @@ class FeedbackRequest(BaseModel):
 
     customer_id: Annotated[str, Field(min_length=1, max_length=256)]
     churned: Annotated[bool, BeforeValidator(_label)]
-    observed_at: datetime
+    observed_at: Annotated[datetime, BeforeValidator(_date_time)]
 
 
 class JoinedPrediction(BaseModel):
