@@ -78,9 +78,9 @@ def _entry_point(compiled: Any | None) -> Callable[[int, int, int, int], None] |
     return entry
 
 
-#: Forests up to this many leaves are compiled with LLVM's small code model (32-bit offsets):
-#: ~20% faster batch prediction here; lleaves warns it fails for very large forests.
-SMALL_CODE_MODEL_LEAVES = 200_000
+#: LLVM's small code model measured ~20% faster batch prediction, but a CI run segfaulted
+#: inside lleaves' predict with it (lleaves warns it can fail); the default "large" is used.
+CODE_MODEL = "large"
 
 
 def _compile(model: ChurnModel) -> Any | None:
@@ -92,13 +92,6 @@ def _compile(model: ChurnModel) -> Any | None:
     with tempfile.TemporaryDirectory(prefix="churnscale-lleaves-") as tmp:
         path = os.path.join(tmp, "model.txt")
         model.booster.save_model(path)
-        code_model = "small" if _leaves(path) <= SMALL_CODE_MODEL_LEAVES else "large"
         compiled = lleaves.Model(model_file=path)
-        compiled.compile(fcodemodel=code_model)
+        compiled.compile(fcodemodel=CODE_MODEL)
     return compiled
-
-
-def _leaves(model_file: str) -> int:
-    """Total leaves of the forest in a LightGBM model text file (its ``num_leaves=`` lines)."""
-    with open(model_file, encoding="utf-8") as text:
-        return sum(int(line[11:]) for line in text if line.startswith("num_leaves="))
