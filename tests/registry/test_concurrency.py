@@ -62,3 +62,26 @@ def test_concurrent_register_and_promote(settings: Settings) -> None:
     assert {registry.show("churn", v).manifest_sha256 for v in versions} == {
         v.manifest_sha256 for v in registered
     }
+
+
+def test_alias_insert_race_is_retried_but_other_conflicts_are_not() -> None:
+    """MLflow sets an alias by check-then-insert: two first writers collide on the unique key.
+    The exception is raised by hand here because the race cannot be provoked on demand."""
+    from churnscale.registry import backend
+
+    race = RuntimeError("UNIQUE constraint failed: registered_model_aliases.name")
+    calls: list[int] = []
+
+    def lose_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise race
+        return "set"
+
+    assert backend.call("sqlite:///x", "set alias", lose_once, idempotent=True) == "set"
+    assert len(calls) == 2
+
+    calls.clear()
+    with pytest.raises(RuntimeError, match="UNIQUE"):
+        backend.call("sqlite:///x", "create version", lose_once)
+    assert len(calls) == 1

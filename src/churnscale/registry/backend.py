@@ -100,14 +100,30 @@ def _is_locked(exc: BaseException) -> bool:
     return "database is locked" in str(exc) or "database table is locked" in str(exc)
 
 
-def call(uri: str, what: str, fn: Callable[[], T], *, reference: str | None = None) -> T:
+def _is_write_race(exc: BaseException) -> bool:
+    """A unique-key conflict: two writers inserted the same row (e.g. an alias) at once."""
+    text = str(exc)
+    return "UNIQUE constraint failed" in text or "duplicate key value violates unique" in text
+
+
+def call(
+    uri: str,
+    what: str,
+    fn: Callable[[], T],
+    *,
+    reference: str | None = None,
+    idempotent: bool = False,
+) -> T:
     """Run one registry call; map "not found" to ModelNotFoundError, other failures to
-    RegistryUnavailableError, and retry while a SQLite store is locked by another writer."""
+    RegistryUnavailableError, and retry while a SQLite store is locked by another writer.
+    An ``idempotent`` call (setting an alias) is also retried when it lost an insert race:
+    MLflow checks then inserts, so two concurrent first writers collide on the unique key."""
     for attempt in range(_LOCK_RETRIES):
         try:
             return fn()
         except Exception as exc:
-            if _is_locked(exc) and attempt + 1 < _LOCK_RETRIES:
+            retry = _is_locked(exc) or (idempotent and _is_write_race(exc))
+            if retry and attempt + 1 < _LOCK_RETRIES:
                 time.sleep(random.uniform(0.05, 0.2) * 2**attempt)
                 continue
             translated = _translate(uri, what, exc, reference=reference)

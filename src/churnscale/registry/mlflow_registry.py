@@ -59,8 +59,10 @@ class Registry:
             self._client = backend.new_client(self._store_uri)
         return self._client
 
-    def _call(self, what: str, fn: Any, *, reference: str | None = None) -> Any:
-        return backend.call(self.uri, what, fn, reference=reference)
+    def _call(
+        self, what: str, fn: Any, *, reference: str | None = None, idempotent: bool = False
+    ) -> Any:
+        return backend.call(self.uri, what, fn, reference=reference, idempotent=idempotent)
 
     # runs -------------------------------------------------------------------------------
 
@@ -238,6 +240,7 @@ class Registry:
         self._call(
             "set alias",
             lambda: self.client.set_registered_model_alias(ref.name, alias, str(ref.version)),
+            idempotent=True,
         )
         self.cache.remember_alias(ref.name, alias, int(entity.version))
 
