@@ -194,6 +194,8 @@ def main() -> None:
     lgb_seconds = time.perf_counter() - start
     start = time.perf_counter()
     mlp = fit_mlp(ds, params=MlpParams(max_epochs=args.epochs), workers=args.workers)
+    if mlp is None:
+        raise SystemExit("run this benchmark directly, not under torchrun")
     mlp_seconds = time.perf_counter() - start
     if not np.array_equal(lgb_result.y_holdout, mlp.y_holdout):
         raise SystemExit("the two models were not judged on the same hold-out rows")

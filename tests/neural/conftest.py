@@ -29,9 +29,13 @@ def mlp_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def one_process(mlp_dataset: Path) -> MlpTrainResult:
-    return fit_mlp(mlp_dataset, params=TINY, workers=1)
+    result = fit_mlp(mlp_dataset, params=TINY, workers=1)
+    assert result is not None  # None only on a torchrun rank other than 0
+    return result
 
 
 @pytest.fixture(scope="session")
 def two_processes(mlp_dataset: Path) -> MlpTrainResult:
-    return fit_mlp(mlp_dataset, params=TINY, workers=2)
+    result = fit_mlp(mlp_dataset, params=TINY, workers=2)
+    assert result is not None
+    return result

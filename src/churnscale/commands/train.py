@@ -144,7 +144,11 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--model", help="lightgbm, or mlp (PyTorch, DDP over --workers).")
         ] = "lightgbm",
         workers: Annotated[
-            int, typer.Option("--workers", help="Processes for --model mlp (DDP).")
+            int,
+            typer.Option(
+                "--workers",
+                help="Processes for --model mlp (DDP); under torchrun its ranks are the workers.",
+            ),
         ] = 1,
         name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "churn",
         experiment: Annotated[str, typer.Option("--experiment")] = "churnscale",
@@ -234,6 +238,9 @@ def register(app: typer.Typer) -> None:
             )
             with _round_progress() as on_round:
                 outcome = run_training(job, settings, on_round=on_round)
+        if outcome is None:  # a torchrun rank other than 0: it trained its shard, nothing else
+            _out.print("this rank trained its shard; rank 0 assesses, reports and registers")
+            return
         if as_json:
             sys.stdout.write(json.dumps(outcome.summary(), indent=2, default=str) + "\n")
             return

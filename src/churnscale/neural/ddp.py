@@ -34,6 +34,7 @@ from churnscale.training.plan import TRAIN, VALID, SplitPlan
 
 BEST_FILE = "best.safetensors"
 HISTORY_FILE = "history.json"
+SHARDS_FILE = "shards.json"
 _SCORE_ROWS = 65_536
 
 
@@ -49,6 +50,8 @@ class Job:
     world: int
     workdir: Path
     progress: bool = False
+    #: ``env://`` when torchrun started the ranks; None: a rendezvous file in ``workdir``
+    init_method: str | None = None
 
 
 def run_rank(rank: int, job: Job) -> None:
@@ -56,10 +59,8 @@ def run_rank(rank: int, job: Job) -> None:
     previous = torch.get_num_threads()
     torch.set_num_threads(job.params.threads)
     if job.world > 1:
-        rendezvous = (job.workdir / "rendezvous").as_posix()
-        dist.init_process_group(
-            "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=job.world
-        )
+        rendezvous = job.init_method or f"file://{(job.workdir / 'rendezvous').as_posix()}"
+        dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=job.world)
     try:
         _train(rank, job)
     finally:
@@ -72,7 +73,7 @@ def _train(rank: int, job: Job) -> None:
     pre = Preprocessor.from_dict(job.preprocessor)
     shard = read_shard(job.plan, TRAIN, pre, target=job.target, rank=rank, world=job.world)
     valid = read_shard(job.plan, VALID, pre, target=job.target, rank=rank, world=job.world)
-    _report_shard(job.workdir / f"shard-{rank}.json", rank, shard)
+    _report_shards(job, rank, shard)
     torch.manual_seed(job.params.seed)
     net = ChurnNet(job.config)
     net.set_scaling(pre)
@@ -166,7 +167,8 @@ def _snapshot(net: ChurnNet) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
 
 
-def _report_shard(path: Path, rank: int, shard: Shard) -> None:
+def _report_shards(job: Job, rank: int, shard: Shard) -> None:
+    """Rank 0 writes every rank's shard summary (gathered: ranks may be on other machines)."""
     report = {
         "rank": rank,
         "start": shard.start,
@@ -175,7 +177,12 @@ def _report_shard(path: Path, rank: int, shard: Shard) -> None:
         "positives": int(shard.labels.sum()),
         "groups_read": shard.groups_read,
     }
-    path.write_text(json.dumps(report))
+    reports: list[Any] = [report]
+    if job.world > 1:
+        reports = [None] * job.world
+        dist.all_gather_object(reports, report)
+    if rank == 0:
+        (job.workdir / SHARDS_FILE).write_text(json.dumps(reports))
 
 
 class _EpochDisplay:

@@ -6,7 +6,9 @@ models are judged on the same hold-out rows. With ``workers > 1`` the library la
 ranks itself (``torch.multiprocessing.spawn``, gloo over a rendezvous file); each reads its
 own shard (:mod:`churnscale.neural.shards`) and trains under DistributedDataParallel
 (:mod:`churnscale.neural.ddp`). With one worker the same loop runs in this process, without
-a process group.
+a process group. Under ``torchrun`` (:mod:`churnscale.neural.launch`) this process is one
+rank of the launcher's job: every rank plans the same split and fits the same Preprocessor
+(both deterministic), trains its shard, and only rank 0 returns the model.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedExc
 from churnscale.data.schema import Schema
 from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, SchemaError, TrainingError
-from churnscale.neural.ddp import BEST_FILE, HISTORY_FILE, Job, run_rank
+from churnscale.neural.ddp import BEST_FILE, HISTORY_FILE, SHARDS_FILE, Job, run_rank
+from churnscale.neural.launch import torchrun_rank
 from churnscale.neural.model import MlpModel
 from churnscale.neural.network import ChurnNet, config_for
 from churnscale.neural.params import MlpParams
@@ -52,12 +55,22 @@ def fit_mlp(
     params: MlpParams | None = None,
     workers: int = 1,
     progress: bool = False,
-) -> MlpTrainResult:
-    """Train on a stored dataset over ``workers`` processes; score the hold-out side."""
+) -> MlpTrainResult | None:
+    """Train on a stored dataset over ``workers`` processes; score the hold-out side.
+    Under torchrun the launcher's ranks are the workers, and ranks other than 0 return None."""
     params = params or MlpParams()
     params.validate()
     if workers < 1:
         raise ConfigError("--workers", expected="at least 1", received=workers)
+    launched = torchrun_rank()
+    if launched is not None:
+        if workers not in (1, launched.world):
+            raise ConfigError(
+                "--workers",
+                expected=f"1 or torchrun's WORLD_SIZE ({launched.world}) under torchrun",
+                received=workers,
+            )
+        workers = launched.world
     split = split or SplitSpec(seed=params.seed)
     stored_schema, info = load_info(dataset)
     schema = schema or stored_schema
@@ -74,11 +87,26 @@ def fit_mlp(
         pre, embedding_dim=params.embedding_dim, hidden=params.hidden, dropout=params.dropout
     )
     with tempfile.TemporaryDirectory(prefix="churnscale-mlp-") as tmp:
-        job = Job(plan, pre.to_dict(), schema.target, config, params, workers, Path(tmp), progress)
-        _launch(job)
+        job = Job(
+            plan,
+            pre.to_dict(),
+            schema.target,
+            config,
+            params,
+            workers,
+            Path(tmp),
+            progress and (launched is None or launched.leads),
+            init_method=None if launched is None else "env://",
+        )
+        if launched is not None:
+            run_rank(launched.rank, job)
+            if not launched.leads:
+                return None
+        else:
+            _launch(job)
         state = load_file(str(Path(tmp) / BEST_FILE))
         history = json.loads((Path(tmp) / HISTORY_FILE).read_text())
-        shards = [json.loads((Path(tmp) / f"shard-{r}.json").read_text()) for r in range(workers)]
+        shards = json.loads((Path(tmp) / SHARDS_FILE).read_text())
     net = ChurnNet(config)
     net.load_state_dict(state)
     best = min(history, key=lambda h: h["valid_loss"])
@@ -105,12 +133,13 @@ def train_mlp(
     params: MlpParams | None = None,
     workers: int = 1,
     progress: bool = False,
-) -> MlpModel:
-    """Train the MLP on a stored dataset over ``workers`` CPU processes (DDP, gloo)."""
+) -> MlpModel | None:
+    """Train the MLP on a stored dataset over ``workers`` CPU processes (DDP, gloo); None on
+    a torchrun rank other than 0."""
     result = fit_mlp(
         dataset, schema=schema, split=split, params=params, workers=workers, progress=progress
     )
-    return result.model
+    return None if result is None else result.model
 
 
 def _launch(job: Job) -> None:

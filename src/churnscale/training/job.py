@@ -28,7 +28,7 @@ from churnscale.evaluation.assessment import (
     write_report,
 )
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
-from churnscale.exceptions import ConfigError
+from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.model import ChurnModel
 from churnscale.monitoring.reference import build_reference
 from churnscale.training.local import TrainParams, TrainResult, train_local
@@ -240,8 +240,9 @@ def _finish(
 
 def run_training(
     job: TrainJob, settings: Settings, *, on_round: RoundCallback | None = None
-) -> TrainOutcome:
-    """Train, assess, report and (unless ``job.register`` is off) register one model."""
+) -> TrainOutcome | None:
+    """Train, assess, report and (unless ``job.register`` is off) register one model; None on
+    a torchrun rank other than 0 (``--model mlp`` under torchrun), which only trains."""
     job.validate()
     schema, _ = load_info(job.dataset)
     init, parent = _parent(job, settings)
@@ -307,15 +308,27 @@ def run_training(
 
 def _run_mlp(
     job: TrainJob, settings: Settings, schema: Schema, report: Path, stamp: str
-) -> TrainOutcome:
-    """``--model mlp``: the PyTorch MLP trained with DDP over ``job.workers`` processes."""
+) -> TrainOutcome | None:
+    """``--model mlp``: the PyTorch MLP trained with DDP over ``job.workers`` processes, or
+    over torchrun's ranks, where ranks other than 0 train their shard and return None."""
     from churnscale.neural import MlpParams, MlpTrainResult, fit_mlp
+    from churnscale.neural.launch import torchrun_rank
 
-    def train() -> tuple[MlpTrainResult, Assessment]:
+    def fit() -> MlpTrainResult | None:
         params = MlpParams(seed=job.params.seed)
-        result = fit_mlp(
+        return fit_mlp(
             job.dataset, schema=schema, split=job.split, params=params, workers=job.workers
         )
+
+    launched = torchrun_rank()
+    if launched is not None and not launched.leads:
+        fit()  # this rank's shard; rank 0 assesses, reports and registers, nothing is tracked
+        return None
+
+    def train() -> tuple[MlpTrainResult, Assessment]:
+        result = fit()
+        if result is None:  # pragma: no cover - only torchrun followers get None, handled above
+            raise TrainingError("rank 0 received no model")
         sample = sample_table(iter_dataset(job.dataset, batch_rows=65_536))
         assessment = assess(
             result.model, result.y_holdout, result.scores, sample, profit=job.profit
@@ -330,7 +343,7 @@ def _run_mlp(
             "dataset": str(job.dataset),
             "best epoch": result.best_epoch,
             "rows": result.rows,
-            "workers": job.workers,
+            "workers": result.model.metadata["workers"],
         }
         write_report(assessment, report, title=title, metadata=metadata)
         return result, assessment
@@ -344,7 +357,8 @@ def _run_mlp(
         )
     from churnscale.registry import Registry
 
-    params = {**_flat_params(job), "model": "mlp", "workers": job.workers}
+    workers = job.workers if launched is None else launched.world
+    params = {**_flat_params(job), "model": "mlp", "workers": workers}
     with Registry(settings).run(
         experiment=job.experiment, run_name=f"{job.name}-mlp-{stamp}", params=params
     ) as run:
