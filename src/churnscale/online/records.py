@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from churnscale.data.conform import conform
 from churnscale.data.schema import Role, Schema, SchemaHints, infer_schema
-from churnscale.online.sources import Offset, Record, Undecodable
+from churnscale.online.jsonblock import parse_block
+from churnscale.online.sources import Event, Offset, Record, decode_payload
 
 _PLAIN_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string)
 
@@ -107,7 +108,7 @@ class StreamQuarantine:
 
 
 def typed_batch(
-    events: Sequence[tuple[Offset, Record | Undecodable]],
+    events: Sequence[Event],
     schema: Schema,
     *,
     quarantine: StreamQuarantine,
@@ -115,21 +116,27 @@ def typed_batch(
 ) -> tuple[pa.RecordBatch, list[Offset]]:
     """The learnable rows of ``events`` conformed to ``schema``, and their offsets, in order.
 
-    Every other event is written to ``quarantine`` with its offset and the reason.
+    Every other event is written to ``quarantine`` with its offset and the reason. A block of
+    JSON texts is parsed at once when it can be (:func:`parse_block`), else record by record.
     """
-    good: list[Record] = []
-    offsets: list[Offset] = []
-    positions: list[int] = []
+    texts = [p for _, p in events if isinstance(p, bytes)]
+    block = parse_block(texts, schema) if len(texts) == len(events) else None
+    offsets: list[Offset] = [o for o, _ in events]
+    positions: list[int] = list(range(len(events)))
     bad: list[tuple[int, Offset, str, str | None]] = []
-    for position, (offset, record) in enumerate(events):
-        if isinstance(record, Undecodable):
-            bad.append((position, offset, record.reason, record.raw))
-        else:
-            good.append(record)
-            offsets.append(offset)
-            positions.append(position)
-    raw = records_table(good, schema.names)
-    typed, rejects = conform(raw, schema, source=source, lines=np.arange(len(good)))
+    if block is None:
+        good: list[Record] = []
+        offsets, positions = [], []
+        for position, (offset, payload) in enumerate(events):
+            record = decode_payload(payload)
+            if isinstance(record, dict):
+                good.append(record)
+                offsets.append(offset)
+                positions.append(position)
+            else:
+                bad.append((position, offset, record.reason, record.raw))
+        block = records_table(good, schema.names)
+    typed, rejects = conform(block, schema, source=source, lines=np.arange(len(offsets)))
     for reject in rejects:
         reason = f"{reject.column}: {reject.reason}" if reject.column else reject.reason
         bad.append((positions[reject.line], offsets[reject.line], reason, reject.value))

@@ -8,9 +8,11 @@ would yield ``(partition, offset)`` pairs, read with ``enable.auto.commit`` off 
 ``seek`` to the checkpointed offset on start.
 
 Offsets are JSON values (an int, a string, or a ``[file, row]`` list) so that a checkpoint can
-hold them. A payload that cannot be decoded is yielded as :class:`Undecodable`, never skipped,
-so the learner can quarantine it with its offset. In follow mode a source yields ``None``
-when nothing new arrived for a while (the learner flushes and checkpoints then).
+hold them. JSON sources yield each payload's text undecoded: the learner parses a block of
+them at once (:mod:`churnscale.online.jsonblock`) and decodes one by one only a block that
+holds a bad payload, which it quarantines with its offset; nothing is skipped. In follow mode
+a source yields ``None`` when nothing new arrived for a while (the learner flushes and
+checkpoints then).
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ class Undecodable:
     raw: str
 
 
+#: One event's content: a record, a JSON text still to decode, or a payload that is unreadable.
+Payload = Record | bytes | Undecodable
 #: What a source yields: an event, or ``None`` as an idle tick in follow mode.
-Event = tuple[Offset, Record | Undecodable]
+Event = tuple[Offset, Payload]
 
 
 @runtime_checkable
@@ -71,6 +75,11 @@ def decode_json(raw: bytes | str) -> Record | Undecodable:
     if not isinstance(value, dict):
         return Undecodable(f"expected a JSON object, got {type(value).__name__}", _preview(raw))
     return value
+
+
+def decode_payload(payload: Payload) -> Record | Undecodable:
+    """The record a payload holds (a JSON text is decoded), or why it has none."""
+    return decode_json(payload) if isinstance(payload, bytes) else payload
 
 
 def _preview(raw: bytes | str) -> str:
@@ -115,7 +124,7 @@ class JsonLinesSource:
             line_no += 1
             if line_no <= skip or not raw.strip():
                 continue
-            yield line_no, decode_json(raw)
+            yield line_no, raw.rstrip(b"\r\n")
 
     def _open(self) -> IO[bytes]:
         if self.path is None:

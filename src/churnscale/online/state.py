@@ -22,7 +22,7 @@ from churnscale.online.checkpoint import Checkpoint
 from churnscale.online.estimators import OnlineEstimator, make_estimator
 from churnscale.online.prequential import PrequentialMetrics
 from churnscale.online.records import infer_stream_schema, learning_schema, records_table
-from churnscale.online.sources import Event, EventSource, Offset, Record
+from churnscale.online.sources import Event, EventSource, Offset, Record, decode_payload
 
 FORMAT_VERSION = 1
 ONE_BY_ONE_BLOCK = 512
@@ -161,7 +161,8 @@ def fit_on_window(
     window: list[Event], options: LearnOptions, schema: Schema | None
 ) -> Preprocessor:
     """A Preprocessor fitted on the first window of events (schema inferred when not given)."""
-    records: list[Record] = [r for _, r in window if isinstance(r, dict)]
+    decoded = [decode_payload(p) for _, p in window]
+    records: list[Record] = [r for r in decoded if isinstance(r, dict)]
     if not records:
         raise SchemaError("the first window of the stream holds no readable record")
     schema = schema or infer_stream_schema(records, target=options.target)

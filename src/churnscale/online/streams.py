@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from churnscale.exceptions import SourceError
-from churnscale.online.sources import Event, Offset, decode_json
+from churnscale.online.sources import Event, Offset
 
 _IDLE_MS = 500
 
@@ -70,7 +70,7 @@ def _redis_offset(after: Offset | None) -> str:
 
 def _redis_record(fields: dict[bytes, bytes]) -> Any:
     if b"data" in fields:
-        return decode_json(fields[b"data"])
+        return bytes(fields[b"data"])  # JSON text, decoded by the learner
     return {k.decode(): v.decode() for k, v in fields.items()}
 
 
@@ -104,7 +104,7 @@ class NatsStreamSource:
                 yield None
                 continue
             for sequence, data, pending in batch:
-                yield sequence, decode_json(data)
+                yield sequence, bytes(data)
                 if pending == 0 and not self.follow:
                     return
 
