@@ -24,6 +24,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -236,6 +237,8 @@ def main() -> None:
     if args.child:
         run_child(args.child, args.port, args.pipeline)
         return
+    if shutil.which("wrk") is None:
+        raise SystemExit("benchmarks/serve.py needs wrk on PATH (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = train_100_trees(root)

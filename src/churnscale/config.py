@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         description="Tree evaluator: compiled (lleaves), LightGBM's own, or auto (compiled "
         "when lleaves is installed).",
     )
+    fast_path: bool = Field(
+        default=True,
+        description="Answer POST /v1/predict inside the HTTP protocol when it needs no wait "
+        "(no ASGI round trip); off: every request goes through ASGI.",
+    )
 
     # ---- monitoring, feedback and retraining ----
     drift_psi_threshold: float = Field(
@@ -176,6 +181,11 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def compiled_cache(self) -> Path:
+        """Where compiled forests are kept between runs (``<home>/compiled``)."""
+        return self.home / "compiled"
 
     def resolved_shadow_log(self) -> Path:
         """The shadow score log in force: the setting, or ``<home>/shadow.jsonl``."""

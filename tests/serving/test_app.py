@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +261,26 @@ def test_settings_and_references_are_validated(bundle: Path, tmp_path: Path) -> 
     with pytest.raises(ModelNotFoundError, match="churn"):
         load_model("churn@champion", Settings(home=tmp_path / "home"))
     assert load_model(str(bundle), Settings()).feature_names
+
+
+def test_compiled_forests_are_cached_verified_and_recompiled_when_tampered(
+    model: ChurnModel, fresh_table: pa.Table, tmp_path: Path
+) -> None:
+    matrix = model.preprocessor.transform(fresh_table)
+    expected = model.predict_proba(fresh_table)
+    first = Predictor(model, kind="compiled", cache=tmp_path)
+    (obj,) = tmp_path.glob("*.o")
+    digest = obj.with_name(obj.name + ".sha256")
+    assert digest.read_text().strip() == hashlib.sha256(obj.read_bytes()).hexdigest()
+    assert not list(tmp_path.glob(".*.tmp"))  # staged whole, renamed into place
+    written = obj.stat().st_mtime_ns
+    again = Predictor(model, kind="compiled", cache=tmp_path)  # loaded, not compiled
+    assert obj.stat().st_mtime_ns == written
+    for predictor in (first, again):
+        np.testing.assert_allclose(predictor.predict_matrix(matrix), expected, atol=1e-6)
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped byte: never loaded, compiled afresh
+    obj.write_bytes(bytes(data))
+    healed = Predictor(model, kind="compiled", cache=tmp_path)
+    assert digest.read_text().strip() == hashlib.sha256(obj.read_bytes()).hexdigest()
+    np.testing.assert_allclose(healed.predict_matrix(matrix), expected, atol=1e-6)

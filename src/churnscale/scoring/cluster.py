@@ -200,7 +200,10 @@ def worker_model(job: ScoringJob) -> tuple[ChurnModel, Predictor]:
                     f"model {job.reference!r} resolved on this worker to a bundle with manifest "
                     f"{found}, not {job.manifest} as on the client"
                 )
-            _MODELS[key] = (model, Predictor(model, kind=job.settings.predictor))
+            _MODELS[key] = (
+                model,
+                Predictor(model, kind=job.settings.predictor, cache=job.settings.compiled_cache),
+            )
         return _MODELS[key]
 
 

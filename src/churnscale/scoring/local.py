@@ -76,7 +76,9 @@ def score(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.scores.arrow")
     quarantine_path = out.with_name(f"{out.name}.quarantine.jsonl")
-    predictor = predictor or Predictor(model, kind=settings.predictor)
+    predictor = predictor or Predictor(
+        model, kind=settings.predictor, cache=settings.compiled_cache
+    )
     stage = _ScoreStage(staging, model, predictor, reasons, threads)
     try:
         with Quarantine(quarantine_path, max_bad_fraction=settings.max_bad_fraction) as quarantine:

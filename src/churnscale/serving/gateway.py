@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 import orjson
@@ -32,7 +32,7 @@ from churnscale.serving.bodies import (
     read_body,
     too_large,
 )
-from churnscale.serving.deployment import Deployment
+from churnscale.serving.deployment import ArmService, Deployment
 from churnscale.serving.errors import (
     InvalidInputError,
     ModelNotReadyError,
@@ -40,7 +40,7 @@ from churnscale.serving.errors import (
     UnsupportedMediaTypeError,
 )
 from churnscale.serving.limits import AdmissionController, deadline
-from churnscale.serving.metrics import ServiceMetrics
+from churnscale.serving.metrics import PredictionTally, ServiceMetrics
 from churnscale.serving.security import AccessRole, ApiKeys, key_in_headers, route_role
 from churnscale.serving.service import PredictionService
 from churnscale.serving.shadow import ShadowScorer
@@ -87,6 +87,15 @@ class ServiceState:
         return deployment
 
 
+class Scored(NamedTuple):
+    """One answered customer: the validated input, its arm, the answer and its JSON."""
+
+    x: dict[str, Any]
+    arm: ArmService
+    answer: dict[str, Any]
+    payload: bytes
+
+
 class Guards:
     """Keys, admission, deadline and the shadow scorer the gateway applies."""
 
@@ -115,8 +124,11 @@ class Gateway:
         self.app = app
         self.state = state
         self.guards = guards
-        self._ok = state.metrics.requests.labels(PREDICT_PATH, "200")
-        self._latency = state.metrics.latency.labels(PREDICT_PATH)
+        self.tally = PredictionTally(
+            state.metrics.requests.labels(PREDICT_PATH, "200"),
+            state.metrics.latency.labels(PREDICT_PATH),
+        )
+        state.metrics.before_render.append(self.tally.flush)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,7 +139,7 @@ class Gateway:
             detail = f"request headers too large: {size} bytes, limit {MAX_HEADER_BYTES} bytes"
             await send_json(send, 431, orjson.dumps({"detail": detail}), None)
             return
-        refusal = self._authorize(scope, path, method)
+        refusal = self._authorize(scope["headers"], path, method)
         if refusal is not None:
             await refusal(send)
         elif path == PREDICT_PATH and method == "POST":
@@ -135,7 +147,9 @@ class Gateway:
         else:
             await self.forward(scope, receive, send)
 
-    def _authorize(self, scope: Scope, path: str, method: str) -> Callable[[Send], Any] | None:
+    def _authorize(
+        self, headers: list[tuple[bytes, bytes]], path: str, method: str
+    ) -> Callable[[Send], Any] | None:
         """None when the request may go on, else a function that sends the 401/403."""
         keys = self.guards.keys
         if not (keys.predict or keys.admin) and not path.startswith("/admin"):
@@ -145,7 +159,7 @@ class Gateway:
             return None
         if role is AccessRole.PREDICT and not keys.predict:
             return None
-        decision = keys.check(key_in_headers(scope["headers"]), role)
+        decision = keys.check(key_in_headers(headers), role)
         if decision.allowed:
             return None
         self.state.metrics.observe("auth", decision.status, 0.0)
@@ -166,12 +180,9 @@ class Gateway:
                     raise UnsupportedMediaTypeError(kind, accepted=(JSON,))
                 reasons = self._reasons(scope["query_string"])
                 body = await read_body(receive, headers, self.state.max_body_bytes)
-                x = deployment.primary.service.decoder.decode(body)
                 if guards.delay:
                     await asyncio.sleep(guards.delay)  # test-only slow model
-                arm = deployment.choose(x)
-                answer = arm.service.answer(x, reasons=reasons)
-                payload = orjson.dumps(answer)
+                scored = self.score(deployment, body, reasons)
         except RequestError as exc:
             await self._error(send, exc, started)
             return
@@ -184,16 +195,64 @@ class Gateway:
         except ChurnscaleError as exc:  # a model/preprocessor error caused by a value
             await self._error(send, InvalidInputError(str(exc), field=exc.field), started)
             return
-        await send_json(send, 200, payload, arm.version, arm=arm.name)
-        elapsed = time.perf_counter() - started
-        self._ok.inc()
-        self._latency.observe(elapsed)
-        score = answer["churn_probability"]
-        arm.requests.inc()
-        arm.latency.observe(elapsed)
-        arm.scores.observe(score)
-        if deployment.shadow is not None and guards.shadow is not None:
-            guards.shadow.submit(deployment.shadow, x, arm, score)
+        await send_json(send, 200, scored.payload, scored.arm.version, arm=scored.arm.name)
+        self.scored(deployment, scored, started)
+
+    # the synchronous core, shared with the fast path (churnscale.serving.fastpath) -----------
+
+    def admits_now(self, headers: list[tuple[bytes, bytes]], head_bytes: int) -> Deployment | None:
+        """The deployment when a ``POST /v1/predict`` with these headers may be answered at once
+        without awaiting anything; None leaves it to :meth:`predict`, which answers refusals
+        (401/403/413/415/431/503) and waits where it must (a full queue, a streamed body)."""
+        guards, state = self.guards, self.state
+        deployment = state.deployment
+        if deployment is None or guards.delay or not guards.admission.has_room():
+            return None
+        size, length, kind = head_bytes, b"", b""
+        for name, value in headers:  # one pass: head size, Content-Length, Content-Type
+            size += len(name) + len(value) + 4
+            if name == b"content-length":
+                length = value
+            elif name == b"content-type":
+                kind = value
+        if size > MAX_HEADER_BYTES or not length.isdigit() or int(length) > state.max_body_bytes:
+            return None
+        if kind and kind != b"application/json" and media_type([(b"content-type", kind)]) != JSON:
+            return None
+        keys = guards.keys
+        if keys.predict and not keys.check(key_in_headers(headers), AccessRole.PREDICT).allowed:
+            return None
+        return deployment
+
+    def score(self, deployment: Deployment, body: bytes, reasons: bool) -> Scored:
+        """Validate one customer's JSON body and answer it on the arm it routes to."""
+        x = deployment.primary.service.decoder.decode(body)
+        arm = deployment.choose(x)
+        answer = arm.service.answer(x, reasons=reasons)
+        return Scored(x, arm, answer, orjson.dumps(answer))
+
+    def scored(self, deployment: Deployment, scored: Scored, started: float) -> None:
+        """Count an answered prediction (buffered: :class:`PredictionTally`) and hand it to
+        the shadow model."""
+        arm, score = scored.arm, scored.answer["churn_probability"]
+        self.tally.add(arm, time.perf_counter() - started, score)
+        if deployment.shadow is not None and self.guards.shadow is not None:
+            self.guards.shadow.submit(deployment.shadow, scored.x, arm, score)
+
+    def crashed(self, started: float) -> tuple[int, bytes]:
+        """Status and JSON body of a prediction that failed on a bug (500), counted."""
+        self.state.metrics.errors.labels(PREDICT_PATH, "server").inc()
+        self.state.metrics.observe(PREDICT_PATH, 500, time.perf_counter() - started)
+        return 500, orjson.dumps({"detail": "internal server error"})
+
+    def failed(self, exc: ChurnscaleError, started: float) -> tuple[int, bytes]:
+        """Status and JSON body of a prediction that failed on its input, counted."""
+        error = (
+            exc if isinstance(exc, RequestError) else InvalidInputError(str(exc), field=exc.field)
+        )
+        self.state.metrics.errors.labels(PREDICT_PATH, error.kind).inc()
+        self.state.metrics.observe(PREDICT_PATH, error.http_status, time.perf_counter() - started)
+        return error.http_status, orjson.dumps(error.body())
 
     async def _refuse(
         self, send: Send, exc: OverloadedError | DeadlineExceededError, started: float
@@ -222,14 +281,10 @@ class Gateway:
         return self.state.reasons
 
     async def _error(self, send: Send, exc: RequestError, started: float) -> None:
-        deployment = self.state.deployment
-        version, arm = _tags(deployment)
-        close = exc.http_status == 413  # so the server stops reading the rest of the upload
-        await send_json(
-            send, exc.http_status, orjson.dumps(exc.body()), version, arm=arm, close=close
-        )
-        self.state.metrics.errors.labels(PREDICT_PATH, exc.kind).inc()
-        self.state.metrics.observe(PREDICT_PATH, exc.http_status, time.perf_counter() - started)
+        version, arm = _tags(self.state.deployment)
+        status, body = self.failed(exc, started)
+        close = status == 413  # so the server stops reading the rest of the upload
+        await send_json(send, status, body, version, arm=arm, close=close)
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass a request to the FastAPI app, with the body limit, version header and metrics;

@@ -69,6 +69,14 @@ class AdmissionController:
         self.in_flight = 0
         self.queued = 0
 
+    def has_room(self) -> bool:
+        """Whether a request would run at once (a free slot and nobody waiting for one)."""
+        return not self._slots.locked()
+
+    def record(self, seconds: float) -> None:
+        """Count a request that ran outside :meth:`admit` (the fast path) in the latency window."""
+        self._latencies.append(seconds)
+
     def admit(self) -> _Admission:
         """``async with controller.admit():`` runs the body once a slot is free; refuses at once
         with OverloadedError when every slot is taken and the queue is full."""

@@ -45,6 +45,7 @@ def serve_one(settings: Settings, host: str, port: int, *, reuse_port: bool = Fa
     import uvicorn
 
     from churnscale.serving.app import create_app
+    from churnscale.serving.fastpath import fast_path_protocol
 
     app = create_app(settings, background_load=True)
     config = uvicorn.Config(
@@ -52,7 +53,7 @@ def serve_one(settings: Settings, host: str, port: int, *, reuse_port: bool = Fa
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=fast_path_protocol(app) if settings.fast_path else "httptools",
         lifespan="on",
         access_log=False,
         log_level="warning",

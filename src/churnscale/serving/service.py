@@ -44,7 +44,7 @@ class PredictionService:
         self.decoder = (
             EventCustomerDecoder(self.schema, spec) if spec else CustomerDecoder(self.schema)
         )
-        self.predictor = Predictor(model, kind=settings.predictor)
+        self.predictor = Predictor(model, kind=settings.predictor, cache=settings.compiled_cache)
         self.version = model_version(model)
         self.encode = model.preprocessor.encode_one
         self.id = self.schema.id

@@ -1,0 +1,124 @@
+"""``POST /v1/predict`` answered inside uvicorn's HTTP protocol, without an ASGI round trip.
+
+Through ASGI every request costs uvicorn a scope, an ``asyncio.Event``, a task, two ``send``
+awaits and two socket writes: measured here, that machinery cost more than the prediction. So
+when a request's head shows it can be answered at once (:meth:`Gateway.admits_now`: the model
+is ready, admission has room, a JSON body of declared length under the limit, the key valid,
+no test delay), this protocol buffers its body and answers it synchronously as the last byte
+arrives: the gateway's own :meth:`~Gateway.score` (the same validation, routing, answer,
+metrics and shadow as the ASGI path), one socket write. Every other request (another route,
+a refusal, chunked bodies, HTTP/1.0, ``Expect: 100-continue``, pipelining behind an ASGI
+request, a paused transport) takes uvicorn's ASGI path unchanged. No await happens on the fast
+path, so there is nothing for the request deadline to cut: the deadline bounds the waits of the
+ASGI path (queueing, streamed bodies).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from churnscale.exceptions import ChurnscaleError
+from churnscale.serving.deployment import Deployment
+from churnscale.serving.gateway import PREDICT_PATH, Gateway
+
+_URL = PREDICT_PATH.encode()
+log = logging.getLogger("churnscale.serving")
+_JSON = b"content-type: application/json\r\ncontent-length: "
+
+
+class FastPathProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the hot route answered in place (see the module)."""
+
+    gateway: Gateway  # bound by :func:`fast_path_protocol`
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hot: Deployment | None = None
+        self._body: list[bytes] = []
+        self._started = 0.0
+        self._close_after = False
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        if (
+            self.url == _URL
+            and parser.get_method() == b"POST"
+            and parser.get_http_version() == "1.1"
+            and parser.should_keep_alive()
+            and not parser.should_upgrade()
+            and not self.expect_100_continue
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.flow.write_paused
+        ):
+            self._started = time.perf_counter()
+            self._hot = self.gateway.admits_now(self.headers, len(self.url))
+            if self._hot is not None:
+                self._body = []
+                return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._hot is not None:
+            self._body.append(body)
+            return
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        deployment = self._hot
+        if deployment is None:
+            super().on_message_complete()
+            return
+        self._hot = None
+        gateway, started = self.gateway, self._started
+        body, self._body = b"".join(self._body), []
+        try:
+            scored = gateway.score(deployment, body, gateway.state.reasons)
+        except ChurnscaleError as exc:  # RequestError included: a 4xx naming the field
+            status, payload = gateway.failed(exc, started)
+            self._respond(status, payload, deployment.primary.version, deployment.primary.name)
+            return
+        except Exception:  # a bug, not the input: logged, answered 500 like uvicorn would
+            log.exception("prediction failed")
+            status, payload = gateway.crashed(started)
+            self._respond(status, payload, deployment.primary.version, deployment.primary.name)
+            return
+        self._respond(200, scored.payload, scored.arm.version, scored.arm.name)
+        gateway.scored(deployment, scored, started)
+        gateway.guards.admission.record(time.perf_counter() - started)
+
+    def _respond(self, status: int, payload: bytes, version: str, arm: str) -> None:
+        """One write: status line, uvicorn's default headers, ours, the body; then what
+        uvicorn does after every response (count it, arm the keep-alive timer)."""
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [_JSON, str(len(payload)).encode(), b"\r\nx-model-version: ", version.encode()]
+        head += [b"\r\nx-model-arm: ", arm.encode()]
+        if self._close_after:
+            head.append(b"\r\nconnection: close")
+        head += [b"\r\n\r\n", payload]
+        self.transport.write(b"".join(head))
+        self.server_state.total_requests += 1
+        if self._close_after:
+            self.transport.close()
+        elif not self.transport.is_closing():
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: a fast-path request whose body is still arriving is answered,
+        with ``Connection: close``; otherwise as uvicorn does."""
+        if self._hot is not None:
+            self._close_after = True
+            return
+        super().shutdown()
+
+
+def fast_path_protocol(gateway: Gateway) -> type[FastPathProtocol]:
+    """The protocol class uvicorn instantiates per connection, bound to ``gateway``."""
+    return type("FastPathProtocol", (FastPathProtocol,), {"gateway": gateway})

@@ -1,0 +1,157 @@
+"""The fast path (``POST /v1/predict`` answered inside the HTTP protocol) over real sockets:
+the same answers as the ASGI path, and every request it does not take still served right."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from live_server import Server, start_server, stop_server
+
+from churnscale.model import ChurnModel
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def asgi_only(bundle: Path, monkeypatch_module: pytest.MonkeyPatch) -> Iterator[Server]:
+    monkeypatch_module.setenv("CHURNSCALE_FAST_PATH", "false")
+    running = start_server(bundle)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def _post(url: str, body: bytes, content_type: str = "application/json") -> httpx.Response:
+    return httpx.post(f"{url}/v1/predict", content=body, headers={"content-type": content_type})
+
+
+def _bodies(customers: list[dict[str, Any]]) -> list[tuple[bytes, str]]:
+    good = orjson.dumps(customers[0])
+    return [
+        (good, "application/json"),
+        (good, "application/json; charset=utf-8"),
+        (orjson.dumps({**customers[1], "tenure_months": "x"}), "application/json"),
+        (orjson.dumps({**customers[1], "contract_type": 7}), "application/json"),
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"", "application/json"),
+        (good, "text/csv"),
+        (orjson.dumps({"unknown_field": 1}), "application/json"),
+    ]
+
+
+def test_fast_path_answers_exactly_as_the_asgi_path(
+    server: Server, asgi_only: Server, customers: list[dict[str, Any]]
+) -> None:
+    for body, kind in _bodies(customers):
+        fast, slow = _post(server.url, body, kind), _post(asgi_only.url, body, kind)
+        assert fast.status_code == slow.status_code, (body, fast.text, slow.text)
+        assert fast.json() == slow.json(), body
+        for header in ("content-type", "x-model-version", "x-model-arm"):
+            assert fast.headers.get(header) == slow.headers.get(header), header
+
+
+def _request(body: bytes, *, extra: str = "", version: str = "1.1") -> bytes:
+    head = (
+        f"POST /v1/predict HTTP/{version}\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    )
+    return head.encode() + body
+
+
+def _responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    """Read ``count`` responses (Content-Length framed) from a keep-alive connection."""
+    data, out = b"", []
+    while len(out) < count:
+        chunk = sock.recv(65_536)
+        if not chunk:
+            break
+        data += chunk
+        while b"\r\n\r\n" in data:
+            head, rest = data.split(b"\r\n\r\n", 1)
+            if head.startswith(b"HTTP/1.1 100 "):  # the interim answer to Expect: 100-continue
+                data = rest
+                continue
+            length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+            if len(rest) < length:
+                break
+            out.append((int(head.split(b" ")[1]), rest[:length]))
+            data = rest[length:]
+    return out
+
+
+def test_pipelined_requests_mixing_fast_and_asgi_are_answered_in_order(
+    server: Server, model: ChurnModel, customers: list[dict[str, Any]]
+) -> None:
+    first, second = orjson.dumps(customers[0]), orjson.dumps(customers[1])
+    pipeline = (
+        _request(first)
+        + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        + _request(second)
+        + _request(b"{oops")
+        + _request(first, extra="X-Trace: 1\r\n")
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(pipeline)
+        answers = _responses(sock, 5)
+    assert [status for status, _ in answers] == [200, 200, 200, 422, 200]
+    assert orjson.loads(answers[1][1])["status"] == "ok"
+    probabilities = [orjson.loads(answers[i][1])["churn_probability"] for i in (0, 2, 4)]
+    ids = [orjson.loads(answers[i][1])["customer_id"] for i in (0, 2, 4)]
+    assert ids == [customers[0]["customer_id"], customers[1]["customer_id"], ids[0]]
+    assert probabilities[0] == probabilities[2]
+
+
+def test_requests_the_fast_path_leaves_to_asgi_are_still_answered(
+    server: Server, customers: list[dict[str, Any]]
+) -> None:
+    body = orjson.dumps(customers[0])
+    expected = _post(server.url, body).json()
+    chunked = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + f"{len(body):x}\r\n".encode()
+        + body
+        + b"\r\n0\r\n\r\n"
+    )
+    cases = [
+        chunked,
+        _request(body, version="1.0"),
+        _request(body, extra="Connection: close\r\n"),
+        _request(body, extra="Expect: 100-continue\r\n"),
+        _request(body).replace(b"/v1/predict", b"/v1/predict?reasons=false"),
+    ]
+    for raw in cases:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(raw)
+            answers = _responses(sock, 1)
+        assert answers and answers[0][0] == 200, raw[:80]
+        assert orjson.loads(answers[0][1]) == expected, raw[:80]
+
+
+def test_fast_path_predictions_are_counted_in_the_metrics(
+    server: Server, customers: list[dict[str, Any]]
+) -> None:
+    pattern = re.compile(r'churnscale_requests_total\{route="/v1/predict",status="200"\} (\S+)')
+
+    def count() -> float:
+        match = pattern.search(httpx.get(f"{server.url}/metrics").text)
+        return float(match.group(1)) if match else 0.0
+
+    before = count()
+    with httpx.Client(base_url=server.url) as client:  # one keep-alive connection
+        for customer in customers[:25]:
+            assert client.post("/v1/predict", json=customer).status_code == 200
+    assert count() == before + 25
