@@ -102,10 +102,13 @@ def test_reasons_on_request_and_by_setting(
         {"feature": r.feature, "contribution": r.contribution} for r in expected
     ]
     assert len(strict.post("/v1/predict", json=customers[0]).json()["reasons"]) == 3
-    assert "reasons" not in strict.post("/v1/predict?reasons=0", json=customers[0]).json()
+    assert "reasons" not in strict.post("/v1/predict?reasons=false", json=customers[0]).json()
     bad = client.post("/v1/predict?reasons=maybe", json=customers[0])
     assert bad.status_code == 422
-    assert bad.json()["detail"][0]["loc"] == ["body", "reasons"]
+    assert bad.json()["detail"][0]["loc"] == ["query", "reasons"]
+    unknown = client.post("/v1/predict?reason=true", json=customers[0])  # misspelt
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["query", "reason"]
 
 
 def _with(x: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -27,16 +27,24 @@ class InvalidInputError(RequestError):
     http_status = 422
     kind = "value_error"
 
-    def __init__(self, message: str, *, field: str | None = None, row: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        row: int | None = None,
+        location: str = "body",
+    ) -> None:
         where = f"{field}: " if field else ""
         at = f"row {row}: " if row is not None else ""
         super().__init__(at + where + message, field=field)
         self.row = row
         self.reason = message
+        self.location = location
 
     def body(self) -> dict[str, Any]:
-        """FastAPI's validation-error shape, naming the row and field."""
-        loc: list[str | int] = ["body"]
+        """FastAPI's validation-error shape, naming where (body or query), the row and field."""
+        loc: list[str | int] = [self.location]
         if self.row is not None:
             loc.append(self.row)
         if self.field and self.field != "body":

@@ -54,7 +54,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PREDICT_PATH = "/v1/predict"
 #: Largest request head (path, query and headers) served; uvicorn itself never sends 431.
 MAX_HEADER_BYTES = 16_384
-_TRUE = {"true": True, "1": True, "false": False, "0": False}
+#: The documented boolean: `true` or `false` (not 1/0, which the OpenAPI schema does not allow).
+_TRUE = {"true": True, "false": False}
 log = logging.getLogger("churnscale.serving")
 
 
@@ -271,14 +272,18 @@ class Gateway:
     def _reasons(self, query: bytes) -> bool:
         if not query:
             return self.state.reasons
+        reasons = self.state.reasons
         for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-            if key == "reasons":
-                if value.lower() not in _TRUE:
-                    raise InvalidInputError(
-                        f"expected true or false, got {value!r}", field="reasons"
-                    )
-                return _TRUE[value.lower()]
-        return self.state.reasons
+            if key != "reasons":  # a misspelt parameter must not be silently ignored
+                raise InvalidInputError(
+                    "unknown query parameter; expected: reasons", field=key, location="query"
+                )
+            if value.lower() not in _TRUE:
+                raise InvalidInputError(
+                    f"expected true or false, got {value!r}", field="reasons", location="query"
+                )
+            reasons = _TRUE[value.lower()]
+        return reasons
 
     async def _error(self, send: Send, exc: RequestError, started: float) -> None:
         version, arm = _tags(self.state.deployment)
