@@ -1,7 +1,7 @@
 """R21: 8 processes registering and promoting at once, 50 times each, on one registry store.
 
 Pass figure, on the default SQLite store and on PostgreSQL (127.0.0.1:5432): 400 unique
-versions numbered 1..400 (with ``CHURNSCALE_R21_ROUNDS=50``; CI runs 10 rounds, 80 versions),
+versions numbered 1..400 (50 rounds, the default, which CI runs: ~1 minute for both stores on the idle machine),
 each carrying the manifest checksum of its own bundle; every read of ``churn@champion`` during
 the run resolves to an existing, checksum-verified version; 0 lost updates (every run, version
 and tag written is there at the end, and the final alias is the last promotion made).
@@ -26,8 +26,8 @@ from churnscale.registry import Registry
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.integration]
 WORKERS = 8
-#: The row's 50 rounds: ``CHURNSCALE_R21_ROUNDS=50``; CI runs 10 (80 versions per store).
-ROUNDS = int(os.environ.get("CHURNSCALE_R21_ROUNDS", "10"))
+#: The row's 50 rounds (400 versions per store); ``CHURNSCALE_R21_ROUNDS`` changes it.
+ROUNDS = int(os.environ.get("CHURNSCALE_R21_ROUNDS", "50"))
 PG = "postgresql://postgres@127.0.0.1:5432"
 
 #: What one promotion did: (started, finished, version), monotonic clock of the machine.
