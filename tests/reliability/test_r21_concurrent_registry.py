@@ -1,7 +1,7 @@
 """R21: 8 processes registering and promoting at once, 50 times each, on one registry store.
 
 Pass figure, on the default SQLite store and on PostgreSQL (127.0.0.1:5432): 400 unique
-versions numbered 1..400 (50 rounds, the default, which CI runs: ~1 minute for both stores on the idle machine),
+versions numbered 1..400 (50 rounds, the default CI runs: ~1 minute for both stores, idle machine),
 each carrying the manifest checksum of its own bundle; every read of ``churn@champion`` during
 the run resolves to an existing, checksum-verified version; 0 lost updates (every run, version
 and tag written is there at the end, and the final alias is the last promotion made).
