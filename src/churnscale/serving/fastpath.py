@@ -106,6 +106,7 @@ class FastPathProtocol(HttpToolsProtocol):
         if self._close_after:
             self.transport.close()
         elif not self.transport.is_closing():
+            self._unset_keepalive_if_required()  # pipelined: the previous answer's timer
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
             )
