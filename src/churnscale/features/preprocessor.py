@@ -20,7 +20,7 @@ import datetime
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,18 +228,11 @@ class Preprocessor:
 
         Values must already be validated (numbers, strings, booleans or None).
         """
-        row: list[float] = []
-        for name, kind, lookup, other in self._lookup:
-            value = x.get(name)
-            if value is None:
-                row.append(math.nan)
-            elif kind == 0:
-                row.append(float(value))
-            elif kind == 1:
-                row.append(lookup.get(str(value).strip(), other))
-            else:
-                row.append(_datetime_days(value))
-        return np.array(row, dtype=np.float64)
+        return np.array(self.values_one(x), dtype=np.float64)
+
+    def values_one(self, x: Mapping[str, Any]) -> list[float]:
+        """:meth:`encode_one`'s values as a list (the service copies them into a reused row)."""
+        return self._values_one(x)
 
     def _build_lookup(self) -> None:
         self._lookup: list[tuple[str, int, dict[str, float], float]] = []
@@ -250,6 +243,17 @@ class Preprocessor:
             else:
                 kind = 2 if spec.role is Role.DATETIME else 0
                 self._lookup.append((spec.name, kind, {}, math.nan))
+        self._values_one = _row_encoder(self._lookup)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_values_one", None)  # generated code: rebuilt on unpickling (Dask, spawn)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_lookup" in state:
+            self._values_one = _row_encoder(self._lookup)
 
     # ---- dense mode ------------------------------------------------------------------------
     @property
@@ -367,11 +371,37 @@ def _trim_counts(counts: Counter[str], *, cap: int) -> None:
             del counts[value]
 
 
+def _row_encoder(
+    lookup: list[tuple[str, int, dict[str, float], float]],
+) -> Callable[[Mapping[str, Any]], list[float]]:
+    """One straight-line function computing a customer's tree-mode values, generated from the
+    fitted lookup: about 1.5x faster than looping over the features (the service's hot path).
+
+    Column names, tables and codes reach the function as bound variables, never as source
+    text, so a column name cannot inject code. Per feature: ``None`` → NaN; numeric/boolean →
+    ``float(v)``; categorical → its code (unknown → the "other" code); datetime → epoch days.
+    """
+    scope: dict[str, Any] = {"_nan": math.nan, "_days": _datetime_days}
+    items = []
+    for i, (name, kind, table, other) in enumerate(lookup):
+        scope[f"n{i}"], scope[f"t{i}"], scope[f"o{i}"] = name, table, other
+        value = ("float(v)", f"t{i}.get(str(v).strip(), o{i})", "_days(v)")[kind]
+        items.append(f"_nan if (v := g(n{i})) is None else {value}")
+    source = "def values(x):\n    g = x.get\n    return [\n"
+    source += "".join(f"        {item},\n" for item in items) + "    ]\n"
+    exec(compile(source, "<churnscale row encoder>", "exec"), scope)
+    encoder: Callable[[Mapping[str, Any]], list[float]] = scope["values"]
+    return encoder
+
+
 _EPOCH = datetime.datetime(1970, 1, 1)
 _ONE_US = datetime.timedelta(microseconds=1)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
 
 
 def _datetime_days(value: Any) -> float:
+    if value.__class__ is datetime.date:  # the service's dates: the commonest, checked first
+        return float(value.toordinal() - _EPOCH_ORDINAL)
     if isinstance(value, datetime.datetime) and value.tzinfo is None:  # fast path, same result
         return ((value - _EPOCH) // _ONE_US) / _DAY_US
     if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):

@@ -27,7 +27,11 @@ from churnscale.serving.gateway import PREDICT_PATH, Gateway
 
 _URL = PREDICT_PATH.encode()
 log = logging.getLogger("churnscale.serving")
-_JSON = b"content-type: application/json\r\ncontent-length: "
+_END = b"\r\n\r\n"
+#: Response heads by (status, version, arm, close), each beside the default-headers list it was
+#: built from: uvicorn replaces that list (its ``date``) once a second, which renews the head.
+_HEADS: dict[tuple[int, str, str, bool], tuple[list[tuple[bytes, bytes]], bytes]] = {}
+_MAX_HEADS = 256
 
 
 class FastPathProtocol(HttpToolsProtocol):
@@ -41,6 +45,20 @@ class FastPathProtocol(HttpToolsProtocol):
         self._body: list[bytes] = []
         self._started = 0.0
         self._close_after = False
+
+    def on_message_begin(self) -> None:
+        """uvicorn's, less the ASGI scope: built by :meth:`_begin_asgi` only for requests that
+        take the ASGI path (the fast path needs none)."""
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _begin_asgi(self) -> None:
+        """The scope uvicorn's ``on_message_begin`` builds, around the head parsed so far."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.expect_100_continue = url, expect
+        self.headers.extend(headers)  # the list the new scope holds
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -59,6 +77,7 @@ class FastPathProtocol(HttpToolsProtocol):
             if self._hot is not None:
                 self._body = []
                 return
+        self._begin_asgi()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -91,19 +110,18 @@ class FastPathProtocol(HttpToolsProtocol):
         gateway.guards.admission.record(time.perf_counter() - started)
 
     def _respond(self, status: int, payload: bytes, version: str, arm: str) -> None:
-        """One write: status line, uvicorn's default headers, ours, the body; then what
-        uvicorn does after every response (count it, arm the keep-alive timer)."""
-        head = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
-        head += [_JSON, str(len(payload)).encode(), b"\r\nx-model-version: ", version.encode()]
-        head += [b"\r\nx-model-arm: ", arm.encode()]
-        if self._close_after:
-            head.append(b"\r\nconnection: close")
-        head += [b"\r\n\r\n", payload]
-        self.transport.write(b"".join(head))
+        """One write: the response head (cached, see :func:`_head`), its length, the body; then
+        what uvicorn does after every response (count it, arm the keep-alive timer)."""
+        defaults, close = self.server_state.default_headers, self._close_after
+        key = (status, version, arm, close)
+        cached = _HEADS.get(key)
+        if cached is None or cached[0] is not defaults:
+            if len(_HEADS) >= _MAX_HEADS:
+                _HEADS.clear()
+            cached = _HEADS[key] = (defaults, _head(status, defaults, version, arm, close))
+        self.transport.write(b"".join((cached[1], str(len(payload)).encode(), _END, payload)))
         self.server_state.total_requests += 1
-        if self._close_after:
+        if close:
             self.transport.close()
         elif not self.transport.is_closing():
             self._unset_keepalive_if_required()  # pipelined: the previous answer's timer
@@ -123,3 +141,18 @@ class FastPathProtocol(HttpToolsProtocol):
 def fast_path_protocol(gateway: Gateway) -> type[FastPathProtocol]:
     """The protocol class uvicorn instantiates per connection, bound to ``gateway``."""
     return type("FastPathProtocol", (FastPathProtocol,), {"gateway": gateway})
+
+
+def _head(
+    status: int, defaults: list[tuple[bytes, bytes]], version: str, arm: str, close: bool
+) -> bytes:
+    """Status line, uvicorn's default headers, ours, ending with ``content-length: ``."""
+    head = [STATUS_LINE[status]]
+    for name, value in defaults:
+        head += [name, b": ", value, b"\r\n"]
+    head += [b"content-type: application/json\r\nx-model-version: ", version.encode()]
+    head += [b"\r\nx-model-arm: ", arm.encode(), b"\r\n"]
+    if close:
+        head.append(b"connection: close\r\n")
+    head.append(b"content-length: ")
+    return b"".join(head)

@@ -47,6 +47,10 @@ class PredictionService:
         self.predictor = Predictor(model, kind=settings.predictor, cache=settings.compiled_cache)
         self.version = model_version(model)
         self.encode = model.preprocessor.encode_one
+        self._values = model.preprocessor.values_one
+        #: The row every single prediction is encoded into (one thread, the event loop, calls
+        #: :meth:`answer`; observers copy what they keep).
+        self._row = np.empty(len(model.feature_names), dtype=np.float64)
         self.id = self.schema.id
         #: Told about every prediction (live drift window, feedback join); see ModelMonitor.
         self.observer: PredictionObserver | None = None
@@ -59,7 +63,8 @@ class PredictionService:
 
     def answer(self, x: dict[str, Any], *, reasons: bool) -> dict[str, Any]:
         """The response object for one validated customer."""
-        row = self.encode(x)
+        row = self._row
+        row[:] = self._values(x)
         probability = self.predictor.predict_one(row)
         customer = _text(x.get(self.id)) if self.id else None
         if self.observer is not None:
