@@ -1,4 +1,4 @@
-"""Training benchmark: wall time, peak RSS of the whole process tree and test AUC.
+"""Training benchmark: wall time, CPU time, peak RSS of the whole process tree and test AUC.
 
 Compares, at each size: churnscale local (``train_local``), churnscale on a 2-worker
 LocalCluster (``train_distributed``) and the in-memory baseline (pandas ``read_parquet`` +
@@ -162,11 +162,23 @@ def child(kind: str, dataset: Path) -> None:
     from sklearn.metrics import roc_auc_score
 
     runner = {"local": run_local, "dask": run_dask, "memory": run_memory}[kind]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     y, scores, best = runner(dataset)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     auc = float(roc_auc_score(y, scores))
-    print(json.dumps({"wall_s": wall, "auc": auc, "test_rows": int(y.size), "best_round": best}))
+    result = {"wall_s": wall, "cpu_s": cpu, "auc": auc, "test_rows": int(y.size)}
+    print(json.dumps({**result, "best_round": best}))
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its waited-for children (Dask workers)."""
+    import resource
+
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 # ---- parent: measure each child ---------------------------------------------------------------
@@ -210,8 +222,9 @@ def measure(kind: str, dataset: Path, *, cap_bytes: int | None) -> dict[str, Any
 
 def report(results: dict[int, dict[str, dict[str, Any]]]) -> None:
     """One row per size and kind, each figure beside the in-memory baseline's."""
-    head = ("rows", "kind", "wall s", "x mem", "peak GiB", "x mem", "AUC")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (11, 7, 8, 6, 9, 6, 7), strict=True)))
+    head = ("rows", "kind", "wall s", "x mem", "CPU s", "x mem", "peak GiB", "x mem", "AUC")
+    widths = (11, 7, 8, 6, 8, 6, 9, 6, 7)
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
     for rows, by_kind in sorted(results.items()):
         base = by_kind.get("memory", {})
         for kind, r in by_kind.items():
@@ -219,10 +232,11 @@ def report(results: dict[int, dict[str, dict[str, Any]]]) -> None:
                 print(f"{rows:>11,} {kind:>7} {r['error']} (peak {r['peak_rss'] / 2**30:.2f} GiB)")
                 continue
             wall_x = r["wall_s"] / base["wall_s"] if "wall_s" in base else float("nan")
+            cpu_x = r["cpu_s"] / base["cpu_s"] if "cpu_s" in base else float("nan")
             rss_x = r["peak_rss"] / base["peak_rss"] if "peak_rss" in base else float("nan")
             print(
-                f"{rows:>11,} {kind:>7} {r['wall_s']:>8.1f} {wall_x:>6.2f} "
-                f"{r['peak_rss'] / 2**30:>9.2f} {rss_x:>6.2f} {r['auc']:>7.4f}"
+                f"{rows:>11,} {kind:>7} {r['wall_s']:>8.1f} {wall_x:>6.2f} {r['cpu_s']:>8.1f} "
+                f"{cpu_x:>6.2f} {r['peak_rss'] / 2**30:>9.2f} {rss_x:>6.2f} {r['auc']:>7.4f}"
             )
     sizes = sorted(results)
     if len(sizes) >= 2:

@@ -120,3 +120,30 @@ def test_bad_params_and_data_are_refused(dataset: Path, tmp_path: Path) -> None:
     ingest(str(tmp_path / "one.parquet"), tmp_path / "ds", hints=SchemaHints(target="y", id="id"))
     with pytest.raises(TrainingError, match="needs both classes"):
         train_local(tmp_path / "ds", params=FAST)
+
+
+def test_side_sequence_rows_agree_however_they_are_asked(tmp_path: Path) -> None:
+    """Single rows (in order, out of order, negative), slices and lists: the same encoded rows,
+    across row-group boundaries (LightGBM samples single rows, then pushes slices)."""
+    from churnscale.data.store import load_info
+    from churnscale.training.local import fit_preprocessor
+    from churnscale.training.plan import TRAIN, SideSequence, plan_split
+
+    write_batches(generate_table(6_000, 9).to_batches(max_chunksize=1_000), tmp_path / "r.parquet")
+    ingest(
+        str(tmp_path / "r.parquet"),
+        tmp_path / "ds",
+        hints=SchemaHints(target="churned"),
+        batch_rows=1_000,
+    )
+    schema, _ = load_info(tmp_path / "ds")
+    plan = plan_split(tmp_path / "ds", schema, SplitSpec(seed=1), early_stop_fraction=0.1)
+    sequence = SideSequence(plan, TRAIN, fit_preprocessor(plan, schema))
+    assert len(sequence.groups) > 3
+    whole = sequence[0 : len(sequence)]
+    rng = np.random.default_rng(0)
+    ordered = np.sort(rng.choice(len(sequence), 300, replace=False))
+    for index in [*ordered, *rng.permutation(ordered)[:100], -1, -len(sequence)]:
+        np.testing.assert_array_equal(sequence[index], whole[index])
+    picked = [int(i) for i in ordered[:20]]
+    np.testing.assert_array_equal(sequence[picked], whole[picked])

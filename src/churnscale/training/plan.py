@@ -315,6 +315,7 @@ class SideSequence(lgb.Sequence):  # type: ignore[misc]
         self.batch_size = max(counts) if counts else 1
         self.columns = [c.name for c in preprocessor.schema.features]
         self._cached: tuple[int, np.ndarray] | None = None
+        self._lo = self._hi = 0  # rows [lo, hi) of this side are the cached group's
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -327,9 +328,16 @@ class SideSequence(lgb.Sequence):  # type: ignore[misc]
         table = pq.ParquetFile(group.file).read_row_group(group.index, columns=self.columns)
         matrix: np.ndarray = self.preprocessor.transform(table)[group.sides == self.side]
         self._cached = (position, matrix)
+        self._lo = int(self.starts[position])
+        self._hi = self._lo + matrix.shape[0]
         return matrix
 
     def __getitem__(self, index: int | slice | list[int]) -> np.ndarray:
+        if not isinstance(index, slice | list):
+            lo = self._lo  # LightGBM samples 200,000 rows one call each, in order: most land in
+            if lo <= index < self._hi:  # the cached group (about 5x faster than the lookup)
+                row: np.ndarray = self._cached[1][index - lo]  # type: ignore[index]
+                return row
         if isinstance(index, slice):
             start, stop, _ = index.indices(len(self))
             return self._range(start, stop)
@@ -338,8 +346,8 @@ class SideSequence(lgb.Sequence):  # type: ignore[misc]
         if index < 0:
             index += len(self)
         position = int(np.searchsorted(self.starts, index, side="right") - 1)
-        row: np.ndarray = self.group_matrix(position)[index - self.starts[position]]
-        return row
+        found: np.ndarray = self.group_matrix(position)[index - self.starts[position]]
+        return found
 
     def _range(self, start: int, stop: int) -> np.ndarray:
         parts = []
