@@ -123,8 +123,9 @@ def test_bad_params_and_data_are_refused(dataset: Path, tmp_path: Path) -> None:
 
 
 def test_side_sequence_rows_agree_however_they_are_asked(tmp_path: Path) -> None:
-    """Single rows (in order, out of order, negative), slices and lists: the same encoded rows,
-    across row-group boundaries (LightGBM samples single rows, then pushes slices)."""
+    """Single rows (in order, out of order, negative, encoded ahead by ``expect_sample``),
+    slices and lists: the same encoded rows, across row-group boundaries (LightGBM samples
+    single rows, then pushes slices)."""
     from churnscale.data.store import load_info
     from churnscale.training.local import fit_preprocessor
     from churnscale.training.plan import TRAIN, SideSequence, plan_split
@@ -147,3 +148,7 @@ def test_side_sequence_rows_agree_however_they_are_asked(tmp_path: Path) -> None
         np.testing.assert_array_equal(sequence[index], whole[index])
     picked = [int(i) for i in ordered[:20]]
     np.testing.assert_array_equal(sequence[picked], whole[picked])
+    sequence.expect_sample(ordered)  # encoded ahead; asked in order, or not
+    for index in [*ordered[:150], 7, -2, *ordered[150:]]:
+        np.testing.assert_array_equal(sequence[index], whole[index])
+    assert sequence._sample_rows is None  # released once every sampled row was taken

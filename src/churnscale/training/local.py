@@ -138,7 +138,7 @@ def _dataset(
 ) -> lgb.Dataset:
     sequence = SideSequence(plan, side, pre)
     init_score = _raw_scores(init_model, sequence) if init_model is not None else None
-    return lgb.Dataset(
+    dataset = lgb.Dataset(
         [sequence],
         label=plan.labels[side],
         init_score=init_score,
@@ -148,6 +148,9 @@ def _dataset(
         params=params,
         free_raw_data=True,
     )
+    if reference is None:  # bins come from a sample of rows: encode only those for it
+        sequence.expect_sample(dataset._create_sample_indices(total_nrow=len(sequence)))
+    return dataset
 
 
 def _booster(
