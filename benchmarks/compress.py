@@ -220,7 +220,8 @@ def _holdout_matrix(result: object, ds: Path) -> np.ndarray:
     """The hold-out rows encoded in tree mode, in storage order (the order of ``y_holdout``)."""
     from churnscale.data.store import load_info
     from churnscale.training.local import EARLY_STOP_FRACTION
-    from churnscale.training.plan import TEST, SplitSpec, iter_side_tables, plan_split
+    from churnscale.training.plan import TEST, SplitSpec, plan_split
+    from churnscale.training.sequence import iter_side_tables
 
     model = result.model  # type: ignore[attr-defined]
     schema, _ = load_info(ds)

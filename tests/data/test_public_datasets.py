@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,9 @@ from churnscale.data.store import iter_dataset, load_info
 SHARED_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 
 pytestmark = pytest.mark.skipif(
-    not SHARED_DATASETS.is_dir(), reason=f"public datasets not present at {SHARED_DATASETS}"
+    # CI lays ../shared beside the checkout: there, its absence fails the tests
+    not SHARED_DATASETS.is_dir() and not os.environ.get("CI"),
+    reason=f"public datasets not present at {SHARED_DATASETS}",
 )
 
 

@@ -128,7 +128,8 @@ def test_side_sequence_rows_agree_however_they_are_asked(tmp_path: Path) -> None
     single rows, then pushes slices)."""
     from churnscale.data.store import load_info
     from churnscale.training.local import fit_preprocessor
-    from churnscale.training.plan import TRAIN, SideSequence, plan_split
+    from churnscale.training.plan import TRAIN, plan_split
+    from churnscale.training.sequence import SideSequence
 
     write_batches(generate_table(6_000, 9).to_batches(max_chunksize=1_000), tmp_path / "r.parquet")
     ingest(

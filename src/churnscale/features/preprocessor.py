@@ -16,11 +16,10 @@ Training, batch scoring and the service all call these methods, so they cannot d
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,9 @@ import pyarrow.compute as pc
 
 from churnscale.data.schema import Role, Schema
 from churnscale.exceptions import SchemaError
+from churnscale.features.rowcode import DAY_US, row_encoder
 
 FORMAT_VERSION = 1
-_DAY_US = 86_400 * 1_000_000
 
 
 @dataclass
@@ -106,7 +105,7 @@ def column_to_float(column: pa.Array, role: Role) -> np.ndarray:
         return np.asarray(days32.to_numpy(zero_copy_only=False), dtype=np.float64)
     if role is Role.DATETIME:
         micros = column.cast(pa.timestamp("us")).cast(pa.int64())
-        days = pc.divide(micros.cast(pa.float64()), float(_DAY_US))
+        days = pc.divide(micros.cast(pa.float64()), float(DAY_US))
         return np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.float64)
     values = column.cast(pa.float64())
     return np.asarray(values.fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -243,7 +242,7 @@ class Preprocessor:
             else:
                 kind = 2 if spec.role is Role.DATETIME else 0
                 self._lookup.append((spec.name, kind, {}, math.nan))
-        self._values_one = _row_encoder(self._lookup)
+        self._values_one = row_encoder(self._lookup)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -253,7 +252,7 @@ class Preprocessor:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if "_lookup" in state:
-            self._values_one = _row_encoder(self._lookup)
+            self._values_one = row_encoder(self._lookup)
 
     # ---- dense mode ------------------------------------------------------------------------
     @property
@@ -369,42 +368,3 @@ def _trim_counts(counts: Counter[str], *, cap: int) -> None:
     if len(counts) > cap:  # keep memory bounded on id-like columns: drop the rarest values
         for value, _ in counts.most_common()[cap // 2 :]:
             del counts[value]
-
-
-def _row_encoder(
-    lookup: list[tuple[str, int, dict[str, float], float]],
-) -> Callable[[Mapping[str, Any]], list[float]]:
-    """One straight-line function computing a customer's tree-mode values, generated from the
-    fitted lookup: about 1.5x faster than looping over the features (the service's hot path).
-
-    Column names, tables and codes reach the function as bound variables, never as source
-    text, so a column name cannot inject code. Per feature: ``None`` → NaN; numeric/boolean →
-    ``float(v)``; categorical → its code (unknown → the "other" code); datetime → epoch days.
-    """
-    scope: dict[str, Any] = {"_nan": math.nan, "_days": _datetime_days}
-    items = []
-    for i, (name, kind, table, other) in enumerate(lookup):
-        scope[f"n{i}"], scope[f"t{i}"], scope[f"o{i}"] = name, table, other
-        value = ("float(v)", f"t{i}.get(str(v).strip(), o{i})", "_days(v)")[kind]
-        items.append(f"_nan if (v := g(n{i})) is None else {value}")
-    source = "def values(x):\n    g = x.get\n    return [\n"
-    source += "".join(f"        {item},\n" for item in items) + "    ]\n"
-    exec(compile(source, "<churnscale row encoder>", "exec"), scope)
-    encoder: Callable[[Mapping[str, Any]], list[float]] = scope["values"]
-    return encoder
-
-
-_EPOCH = datetime.datetime(1970, 1, 1)
-_ONE_US = datetime.timedelta(microseconds=1)
-_EPOCH_ORDINAL = _EPOCH.toordinal()
-
-
-def _datetime_days(value: Any) -> float:
-    if value.__class__ is datetime.date:  # the service's dates: the commonest, checked first
-        return float(value.toordinal() - _EPOCH_ORDINAL)
-    if isinstance(value, datetime.datetime) and value.tzinfo is None:  # fast path, same result
-        return ((value - _EPOCH) // _ONE_US) / _DAY_US
-    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-        return float(value.toordinal() - _EPOCH.toordinal())
-    scalar = pa.scalar(str(value).replace("T", " ")).cast(pa.timestamp("us"))
-    return float(scalar.value) / _DAY_US if scalar.is_valid else math.nan

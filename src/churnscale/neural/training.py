@@ -31,7 +31,8 @@ from churnscale.neural.model import MlpModel
 from churnscale.neural.network import ChurnNet, config_for
 from churnscale.neural.params import MlpParams
 from churnscale.training.local import EARLY_STOP_FRACTION, check_sides, fit_preprocessor
-from churnscale.training.plan import TEST, SplitPlan, SplitSpec, iter_side_tables, plan_split
+from churnscale.training.plan import TEST, SplitPlan, SplitSpec, plan_split
+from churnscale.training.sequence import iter_side_tables
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """LightGBM on one machine without loading the data into RAM.
 
 The Preprocessor is fitted in one streamed pass over the training rows; LightGBM then builds
-its binned dataset from :class:`~churnscale.training.plan.SideSequence` (one row group at a
+its binned dataset from :class:`~churnscale.training.sequence.SideSequence` (one row group at a
 time) and trains with early stopping on the validation side. Peak memory is LightGBM's binned
 data plus one row group, whatever the number of rows.
 """
@@ -27,12 +27,11 @@ from churnscale.training.plan import (
     TRAIN,
     VALID,
     Exclusion,
-    SideSequence,
     SplitPlan,
     SplitSpec,
-    iter_side_tables,
     plan_split,
 )
+from churnscale.training.sequence import SideSequence, iter_side_tables
 
 ClassWeight = Literal["none", "balanced"]
 #: Share of the training rows set aside for early stopping; the hold-out is never used for it.

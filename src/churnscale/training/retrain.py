@@ -33,7 +33,8 @@ from churnscale.monitoring.dataset import source_drift
 from churnscale.monitoring.reference import build_reference
 from churnscale.registry.references import ModelRef, parse_reference
 from churnscale.training.local import EARLY_STOP_FRACTION, TrainParams, score_side, train_local
-from churnscale.training.plan import TEST, TRAIN, SplitSpec, iter_side_tables, plan_split
+from churnscale.training.plan import TEST, TRAIN, SplitSpec, plan_split
+from churnscale.training.sequence import iter_side_tables
 
 if TYPE_CHECKING:
     from churnscale.config import Settings
