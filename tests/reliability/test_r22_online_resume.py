@@ -36,12 +36,15 @@ from churnscale.online.state import START_DIGEST, LearnerState, chain_digest, st
 
 KEY = "r22-checkpoint-key-0123456789abcdef"
 ROWS = 2_000
+#: The mini-batch learner takes ~0.1 ms an event: with 2,000 events a whole run took ~0.2 s on
+#: a noisy host, too short to land seven kills inside it; ten times the events widen each window.
+MINI_BATCH_ROWS = 20_000
 BAD_AT = (17, 1_234, 1_789)  # 0-based positions of bad lines in the stream
 CHECKPOINT_EVERY = 200
 
 
-def _stream() -> list[bytes]:
-    records = generate_table(ROWS, seed=22).to_pylist()
+def _stream(rows: int = ROWS) -> list[bytes]:
+    records = generate_table(rows, seed=22).to_pylist()
     lines = [orjson.dumps(r) for r in records]
     lines.insert(BAD_AT[0], b"{truncated")
     lines.insert(BAD_AT[1], orjson.dumps({**records[5], "churned": "maybe"}))
@@ -188,9 +191,8 @@ def _assert_same(resumed: LearnerState, whole: LearnerState) -> None:
     )
 
 
-def test_r22_sigkill_on_a_jsonl_file_with_mini_batches(
-    tmp_path: Path, stream_lines: list[bytes]
-) -> None:
+def test_r22_sigkill_on_a_jsonl_file_with_mini_batches(tmp_path: Path) -> None:
+    stream_lines = _stream(MINI_BATCH_ROWS)
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(stream_lines) + b"\n")
     source = JsonLinesSource(path)
@@ -201,7 +203,9 @@ def test_r22_sigkill_on_a_jsonl_file_with_mini_batches(
     assert reference.finish() == 0, reference.text()
     seconds = time.monotonic() - began
     whole = _load(whole_dir, source, 200)
-    assert (whole.offset, whole.events, whole.learned) == (len(stream_lines),) * 2 + (ROWS,)
+    assert (whole.offset, whole.events, whole.learned) == (len(stream_lines),) * 2 + (
+        MINI_BATCH_ROWS,
+    )
 
     points = _kill_chain(
         str(path), killed_dir, batch=200, kills=7, seconds=seconds, rng=random.Random(2207),
