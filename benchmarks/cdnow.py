@@ -5,9 +5,12 @@ Each CDNOW row is a purchase event (amount = dollar_value). Features are built b
 observation window); label = no purchase in [1997-10-01, 1997-10-01 + 39 weeks). LightGBM is
 scored by 5-fold stratified CV (random_state=42) against the anchor 0.772 (hand-built RFM
 features, /work/shared/datasets/README.md), and by an out-of-time backtest: train on rows at
-earlier as-of dates, test on the latest.
+earlier as-of dates, test on the latest. Each setting is scored without and with the
+builder's monotone constraints (``FeatureSpec.monotone_directions``, what ``churnscale train``
+applies by default), and ``--seeds N`` repeats the CV over split seeds 0..N-1.
 
-Usage: .venv/bin/python benchmarks/cdnow.py [--csv PATH] [--backtest-only | --events-out PATH]
+Usage: .venv/bin/python benchmarks/cdnow.py [--csv PATH] [--seeds N]
+       [--backtest-only | --events-out PATH]
 
 The per-date backtest runs ``churnscale.training.backtest.run_backtest`` (as ``churnscale
 backtest`` does, TrainParams defaults) beside a baseline in the same run: hand RFM features at
@@ -33,7 +36,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from churnscale.data.store import iter_dataset
 from churnscale.features.builder import BuildSources, build_features
-from churnscale.features.spec import FeatureSpec
+from churnscale.features.spec import FeatureSpec, monotone_constraints
 
 CSV = (
     Path(__file__).resolve().parents[2]
@@ -122,12 +125,19 @@ def model(params: dict[str, Any]) -> lgb.LGBMClassifier:
     return lgb.LGBMClassifier(**params, random_state=42, n_jobs=2, verbose=-1)
 
 
+def monotone(params: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``params`` plus the builder's monotone constraints for ``names``, as ``churnscale
+    train`` applies them by default (``TrainParams.monotone``)."""
+    constraints = monotone_constraints({"feature_spec": SPEC.to_dict()}, names)
+    return {**params, "monotone_constraints": constraints}
+
+
 def cross_validated(
-    frame: pd.DataFrame, params: dict[str, Any], names: list[str]
+    frame: pd.DataFrame, params: dict[str, Any], names: list[str], seed: int = 42
 ) -> tuple[float, float]:
     """Mean and std of ROC-AUC over 5 stratified folds."""
     x, y = frame[names], frame["churned"].to_numpy()
-    folds = StratifiedKFold(5, shuffle=True, random_state=42)
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     scores = []
     for train, test in folds.split(x, y):
         fitted = model(params).fit(x.iloc[train], y[train])
@@ -189,6 +199,12 @@ def main() -> None:
     parser.add_argument(
         "--backtest-only", action="store_true", help="Only the per-date backtest and its baseline."
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=10,
+        help="Also the mean 5-fold CV over split seeds 0..N-1, with and without constraints.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -208,16 +224,26 @@ def main() -> None:
         f"positive rate {single['churned'].mean():.4f}"
     )
     rfm = hand_rfm(args.csv, single)
+    names = SPEC.feature_names()
     print(f"{'evaluation':<46}{'ROC-AUC':>16}{'hand RFM':>16}{'ratio':>7}{'anchor':>8}")
-    for name, params in (("lgbm default", {}), ("lgbm tuned (anchor's setting)", TUNED)):
-        mean, std = cross_validated(single, params, SPEC.feature_names())
-        base, base_std = cross_validated(rfm, params, RFM)
+    settings = (
+        ("lgbm default", {}, {}),
+        ("lgbm tuned (anchor's setting)", TUNED, TUNED),
+        ("tuned + monotone (train's default)", monotone(TUNED, names), TUNED),
+    )
+    for name, params, base_params in settings:
+        mean, std = cross_validated(single, params, names)
+        base, base_std = cross_validated(rfm, base_params, RFM)
         label = f"5-fold CV, {name}"
         print(
-            f"{label:<46}{mean:>9.4f} ± {std:.3f}{base:>9.4f} ± {base_std:.3f}"
+            f"{label:<46}{mean:>10.5f} ± {std:.3f}{base:>9.5f} ± {base_std:.3f}"
             f"{mean / base:>7.3f}{ANCHOR_AUC:>8.3f}"
         )
-    for name, params in (("lgbm default", {}), ("lgbm tuned", TUNED)):
+    for name, params in (
+        ("lgbm default", {}),
+        ("lgbm tuned", TUNED),
+        ("tuned + monotone", monotone(TUNED, names)),
+    ):
         auc, trained, tested = backtest(history, params)
         label = f"out-of-time, {name}"
         print(f"{label:<46}{auc:>16.4f}{'':>16}{'':>7}{ANCHOR_AUC:>8.3f}")
@@ -225,6 +251,19 @@ def main() -> None:
         f"out-of-time: trained on {trained:,} rows at {BACKTEST[0]}..{BACKTEST[-2]} (monthly), "
         f"tested on {tested:,} rows at {BACKTEST[-1]}"
     )
+    if args.seeds:
+        print(f"\n5-fold CV over split seeds 0..{args.seeds - 1} (tuned setting)")
+        print(f"{'split seed':<12}{'unconstrained':>14}{'monotone':>10}{'difference':>12}")
+        pairs = []
+        for seed in range(args.seeds):
+            plain = cross_validated(single, TUNED, names, seed)[0]
+            bound = cross_validated(single, monotone(TUNED, names), names, seed)[0]
+            pairs.append((plain, bound))
+            print(f"{seed:<12}{plain:>14.4f}{bound:>10.4f}{bound - plain:>+12.4f}", flush=True)
+        plain, bound = np.mean(pairs, axis=0)
+        higher = sum(b > p for p, b in pairs)
+        print(f"{'mean':<12}{plain:>14.4f}{bound:>10.4f}{bound - plain:>+12.4f}"
+              f"   (monotone higher for {higher} of {len(pairs)} seeds)")  # fmt: skip
 
 
 if __name__ == "__main__":

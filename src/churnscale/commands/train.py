@@ -169,6 +169,14 @@ def register(app: typer.Typer) -> None:
         class_weight: Annotated[
             str | None, typer.Option("--class-weight", help="none or balanced.")
         ] = None,
+        monotone: Annotated[
+            bool | None,
+            typer.Option(
+                "--monotone/--no-monotone",
+                help="Constrain point-in-time features with a known sign (recency, activity, "
+                "spend) to move churn risk one way only (default: on).",
+            ),
+        ] = None,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         threads: Annotated[int, typer.Option("--threads", help="0 = all cores.")] = 0,
         contact_cost: ContactOpt = 1.0,
@@ -199,6 +207,7 @@ def register(app: typer.Typer) -> None:
             "max_rounds": max_rounds,
             "early_stopping_rounds": early_stopping,
             "class_weight": class_weight,
+            "monotone": monotone,
         }
         params = _params(params_file, overrides, seed, threads)
         if split not in ("random", "time"):

@@ -107,6 +107,26 @@ class FeatureSpec:
                 names += [f"amount_{a}_{w}d", f"amount_trend_{a}_{w}d"]
         return names
 
+    def monotone_directions(self) -> dict[str, int]:
+        """Features whose effect on churn risk has a known sign: +1 raises it, -1 lowers it.
+
+        Days since the last activity (overall, and per amount-bearing type) raise the risk;
+        activity counts and active days (all types together, overall and per window), and the
+        counts and amounts of amount-bearing types (payments, purchases, usage) lower it. Under
+        the inactivity label this holds by construction; under the cancel label it is the
+        usual domain prior. Other features (tenure, gaps, trends, means, per-type counts such
+        as support tickets whose sign depends on the business) are left free.
+        """
+        valued = [a for a in self.amount_types if a in self.activity_types]
+        directions = {"recency_days": 1, "count_total": -1, "active_days_total": -1}
+        directions |= {f"recency_days_{a}": 1 for a in valued}
+        directions |= {f"amount_total_{a}": -1 for a in valued}
+        for w in self.windows:
+            directions |= {f"count_{w}d": -1, f"active_days_{w}d": -1}
+            directions |= {f"count_{a}_{w}d": -1 for a in valued}
+            directions |= {f"amount_{a}_{w}d": -1 for a in valued}
+        return directions
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -122,3 +142,13 @@ class FeatureSpec:
             horizon=int(data["horizon"]),
             label=str(data["label"]),
         )
+
+
+def monotone_constraints(metadata: dict[str, Any], names: list[str]) -> list[int] | None:
+    """LightGBM's ``monotone_constraints`` for model inputs ``names`` of a dataset whose schema
+    ``metadata`` holds a feature spec (a point-in-time dataset); None for any other dataset."""
+    if "feature_spec" not in metadata:
+        return None
+    directions = FeatureSpec.from_dict(metadata["feature_spec"]).monotone_directions()
+    constraints = [directions.get(n, 0) for n in names]
+    return constraints if any(constraints) else None

@@ -27,6 +27,7 @@ from churnscale.data.schema import Schema
 from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.features.preprocessor import Preprocessor
+from churnscale.features.spec import monotone_constraints
 from churnscale.model import ChurnModel
 from churnscale.training.cluster import (
     ClusterAddress,
@@ -102,8 +103,10 @@ class SharedEarlyStopping:
             raise lgb.callback.EarlyStopException(self.best_iteration, result)
 
 
-def _sklearn_params(params: TrainParams, *, time_out_minutes: int) -> dict[str, Any]:
-    lgb_params = params.lightgbm_params()
+def _sklearn_params(
+    params: TrainParams, *, time_out_minutes: int, constraints: list[int] | None
+) -> dict[str, Any]:
+    lgb_params = params.lightgbm_params(constraints)
     lgb_params.pop("num_threads", None)  # lightgbm.dask sets it from the worker's threads
     lgb_params.pop("metric", None)  # SharedEarlyStopping evaluates instead
     renamed = {SKLEARN_NAMES.get(k, k): v for k, v in lgb_params.items()}
@@ -151,8 +154,15 @@ class DistributedRun:
             pre.merge(partial)
         return pre.finish()
 
-    def train(self, pre: Preprocessor, params: TrainParams, time_out: int) -> lgb.Booster:
-        """Encode the parts, then boost with ``lightgbm.dask`` until early stopping."""
+    def train(
+        self,
+        pre: Preprocessor,
+        params: TrainParams,
+        time_out: int,
+        constraints: list[int] | None = None,
+    ) -> lgb.Booster:
+        """Encode the parts, then boost with ``lightgbm.dask`` until early stopping
+        (``constraints``: monotone directions per model input, as in local training)."""
         pre_f = self.client.scatter(pre, broadcast=True, hash=False)
         encoded = self._each(encode_part, self.parts, self.rule_f, pre_f)
         count_futures = self._each(part_counts, encoded)
@@ -177,7 +187,8 @@ class DistributedRun:
             x = _stack(sides[(TRAIN, "x")], rows, width)
             y = _stack(sides[(TRAIN, "y")], rows, None)
             model = lgb.DaskLGBMClassifier(
-                client=self.client, **_sklearn_params(params, time_out_minutes=time_out)
+                client=self.client,
+                **_sklearn_params(params, time_out_minutes=time_out, constraints=constraints),
             )
             stopper = SharedEarlyStopping(name, rounds=params.early_stopping_rounds)
 
@@ -284,7 +295,8 @@ def train_distributed(
         check(limits)
         run = DistributedRun(client, parts, rule)
         pre = run.fit_preprocessor()
-        booster = run.train(pre, params, time_out_minutes)
+        constraints = monotone_constraints(schema.metadata, pre.feature_names)
+        booster = run.train(pre, params, time_out_minutes, constraints)
         y_holdout, scores = run.score(pre, booster)
         workers = len(run.workers)
     metadata = {
@@ -297,5 +309,7 @@ def train_distributed(
         "parent": None,
         "trainer": {"kind": "lightgbm.dask", "workers": workers},
     }
+    if "feature_spec" in schema.metadata:  # point-in-time features: the service rebuilds them
+        metadata["feature_spec"] = schema.metadata["feature_spec"]
     model = ChurnModel(pre, booster, metadata)
     return TrainResult(model, y_holdout, scores, booster.best_iteration, run.rows)

@@ -21,6 +21,7 @@ from churnscale.data.schema import Schema
 from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.features.preprocessor import Preprocessor
+from churnscale.features.spec import monotone_constraints
 from churnscale.model import ChurnModel
 from churnscale.training.plan import (
     TEST,
@@ -55,6 +56,7 @@ class TrainParams:
     class_weight: ClassWeight = "none"
     seed: int = 0
     threads: int = 0
+    monotone: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -67,13 +69,16 @@ class TrainParams:
             ("feature_fraction", 0.0 < self.feature_fraction <= 1.0, "a number in (0, 1]"),
             ("bagging_fraction", 0.0 < self.bagging_fraction <= 1.0, "a number in (0, 1]"),
             ("class_weight", self.class_weight in ("none", "balanced"), "none or balanced"),
+            ("monotone", isinstance(self.monotone, bool), "true or false"),
         ]
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(name, expected=expected, received=getattr(self, name))
 
-    def lightgbm_params(self) -> dict[str, Any]:
-        """The parameter dict handed to ``lightgbm.train``."""
+    def lightgbm_params(self, constraints: list[int] | None = None) -> dict[str, Any]:
+        """The parameter dict handed to ``lightgbm.train``; ``constraints`` (one per model
+        input, see :func:`~churnscale.features.spec.monotone_constraints`) apply unless
+        ``monotone`` is off."""
         params: dict[str, Any] = {
             "objective": "binary",
             "metric": ["auc", "binary_logloss"],
@@ -93,6 +98,8 @@ class TrainParams:
         }
         if self.class_weight == "balanced":
             params["is_unbalance"] = True
+        if self.monotone and constraints is not None:
+            params["monotone_constraints"] = constraints
         return {**params, **self.extra}
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,9 +166,10 @@ def _booster(
     *,
     init_model: lgb.Booster | None,
     on_round: Callable[[int, float], None] | None,
+    constraints: list[int] | None = None,
 ) -> lgb.Booster:
     """Boost with early stopping on VALID; a given ``init_model``'s trees come first."""
-    lgb_params = params.lightgbm_params()
+    lgb_params = params.lightgbm_params(constraints)
     data_params = {k: lgb_params[k] for k in ("max_bin", "force_col_wise", "verbosity", "seed")}
     try:
         train = _dataset(plan, TRAIN, pre, data_params, init_model=init_model)
@@ -265,6 +273,7 @@ def train_local(
         params,
         init_model=init_model.booster if init_model is not None else None,
         on_round=on_round,
+        constraints=monotone_constraints(schema.metadata, pre.feature_names),
     )
     metadata = {
         "schema": schema.to_dict(),
