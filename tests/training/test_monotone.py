@@ -20,7 +20,7 @@ from churnscale.data.store import iter_dataset, load_info
 from churnscale.features.builder import BuildSources, build_features
 from churnscale.features.spec import FeatureSpec, monotone_constraints
 from churnscale.model import ChurnModel
-from churnscale.training.distributed import _sklearn_params
+from churnscale.training.distributed import _sklearn_params, train_distributed
 from churnscale.training.local import TrainParams, train_local
 from churnscale.training.plan import time_split_for
 
@@ -95,6 +95,23 @@ def test_a_trained_model_moves_one_way_along_each_constrained_feature(
     used = {n for n, v in model.importance().items() if v > 0} & set(directions)
     assert len(used) >= 3  # the checks below bite on features the trees split on
     for name, sign in directions.items():
+        steps = np.diff(_sweep(model, sample, name), axis=0) * sign
+        assert steps.min() >= -1e-12, f"{name}: the score moved against its direction"
+
+
+def test_dask_training_applies_the_same_constraints(built: tuple[Path, pa.Table]) -> None:
+    dataset, rows = built
+    schema, _ = load_info(dataset)
+    split = time_split_for(schema)
+    result = train_distributed(
+        dataset, cluster="local:1", split=split, params=FAST, memory_limit="1GiB"
+    )
+    model = result.model
+    expected = monotone_constraints(schema.metadata, model.preprocessor.feature_names)
+    assert [int(v) for v in model.booster.params["monotone_constraints"]] == expected
+    assert model.metadata["feature_spec"] == schema.metadata["feature_spec"]  # serves events
+    sample = rows.slice(0, 300)
+    for name, sign in SPEC.monotone_directions().items():
         steps = np.diff(_sweep(model, sample, name), axis=0) * sign
         assert steps.min() >= -1e-12, f"{name}: the score moved against its direction"
 
