@@ -32,20 +32,30 @@ class Server:
 
 
 def start_server(bundle: Path, *extra: str, timeout: float = 90.0) -> Server:
-    """Start ``churnscale serve`` on a free port and wait until /readyz answers 200."""
+    """Start ``churnscale serve`` on a free port and wait until /readyz answers 200.
+
+    With ``--workers N`` each process opens the port at once and warms its model behind it, and
+    the kernel hands each new connection to any of them: wait for 10 x N ready answers in a row,
+    each on a fresh connection, so that a still-warming worker is missed with odds 2^-20 or less.
+    """
     port = free_port()
     command = [sys.executable, "-m", "churnscale", "serve", "--model", str(bundle)]
     process = subprocess.Popen([*command, "--port", str(port), *extra])
+    workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
+    needed, streak = (1 if workers == 1 else 10 * workers), 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return Server(process, port)
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+            ready = False
+        streak = streak + 1 if ready else 0
+        if streak >= needed:
+            return Server(process, port)
+        if not ready:
+            time.sleep(0.2)
     stop_server(Server(process, port))
     raise RuntimeError("server did not become ready")
 
