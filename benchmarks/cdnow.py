@@ -35,7 +35,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from churnscale.data.store import iter_dataset
-from churnscale.features.builder import BuildSources, build_features
+from churnscale.features.builder import build_features
+from churnscale.features.sources import BuildSources
 from churnscale.features.spec import FeatureSpec, monotone_constraints
 
 CSV = (

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.csv as pv
 
 import churnscale.data.csv_reader as csv_reader
+from churnscale.data.chunk import Chunk
 from churnscale.data.quarantine import Reject
-from churnscale.data.readers import Chunk
 from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import GeneratorSpec, generate

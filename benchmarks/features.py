@@ -26,7 +26,8 @@ import pyarrow as pa
 from churnscale.data.events import generate_events
 from churnscale.data.synthetic import GeneratorSpec
 from churnscale.data.writers import write_batches
-from churnscale.features.builder import BuildSources, build_features
+from churnscale.features.builder import build_features
+from churnscale.features.sources import BuildSources
 from churnscale.features.spec import FeatureSpec
 
 SPEC = FeatureSpec()

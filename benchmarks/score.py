@@ -26,10 +26,10 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import GeneratorSpec, generate, generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.predictor import Predictor
 from churnscale.scoring import score
 from churnscale.scoring.cluster import score_on_cluster
-from churnscale.serving.predictor import Predictor
 from churnscale.training.local import TrainParams, train_local
 
 

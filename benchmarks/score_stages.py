@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 
 from churnscale.data.conform import conform
 from churnscale.data.readers import read_chunks
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.predictor import Predictor
 from churnscale.scoring.batches import categorical_names, encode, scored_table, scoring_schema
 from churnscale.scoring.deciles import ScoreHistogram
 from churnscale.scoring.local import output_options, with_deciles
-from churnscale.serving.predictor import Predictor
 
 T = TypeVar("T")
 

@@ -41,7 +41,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from churnscale.data.synthetic import generate_table
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from score import train_100_trees
 
 LUA = """wrk.method = "POST"

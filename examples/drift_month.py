@@ -28,7 +28,7 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest, iter_dataset
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.monitoring import build_reference
 from churnscale.monitoring.dataset import source_drift
 from churnscale.monitoring.report import render_drift_report

@@ -19,7 +19,7 @@ from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, QuarantineLimitError, ScoringError, SourceError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.scoring import decile_edges, deciles, score
 from churnscale.scoring.cluster import ScoringJob, score_on_cluster, worker_model
 from churnscale.training.local import TrainParams, train_local

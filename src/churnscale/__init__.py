@@ -1,7 +1,6 @@
 """churnscale: customer churn prediction at any scale."""
 
 from churnscale.exceptions import ChurnscaleError
-
-__version__ = "0.1.0"
+from churnscale.version import __version__
 
 __all__ = ["ChurnscaleError", "__version__"]

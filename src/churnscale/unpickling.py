@@ -26,8 +26,10 @@ from typing import Any
 
 from churnscale.exceptions import IntegrityError
 
-#: Module prefixes whose unpickling must be HMAC-checked: the service, batch scoring, online.
+#: Module prefixes whose unpickling must be HMAC-checked: the model layer (loading and
+#: prediction, on every service path), the service, batch scoring, online.
 WATCHED = (
+    "churnscale.model",
     "churnscale.serving",
     "churnscale.scoring",
     "churnscale.commands.serve",

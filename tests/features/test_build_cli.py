@@ -12,7 +12,8 @@ import pytest
 
 from churnscale.data.store import iter_dataset, load_info
 from churnscale.exceptions import SchemaError
-from churnscale.features.builder import BuildSources, build_features
+from churnscale.features.builder import build_features
+from churnscale.features.sources import BuildSources
 from churnscale.features.spec import FeatureSpec
 
 

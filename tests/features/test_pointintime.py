@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from churnscale.data.store import iter_dataset, load_info
 from churnscale.exceptions import SchemaError
-from churnscale.features.builder import BuildSources, build_features
-from churnscale.features.pointintime import features_for_customer
+from churnscale.features.builder import build_features
+from churnscale.features.customer import features_for_customer
+from churnscale.features.sources import BuildSources
 from churnscale.features.spec import DEFAULT_EVENT_TYPES, FeatureSpec
 
 AS_OF = date(2026, 1, 1)

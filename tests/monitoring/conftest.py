@@ -11,7 +11,7 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest, iter_dataset
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.monitoring import build_reference
 from churnscale.training.local import TrainParams, train_local
 

@@ -8,7 +8,7 @@ import pytest
 
 from churnscale.config import Settings
 from churnscale.data.writers import write_batches
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.monitoring import DriftThresholds, compare_matrix
 from churnscale.monitoring.dataset import source_drift
 from churnscale.monitoring.simulation import redraw_categories, shift_numeric

@@ -11,7 +11,7 @@ import pytest
 
 from churnscale.cli import main
 from churnscale.data.writers import write_batches
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.monitoring.simulation import redraw_categories, shift_numeric
 
 

@@ -11,7 +11,7 @@ import pytest
 from churnscale.artifacts import MANIFEST
 from churnscale.data.store import iter_dataset
 from churnscale.exceptions import IntegrityError, SchemaError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.monitoring import REFERENCE_FILE, DriftReference, build_reference
 
 

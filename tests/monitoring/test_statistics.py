@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from churnscale.monitoring.histograms import Histogram, quantile_edges
+from churnscale.features.histograms import Histogram, quantile_edges
 from churnscale.monitoring.statistics import chi_squared, ks_binned, psi
 
 

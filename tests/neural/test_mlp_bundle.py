@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 from churnscale.artifacts import publish_directory
 from churnscale.data.synthetic import generate_table
 from churnscale.exceptions import IntegrityError, ModelNotFoundError
+from churnscale.model.mlp import NETWORK_FILE, WEIGHTS_FILE
 from churnscale.neural import MlpModel, MlpTrainResult
-from churnscale.neural.model import NETWORK_FILE, WEIGHTS_FILE
 
 
 def test_round_trip_and_one_equals_batch(two_processes: MlpTrainResult, tmp_path: Path) -> None:

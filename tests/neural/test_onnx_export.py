@@ -17,7 +17,7 @@ from churnscale.exceptions import ConfigError, ExportError, IntegrityError
 from churnscale.export import export_model, load_bundle, verified_onnx
 from churnscale.export.onnx_graphs import onnx_session, run_onnx
 from churnscale.export.writer import FLOAT_TOLERANCE, INT8_TOLERANCE
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.neural import MlpModel, MlpTrainResult
 from churnscale.neural.compress import dense_sparsity
 from churnscale.training.local import TrainParams, train_local

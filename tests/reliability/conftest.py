@@ -27,7 +27,7 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.registry import Registry
 from churnscale.serving.service import model_version
 from churnscale.training.local import TrainParams, train_local

@@ -22,7 +22,7 @@ import pytest
 from churnscale.artifacts import remove_stale_staging, verify_directory
 from churnscale.config import Settings
 from churnscale.exceptions import ModelNotFoundError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.registry import Registry
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

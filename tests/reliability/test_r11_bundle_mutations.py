@@ -18,7 +18,7 @@ import pytest
 
 from churnscale.artifacts import MANIFEST, verify_directory
 from churnscale.exceptions import IntegrityError
-from churnscale.model import METADATA_FILE, MODEL_FILE, PREPROCESSOR_FILE, ChurnModel
+from churnscale.model.lightgbm import METADATA_FILE, MODEL_FILE, PREPROCESSOR_FILE, ChurnModel
 
 pytestmark = pytest.mark.reliability
 FILES = (MODEL_FILE, PREPROCESSOR_FILE, METADATA_FILE, MANIFEST)

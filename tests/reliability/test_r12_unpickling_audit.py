@@ -29,7 +29,7 @@ from churnscale.config import Settings
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import IntegrityError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.scoring import score
 from churnscale.serving.app import create_app
 from churnscale.unpickling import UnpicklingAudit, loads_signed, sign

@@ -26,7 +26,7 @@ from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import StorageError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.registry import Registry
 
 pytestmark = pytest.mark.reliability
@@ -73,7 +73,7 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 what, target = sys.argv[1], Path(sys.argv[2])
 try:
     if what == "bundle":
-        from churnscale.model import ChurnModel
+        from churnscale.model.lightgbm import ChurnModel
         ChurnModel.load(Path(sys.argv[4])).save(target)
     else:
         from churnscale.data.schema import SchemaHints

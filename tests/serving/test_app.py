@@ -18,10 +18,10 @@ from pydantic import ValidationError
 
 from churnscale.config import Settings
 from churnscale.exceptions import ConfigError, ModelNotFoundError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.loading import load_model
+from churnscale.model.predictor import Predictor
 from churnscale.serving.app import create_app
-from churnscale.serving.loading import load_model
-from churnscale.serving.predictor import Predictor
 
 ARROW = "application/vnd.apache.arrow.stream"
 

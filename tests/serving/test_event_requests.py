@@ -20,9 +20,10 @@ from churnscale.config import Settings
 from churnscale.data.events import generate_events_table
 from churnscale.data.store import iter_dataset, load_info
 from churnscale.data.synthetic import generate_table
-from churnscale.features.builder import BuildSources, build_features
+from churnscale.features.builder import build_features
+from churnscale.features.sources import BuildSources
 from churnscale.features.spec import FeatureSpec
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.serving.service import PredictionService
 from churnscale.training.local import TrainParams, train_local
 from churnscale.training.plan import time_split_for

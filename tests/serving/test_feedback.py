@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from churnscale.config import Settings
 from churnscale.data.synthetic import generate_table
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.monitoring import build_reference
 from churnscale.monitoring.simulation import shift_numeric
 from churnscale.serving.app import create_app

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from live_server import Server, start_server, stop_server
 
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, TrainingError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.registry import Registry
 from churnscale.training.cluster import (
     ClusterAddress,

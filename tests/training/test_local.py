@@ -13,7 +13,7 @@ from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, IntegrityError, ModelNotFoundError, TrainingError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import SplitSpec
 

@@ -17,9 +17,10 @@ import pytest
 from churnscale.cli import main
 from churnscale.data.events import generate_events_table
 from churnscale.data.store import iter_dataset, load_info
-from churnscale.features.builder import BuildSources, build_features
+from churnscale.features.builder import build_features
+from churnscale.features.sources import BuildSources
 from churnscale.features.spec import FeatureSpec, monotone_constraints
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.training.distributed import _sklearn_params, train_distributed
 from churnscale.training.local import TrainParams, train_local
 from churnscale.training.plan import time_split_for

@@ -21,7 +21,7 @@ from churnscale.config import Settings
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.evaluation.leakage import MODEL
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.registry import Registry
 
 FAST = ["--learning-rate", "0.2", "--max-rounds", "60", "--early-stopping-rounds", "10"]

@@ -18,7 +18,7 @@ from churnscale.data.store import ingest, load_info
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, SchemaError, SourceError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.registry import Registry
 from churnscale.training.local import TrainParams
 from churnscale.training.plan import LEFT_OUT, TEST, Exclusion, SplitSpec, plan_split

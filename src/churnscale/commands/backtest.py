@@ -13,7 +13,7 @@ from churnscale.exceptions import ConfigError, SchemaError
 
 if TYPE_CHECKING:
     from churnscale.data.schema import Schema
-    from churnscale.training.backtest import Backtest, BacktestStep
+    from churnscale.evaluation.backtest import Backtest, BacktestStep
     from churnscale.training.local import TrainParams
 
 

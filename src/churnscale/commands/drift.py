@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         from churnscale.monitoring.report import render_drift_report
 
         settings = Settings()
-        from churnscale.serving.loading import load_model
+        from churnscale.model.loading import load_model
 
         loaded = load_model(model, settings)
         profile = loaded.reference

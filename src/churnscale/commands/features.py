@@ -50,7 +50,8 @@ def build(
 ) -> None:
     """One row per customer per as-of date; no feature uses an event at or after the date."""
     from churnscale.config import Settings
-    from churnscale.features.builder import BuildSources, build_features
+    from churnscale.features.builder import build_features
+    from churnscale.features.sources import BuildSources
     from churnscale.progress import row_progress
 
     spec = FeatureSpec(

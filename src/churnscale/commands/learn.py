@@ -128,7 +128,7 @@ def _settings() -> Settings:
 def _preprocessor(path: Path) -> Preprocessor:
     """The Preprocessor of a model bundle, or one fitted on a stored dataset."""
     from churnscale.data.store import is_dataset, iter_dataset, load_info
-    from churnscale.model import ChurnModel
+    from churnscale.model.lightgbm import ChurnModel
 
     if is_dataset(path):
         schema, _ = load_info(path)

@@ -38,8 +38,8 @@ def register(app: typer.Typer) -> None:
         settings = Settings()
         with row_progress("score") as advance:
             if cluster is None:
+                from churnscale.model.loading import load_model
                 from churnscale.scoring import score as run_score
-                from churnscale.serving.loading import load_model
 
                 loaded = load_model(model, settings)
                 info = run_score(

@@ -31,8 +31,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Serve predictions over HTTP (REST, Open Inference Protocol v2, SageMaker, MLflow)."""
+        from churnscale.model.loading import resolve_bundle
         from churnscale.serving.deployment import routing_from_settings
-        from churnscale.serving.loading import resolve_bundle
         from churnscale.serving.server import serve as run_server
 
         overrides: dict[str, object] = {}

@@ -276,8 +276,8 @@ def register(app: typer.Typer) -> None:
         """Judge a model on labelled data: metrics, lift, profit, leakage, explanations."""
         from churnscale.evaluation.assessment import ProfitSettings, assess, write_report
         from churnscale.evaluation.labelled import score_labelled
+        from churnscale.model.loading import load_model
         from churnscale.progress import row_progress
-        from churnscale.serving.loading import load_model
 
         settings = Settings()
         loaded = load_model(model, settings)

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pv
 
+from churnscale.data.chunk import Chunk
 from churnscale.data.csv_scan import (
     BlockPlan,
     Ints,
@@ -30,7 +31,6 @@ from churnscale.data.csv_scan import (
     scan_lines,
 )
 from churnscale.data.quarantine import Reject
-from churnscale.data.readers import Chunk
 from churnscale.exceptions import ConfigError, SourceError
 
 BLOCK_BYTES = 8 << 20

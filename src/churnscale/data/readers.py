@@ -8,7 +8,6 @@ their exact place; peak memory is a few chunks whatever the file size.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
@@ -17,6 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churnscale.data.chunk import Chunk
 from churnscale.data.quarantine import Reject
 from churnscale.exceptions import SourceError
 
@@ -24,16 +24,6 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz")
 DEFAULT_BATCH_ROWS = 262_144
-
-
-@dataclass
-class Chunk:
-    """Up to ``batch_rows`` rows of one file, each row's line number, and the reader's rejects."""
-
-    batch: pa.RecordBatch
-    source: str
-    lines: np.ndarray
-    rejects: list[Reject] = field(default_factory=list)
 
 
 def file_format(path: str) -> str:

@@ -22,7 +22,7 @@ from churnscale.evaluation.leakage import LeakageWarning, leakage_warnings, sing
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
 from churnscale.evaluation.report import render_report
 from churnscale.features.preprocessor import column_to_float
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 
 #: Rows used for the single-feature leakage check and the mean |contribution| summary.
 SAMPLE_ROWS = 100_000

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from churnscale import __version__
 from churnscale.evaluation import plots
+from churnscale.evaluation.backtest import Backtest, BacktestStep
 from churnscale.evaluation.report import _environment, _write_atomically
-from churnscale.training.backtest import Backtest, BacktestStep
+from churnscale.version import __version__
 
 HEADERS = (
     "as-of", "train dates", "train rows", "rows", "churn rate",

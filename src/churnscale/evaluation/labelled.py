@@ -23,7 +23,7 @@ from churnscale.data.store import is_dataset, iter_dataset
 from churnscale.evaluation.assessment import SAMPLE_ROWS
 from churnscale.exceptions import ConfigError, SchemaError
 from churnscale.features.preprocessor import column_to_float
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 
 
 @dataclass

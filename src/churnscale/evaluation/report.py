@@ -17,11 +17,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
-from churnscale import __version__
 from churnscale.evaluation import plots
 from churnscale.evaluation.leakage import LeakageWarning
 from churnscale.evaluation.metrics import Evaluation
 from churnscale.exceptions import EvaluationError
+from churnscale.version import __version__
 
 TEMPLATE = "report.html.j2"
 

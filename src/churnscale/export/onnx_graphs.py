@@ -21,7 +21,7 @@ import numpy as np
 from churnscale.data.schema import Role
 from churnscale.exceptions import ConfigError
 from churnscale.features.preprocessor import Preprocessor
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 
 INPUT = "features"
 OUTPUT = "probability"
@@ -34,7 +34,7 @@ def mlp_to_onnx(network: object, width: int) -> bytes:
     """The float32 MLP (a ``ChurnNet``) as an ONNX graph ending in the sigmoid."""
     import torch
 
-    from churnscale.neural.network import ProbabilityNet
+    from churnscale.model.network import ProbabilityNet
 
     wrapped = ProbabilityNet(network).eval()  # type: ignore[arg-type]
     dummy = torch.zeros((2, width), dtype=torch.float32)

@@ -32,7 +32,7 @@ from churnscale.export.onnx_graphs import (
     run_onnx,
 )
 from churnscale.features.preprocessor import Preprocessor
-from churnscale.model import PREPROCESSOR_FILE, ChurnModel
+from churnscale.model.lightgbm import PREPROCESSOR_FILE, ChurnModel
 
 ONNX_FILE = "model.onnx"
 INPUT_FILE = "input.json"
@@ -61,7 +61,7 @@ def load_bundle(path: Path) -> Any:
     """A ``ChurnModel`` or an ``MlpModel`` from a verified bundle directory."""
     if not path.is_dir():
         raise ModelNotFoundError(str(path), "no bundle directory at this path")
-    from churnscale.neural.model import MlpModel, is_mlp_bundle
+    from churnscale.model.mlp import MlpModel, is_mlp_bundle
 
     return MlpModel.load(path) if is_mlp_bundle(path) else ChurnModel.load(path)
 
@@ -103,8 +103,8 @@ def _export_onnx_int8(model: Any, out: Path, probe: int) -> ExportReport:
 
 
 def _export_bundle(model: Any, fmt: str, out: Path, probe: int) -> ExportReport:
+    from churnscale.model.mlp import MlpModel
     from churnscale.neural.compress import compress
-    from churnscale.neural.model import MlpModel
 
     small = compress(model, fmt)
     rows = probe_rows(model.preprocessor, rows=probe)

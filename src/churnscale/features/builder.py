@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -28,21 +27,12 @@ from churnscale.data.store import INFO_FILE, SCHEMA_FILE, DatasetInfo, PartWrite
 from churnscale.exceptions import SchemaError
 from churnscale.features.eventlog import ID, TYPED, Buckets, arrays_of, bucket_count, read_events
 from churnscale.features.pointintime import EventArrays, features_at
+from churnscale.features.sources import BuildSources
 from churnscale.features.spec import DAY_US, FeatureSpec, date_us
 from churnscale.features.static import StaticTable, partition_static
 
 AS_OF, LABEL = "as_of", "churned"
 BUCKET_ROWS = 4_000_000
-
-
-@dataclass(frozen=True)
-class BuildSources:
-    """Where the events (and optional static attributes) come from."""
-
-    events: str
-    static: str | None = None
-    static_time: str | None = None
-    storage_options: dict[str, Any] | None = None
 
 
 def output_schema(spec: FeatureSpec, static: list[ColumnSpec]) -> Schema:

@@ -1,7 +1,8 @@
 """Point-in-time features of customers from their events, using only events before the as-of date.
 
 :func:`features_at` is the one kernel: the batch builder runs it on a bucket of many customers,
-:func:`features_for_customer` on one customer's events, so the two always agree to the bit.
+:func:`churnscale.features.customer.features_for_customer` on one customer's events, so the two
+always agree to the bit.
 Events are put in a canonical order (customer, time, type, amount) and cut to those strictly
 before the as-of instant; every feature is a reduction over each customer's segment.
 """
@@ -13,13 +14,10 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from churnscale.features.spec import DAY_US, FeatureSpec, date_us
 
 _NEVER = np.iinfo(np.int64).min
-#: Features that have no value (None) for a customer without the events they need.
-_UNDEFINED_PREFIXES = ("tenure", "recency", "gap_", "amount_mean")
 
 
 @dataclass(frozen=True)
@@ -201,21 +199,3 @@ def instant_us(as_of: date | datetime | str) -> int:
     if isinstance(as_of, datetime):
         return int(np.datetime64(as_of.replace(tzinfo=None), "us").astype(np.int64))
     return date_us(as_of)
-
-
-def features_for_customer(
-    events: list[dict[str, Any]] | pa.Table, *, as_of: date | datetime | str, spec: FeatureSpec
-) -> dict[str, float | None]:
-    """One customer's features at ``as_of``: the batch builder's row for them, bit for bit.
-
-    ``events`` holds ``timestamp``, ``event_type`` and optionally ``amount``; events at or
-    after ``as_of`` are ignored. Features that need missing events are ``None``.
-    """
-    from churnscale.features.eventlog import customer_arrays
-
-    instant = instant_us(as_of)
-    arrays = customer_arrays(events, spec=spec).before(instant).canonical()
-    if len(arrays) == 0:
-        return {n: None if n.startswith(_UNDEFINED_PREFIXES) else 0.0 for n in spec.feature_names()}
-    _, values = features_at(arrays, instant, spec)
-    return {n: None if np.isnan(v[0]) else float(v[0]) for n, v in values.items()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +21,7 @@ from churnscale.data.schema import ColumnSpec, Role
 from churnscale.data.store import resolve_schema
 from churnscale.exceptions import SchemaError
 from churnscale.features.eventlog import Buckets
-
-if TYPE_CHECKING:
-    from churnscale.features.builder import BuildSources
+from churnscale.features.sources import BuildSources
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Drift monitoring: the training reference profile and drift of a window against it."""
 
+from churnscale.features.histograms import Histogram
+from churnscale.model.reference import REFERENCE_FILE, DriftReference
 from churnscale.monitoring.drift import (
     DriftReport,
     DriftThresholds,
@@ -7,13 +9,7 @@ from churnscale.monitoring.drift import (
     WindowProfile,
     compare_matrix,
 )
-from churnscale.monitoring.histograms import Histogram
-from churnscale.monitoring.reference import (
-    REFERENCE_FILE,
-    DriftReference,
-    ReferenceBuilder,
-    build_reference,
-)
+from churnscale.monitoring.reference import ReferenceBuilder, build_reference
 
 __all__ = [
     "REFERENCE_FILE",

@@ -18,12 +18,13 @@ from churnscale.data.conform import conform
 from churnscale.data.readers import read_chunks
 from churnscale.data.store import is_dataset, iter_dataset
 from churnscale.exceptions import QuarantineLimitError, SchemaError
+from churnscale.model.reference import DriftReference
 from churnscale.monitoring.drift import DriftReport, DriftThresholds, WindowProfile
-from churnscale.monitoring.reference import DriftReference, build_reference
+from churnscale.monitoring.reference import build_reference
 
 if TYPE_CHECKING:
     from churnscale.config import Settings
-    from churnscale.model import ChurnModel
+    from churnscale.model.lightgbm import ChurnModel
 
 
 class ConformedSource:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from churnscale.monitoring.histograms import Histogram
-from churnscale.monitoring.reference import DriftReference
+from churnscale.features.histograms import Histogram
+from churnscale.model.reference import DriftReference
 from churnscale.monitoring.statistics import chi_squared, ks_binned, proportions, psi
 
 if TYPE_CHECKING:

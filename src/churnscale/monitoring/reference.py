@@ -1,4 +1,4 @@
-"""The training reference profile: per-feature histograms and the predicted-probability one.
+"""Building the training reference profile (:class:`~churnscale.model.reference.DriftReference`).
 
 Built in one streamed pass by :func:`build_reference` and saved in the model bundle as
 ``reference.json``, so drift can be measured later without the training data. Bin edges come
@@ -7,95 +7,29 @@ from the first ``sample_rows`` rows (held in memory until then); counts are exac
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from churnscale.data.schema import Role
 from churnscale.exceptions import SchemaError
-from churnscale.monitoring.histograms import (
+from churnscale.features.histograms import (
     DEFAULT_BINS,
     DEFAULT_TOP_CATEGORIES,
     Histogram,
     quantile_edges,
 )
+from churnscale.model.reference import PREDICTION, DriftReference
 
 if TYPE_CHECKING:
     from churnscale.features.preprocessor import Preprocessor
-    from churnscale.model import ChurnModel
+    from churnscale.model.lightgbm import ChurnModel
 
-REFERENCE_FILE = "reference.json"
-FORMAT_VERSION = 1
-PREDICTION = "churn_probability"
 #: Rows held to place the bin edges before counting streams on.
 DEFAULT_SAMPLE_ROWS = 65_536
-
-
-@dataclass
-class DriftReference:
-    """What the model's inputs and outputs looked like on its training data."""
-
-    features: list[Histogram]
-    prediction: Histogram
-    created: str = ""
-
-    @property
-    def rows(self) -> int:
-        """Rows the reference was built from."""
-        return self.prediction.rows
-
-    def feature(self, name: str) -> Histogram:
-        """The histogram of feature ``name``."""
-        for histogram in self.features:
-            if histogram.name == name:
-                return histogram
-        raise SchemaError("the drift reference has no such feature", column=name)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready document."""
-        return {
-            "format_version": FORMAT_VERSION,
-            "created": self.created,
-            "rows": self.rows,
-            "features": [h.to_dict() for h in self.features],
-            "prediction": self.prediction.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DriftReference:
-        """Inverse of :meth:`to_dict`."""
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported reference format {data.get('format_version')!r}")
-        return cls(
-            features=[Histogram.from_dict(h) for h in data["features"]],
-            prediction=Histogram.from_dict(data["prediction"]),
-            created=str(data.get("created", "")),
-        )
-
-    def save(self, path: Path) -> None:
-        """Write the reference as JSON."""
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> DriftReference:
-        """Read a reference written by :meth:`save`."""
-        return cls.from_dict(json.loads(path.read_text()))
-
-    def check_features(self, names: list[str]) -> None:
-        """Refuse a reference whose features are not the model's, in order."""
-        mine = [h.name for h in self.features]
-        if mine != names:
-            raise SchemaError(
-                "the drift reference does not match the model's features",
-                unknown=[n for n in mine if n not in names],
-                missing=[n for n in names if n not in mine],
-            )
 
 
 class ReferenceBuilder:

@@ -15,11 +15,11 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
-from churnscale import __version__
 from churnscale.evaluation import plots
 from churnscale.evaluation.report import Plot, _write_atomically
 from churnscale.exceptions import ConfigError
 from churnscale.monitoring.drift import DriftReport, FeatureDrift
+from churnscale.version import __version__
 
 TEMPLATE = "drift.html.j2"
 #: Features drawn bin by bin: every drifting one, then the largest PSI, up to this many.

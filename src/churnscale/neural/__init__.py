@@ -3,8 +3,8 @@
 Importing this package imports torch.
 """
 
+from churnscale.model.mlp import MlpModel
 from churnscale.neural.compress import compress
-from churnscale.neural.model import MlpModel
 from churnscale.neural.params import MlpParams
 from churnscale.neural.training import MlpTrainResult, fit_mlp, train_mlp
 

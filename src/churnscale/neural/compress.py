@@ -1,7 +1,7 @@
 """Smaller forms of a trained MLP: fp16 weights, int8 dynamic quantization, magnitude pruning.
 
 Each returns a new :class:`MlpModel` (the original is untouched) whose ``variant`` names the
-stored form, so ``save`` writes the compact tensors (see :mod:`churnscale.neural.storage`) and
+stored form, so ``save`` writes the compact tensors (see :mod:`churnscale.model.weights`) and
 ``load`` gives back the same predictions.
 """
 
@@ -14,8 +14,8 @@ from torch import nn
 from torch.nn.utils import prune
 
 from churnscale.exceptions import ConfigError
-from churnscale.neural.model import MlpModel
-from churnscale.neural.storage import parse_variant, quantize_int8
+from churnscale.model.mlp import MlpModel
+from churnscale.model.weights import parse_variant, quantize_int8
 
 
 def compress(model: MlpModel, variant: str) -> MlpModel:

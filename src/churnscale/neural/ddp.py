@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from churnscale.features.preprocessor import Preprocessor
-from churnscale.neural.network import ChurnNet, NetworkConfig
+from churnscale.model.network import ChurnNet, NetworkConfig
 from churnscale.neural.optimizer import AdamW
 from churnscale.neural.params import MlpParams
 from churnscale.neural.shards import Shard, read_shard

@@ -25,10 +25,10 @@ from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedExc
 from churnscale.data.schema import Schema
 from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, SchemaError, TrainingError
+from churnscale.model.mlp import MlpModel
+from churnscale.model.network import ChurnNet, config_for
 from churnscale.neural.ddp import BEST_FILE, HISTORY_FILE, SHARDS_FILE, Job, run_rank
 from churnscale.neural.launch import torchrun_rank
-from churnscale.neural.model import MlpModel
-from churnscale.neural.network import ChurnNet, config_for
 from churnscale.neural.params import MlpParams
 from churnscale.training.local import EARLY_STOP_FRACTION, check_sides, fit_preprocessor
 from churnscale.training.plan import TEST, SplitPlan, SplitSpec, plan_split

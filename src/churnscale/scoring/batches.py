@@ -21,8 +21,8 @@ from churnscale.data.quarantine import Quarantine
 from churnscale.data.readers import read_chunks
 from churnscale.data.schema import Role, Schema
 from churnscale.data.store import is_dataset, iter_dataset, load_info
-from churnscale.model import ChurnModel
-from churnscale.serving.predictor import Predictor
+from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.predictor import Predictor
 
 ROW = "row"
 PROBABILITY = "churn_probability"

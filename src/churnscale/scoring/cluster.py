@@ -37,7 +37,9 @@ from churnscale.data.dask_io import Piece, read_row_group, source_pieces
 from churnscale.data.quarantine import Quarantine, Reject
 from churnscale.data.schema import Schema
 from churnscale.exceptions import ChurnscaleError, SchemaError, ScoringError, SourceError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.loading import load_model
+from churnscale.model.predictor import Predictor
 from churnscale.scoring.batches import (
     DECILE,
     categorical_names,
@@ -49,8 +51,6 @@ from churnscale.scoring.batches import (
 )
 from churnscale.scoring.deciles import ScoreHistogram
 from churnscale.scoring.local import ScoreInfo, output_options, with_deciles
-from churnscale.serving.loading import load_model
-from churnscale.serving.predictor import Predictor
 
 
 @dataclass(frozen=True)

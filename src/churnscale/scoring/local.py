@@ -1,6 +1,6 @@
 """Batch scoring on one machine: any readable source → Parquet of id, probability, decile.
 
-Streamed in bounded memory with the service's own :class:`~churnscale.serving.predictor.Predictor`
+Streamed in bounded memory with the service's own :class:`~churnscale.model.predictor.Predictor`
 (compiled trees), so batch scores equal the service's. Three stages overlap on threads (Arrow
 decoding, numpy and the compiled trees release the GIL):
 
@@ -30,7 +30,8 @@ from churnscale.config import Settings
 from churnscale.data.pipeline import ThreadedSink, prefetched
 from churnscale.data.quarantine import Quarantine
 from churnscale.exceptions import SchemaError, SourceError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.predictor import Predictor
 from churnscale.scoring.batches import (
     DECILE,
     PROBABILITY,
@@ -41,7 +42,6 @@ from churnscale.scoring.batches import (
     typed_batches,
 )
 from churnscale.scoring.deciles import ScoreHistogram, deciles
-from churnscale.serving.predictor import Predictor
 
 
 @dataclass(frozen=True)

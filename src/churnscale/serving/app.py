@@ -25,7 +25,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from churnscale import __version__
 from churnscale.config import Settings
 from churnscale.exceptions import ChurnscaleError
 from churnscale.serving.bodies import ARROW, ARROW_FILE, BATCH_TYPES, CSV, JSON, read_table
@@ -49,6 +48,7 @@ from churnscale.serving.schemas import (
 from churnscale.serving.security import ApiKeys
 from churnscale.serving.service import PredictionService
 from churnscale.serving.shadow import ShadowScorer
+from churnscale.version import __version__
 
 Validated = TypeVar("Validated", bound=BaseModel)
 CUSTOMER_REF = {"$ref": "#/components/schemas/Customer"}

@@ -15,7 +15,7 @@ from typing import Any
 from churnscale.artifacts import verify_directory
 from churnscale.config import Settings
 from churnscale.exceptions import ConfigError, IncompatibleModelError, ModelNotFoundError
-from churnscale.serving.loading import load_bundle, resolve_bundle
+from churnscale.model.loading import load_bundle, resolve_bundle
 from churnscale.serving.metrics import ServiceMetrics
 from churnscale.serving.routing import RoutingConfig, assign_arm
 from churnscale.serving.service import PredictionService

@@ -24,9 +24,9 @@ import msgspec
 
 from churnscale.data.schema import Schema
 from churnscale.exceptions import ChurnscaleError
-from churnscale.features.pointintime import features_for_customer
+from churnscale.features.customer import features_for_customer
 from churnscale.features.spec import FeatureSpec
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.serving.customer import _DATE_PATTERN, CustomerDecoder
 from churnscale.serving.errors import InvalidInputError
 

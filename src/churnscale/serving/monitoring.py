@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from churnscale.model.reference import DriftReference
 from churnscale.monitoring.drift import DriftReport, DriftThresholds, WindowProfile
-from churnscale.monitoring.reference import DriftReference
 from churnscale.serving.errors import RequestError
 from churnscale.serving.feedback import FeedbackBook
 

@@ -22,7 +22,6 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Path, Request
 
-from churnscale import __version__
 from churnscale.data.schema import Role
 from churnscale.serving.bodies import CSV, JSON, read_table
 from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeError
@@ -36,6 +35,7 @@ from churnscale.serving.schemas import (
     V2ModelMetadata,
 )
 from churnscale.serving.service import PredictionService
+from churnscale.version import __version__
 
 router = APIRouter()
 OUTPUT = "churn_probability"

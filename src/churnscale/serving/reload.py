@@ -21,8 +21,8 @@ from churnscale.config import Settings
 from churnscale.exceptions import ChurnscaleError, IntegrityError
 from churnscale.serving.deployment import Deployment, build_deployment
 from churnscale.serving.gateway import ServiceState
-from churnscale.serving.loading import bundle_by_name
 from churnscale.serving.routing import ModelRef, RoutingConfig
+from churnscale.serving.security import bundle_by_name
 
 log = logging.getLogger("churnscale.serving")
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from churnscale.config import Settings
-from churnscale.exceptions import ConfigError, UnsafePathError
+from churnscale.exceptions import ConfigError, ModelNotFoundError, UnsafePathError
 
 MIN_KEY_LENGTH = 16
 MAX_NAME_LENGTH = 128
@@ -197,3 +197,10 @@ def _unsafe_reason(value: str) -> str | None:
     if not _NAME_PATTERN.fullmatch(value):
         return "allowed characters are letters, digits and . _ @ + -"
     return None
+
+
+def bundle_by_name(name: str, settings: Settings) -> Path:
+    """A bundle directory under ``CHURNSCALE_MODEL_ROOT`` (names never leave the root)."""
+    if settings.model_root is None:
+        raise ModelNotFoundError(name, "no model root is configured (CHURNSCALE_MODEL_ROOT)")
+    return safe_model_path(settings.model_root, name)

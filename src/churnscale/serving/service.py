@@ -14,11 +14,11 @@ import pyarrow as pa
 
 from churnscale.config import Settings
 from churnscale.data.conform import conform
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.predictor import Predictor
 from churnscale.serving.customer import CustomerDecoder
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.events import EventCustomerDecoder, feature_spec_of
-from churnscale.serving.predictor import Predictor
 
 if TYPE_CHECKING:
     from churnscale.serving.monitoring import PredictionObserver

@@ -9,9 +9,8 @@ than that to *d* (set it to the label horizon so that no training label looks pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 
 from churnscale.data.schema import Schema
 from churnscale.data.store import load_info
+from churnscale.evaluation.backtest import Backtest, BacktestStep
 from churnscale.evaluation.metrics import evaluate_scores
 from churnscale.exceptions import ConfigError, SchemaError
 from churnscale.training.local import TrainParams, train_local
@@ -39,55 +39,6 @@ class DateSummary:
     def churn_rate(self) -> float:
         """Share of this date's rows that churned."""
         return self.positives / self.rows if self.rows else float("nan")
-
-
-@dataclass(frozen=True)
-class BacktestStep:
-    """One as-of date scored by a model trained on earlier dates (``skipped`` says why not)."""
-
-    as_of: str
-    rows: int
-    churn_rate: float
-    train_dates: tuple[str, ...]
-    train_rows: int = 0
-    roc_auc: float | None = None
-    pr_auc: float | None = None
-    top_decile_lift: float | None = None
-    best_iteration: int | None = None
-    skipped: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values."""
-        return {**asdict(self), "train_dates": list(self.train_dates)}
-
-
-@dataclass(frozen=True)
-class Backtest:
-    """Every step of a backtest, with its settings."""
-
-    dataset: str
-    as_of_column: str
-    window: int | None
-    gap_days: int
-    steps: list[BacktestStep]
-    params: dict[str, Any]
-
-    def mean(self, metric: str) -> float | None:
-        """Mean of ``metric`` over the scored steps."""
-        values = [getattr(s, metric) for s in self.steps if s.skipped is None]
-        return float(np.mean(values)) if values else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready document: settings, one entry per step, and the means."""
-        return {
-            "dataset": self.dataset,
-            "as_of_column": self.as_of_column,
-            "window": self.window,
-            "gap_days": self.gap_days,
-            "params": self.params,
-            "steps": [s.to_dict() for s in self.steps],
-            "mean": {m: self.mean(m) for m in ("roc_auc", "pr_auc", "top_decile_lift")},
-        }
 
 
 def date_summaries(dataset: Path, schema: Schema, column: str) -> list[DateSummary]:

@@ -28,7 +28,7 @@ from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.features.preprocessor import Preprocessor
 from churnscale.features.spec import monotone_constraints
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.training.cluster import (
     ClusterAddress,
     Watchdog,

@@ -29,7 +29,7 @@ from churnscale.evaluation.assessment import (
 )
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
 from churnscale.exceptions import ConfigError, TrainingError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.monitoring.reference import build_reference
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import SplitSpec
@@ -177,7 +177,7 @@ def _parent(job: TrainJob, settings: Settings) -> tuple[ChurnModel | None, str |
     """The model to continue from and its registry reference (``NAME/VERSION``) if it has one."""
     if job.init_model is None:
         return None, None
-    from churnscale.serving.loading import load_model
+    from churnscale.model.loading import load_model
 
     model = load_model(job.init_model, settings)
     parent: str | None = None

@@ -28,7 +28,7 @@ from churnscale.data.schema import Schema
 from churnscale.data.store import ingest, is_dataset, load_info
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
 from churnscale.exceptions import ConfigError, ModelNotFoundError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.monitoring.dataset import source_drift
 from churnscale.monitoring.reference import build_reference
 from churnscale.registry.references import ModelRef, parse_reference

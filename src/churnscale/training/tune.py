@@ -18,7 +18,7 @@ from typing import Any
 from sklearn.metrics import roc_auc_score
 
 from churnscale.config import Settings
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 from churnscale.registry import Registry
 from churnscale.registry.tracking import TrackedRun
 from churnscale.registry.versions import ModelVersion

@@ -31,7 +31,7 @@ import pyarrow as pa
 from churnscale.artifacts import publish_directory, verify_directory
 from churnscale.exceptions import IntegrityError, ModelNotFoundError
 from churnscale.features.preprocessor import Preprocessor
-from churnscale.monitoring.reference import REFERENCE_FILE, DriftReference
+from churnscale.model.reference import REFERENCE_FILE, DriftReference
 
 # LightGBM's default logger print()s native messages to stdout, which would corrupt
 # ``--json`` output; route them to Python logging instead (INFO, hidden by default).
@@ -176,7 +176,7 @@ def environment() -> dict[str, str]:
     """Library versions and the git commit the model was made with."""
     import sklearn
 
-    from churnscale import __version__
+    from churnscale.version import __version__
 
     return {
         "churnscale": __version__,

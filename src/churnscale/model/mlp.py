@@ -29,9 +29,9 @@ from torch import nn
 from churnscale.artifacts import publish_directory, verify_directory
 from churnscale.exceptions import IntegrityError, ModelNotFoundError
 from churnscale.features.preprocessor import Preprocessor
-from churnscale.model import PREPROCESSOR_FILE, environment
-from churnscale.neural.network import NetworkConfig
-from churnscale.neural.storage import decode_network, encode_network
+from churnscale.model.lightgbm import PREPROCESSOR_FILE, environment
+from churnscale.model.network import NetworkConfig
+from churnscale.model.weights import decode_network, encode_network
 
 WEIGHTS_FILE = "weights.safetensors"
 NETWORK_FILE = "network.json"

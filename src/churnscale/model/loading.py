@@ -11,9 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from churnscale.config import Settings
-from churnscale.exceptions import ModelNotFoundError
-from churnscale.model import ChurnModel
-from churnscale.serving.security import safe_model_path
+from churnscale.model.lightgbm import ChurnModel
 
 
 def resolve_bundle(reference: str, settings: Settings) -> Path:
@@ -24,13 +22,6 @@ def resolve_bundle(reference: str, settings: Settings) -> Path:
     from churnscale.registry import Registry  # MLflow is imported only for registry references
 
     return Registry(settings).resolve(reference, allow_paths=False)
-
-
-def bundle_by_name(name: str, settings: Settings) -> Path:
-    """A bundle directory under ``CHURNSCALE_MODEL_ROOT`` (names never leave the root)."""
-    if settings.model_root is None:
-        raise ModelNotFoundError(name, "no model root is configured (CHURNSCALE_MODEL_ROOT)")
-    return safe_model_path(settings.model_root, name)
 
 
 def load_bundle(path: Path, settings: Settings) -> ChurnModel:

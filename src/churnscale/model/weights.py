@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from churnscale.exceptions import ConfigError, IntegrityError
-from churnscale.neural.network import ChurnNet, NetworkConfig
+from churnscale.model.network import ChurnNet, NetworkConfig
 
 _KEEP_FLOAT32 = ("mean", "std", "missing_code")
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from churnscale.exceptions import ConfigError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import ChurnModel
 
 PredictorKind = Literal["auto", "compiled", "lightgbm"]
 #: lleaves' entry point, taking raw addresses (faster than building ctypes pointers per call).

@@ -1,0 +1,20 @@
+"""``Chunk``: what every reader yields, a bounded batch of one file's rows with their lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from churnscale.data.quarantine import Reject
+
+
+@dataclass
+class Chunk:
+    """Up to ``batch_rows`` rows of one file, each row's line number, and the reader's rejects."""
+
+    batch: pa.RecordBatch
+    source: str
+    lines: np.ndarray
+    rejects: list[Reject] = field(default_factory=list)
