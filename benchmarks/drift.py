@@ -27,7 +27,7 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring import DriftThresholds, WindowProfile, build_reference
 from churnscale.monitoring.simulation import shift_numeric
 from churnscale.serving.monitoring import ModelMonitor
@@ -45,14 +45,14 @@ def best(function: Callable[[], object], repeats: int = 3) -> float:
     return min(times)
 
 
-def trained(root: Path) -> ChurnModel:
+def trained(root: Path) -> LightGBMModel:
     write_batches(generate_table(20_000, 5).to_batches(), root / "raw.parquet")
     ingest(str(root / "raw.parquet"), root / "ds", hints=SchemaHints(target="churned"))
     params = TrainParams(learning_rate=0.1, max_rounds=200, early_stopping_rounds=20)
     return train_local(root / "ds", params=params).model
 
 
-def row(table: pa.Table, model: ChurnModel, i: int) -> dict[str, object]:
+def row(table: pa.Table, model: LightGBMModel, i: int) -> dict[str, object]:
     x = table.slice(i, 1).to_pylist()[0]
     return {k: v for k, v in x.items() if k in model.preprocessor.schema.names}
 

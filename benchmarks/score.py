@@ -26,21 +26,21 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import GeneratorSpec, generate, generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.predictor import Predictor
 from churnscale.scoring import score
 from churnscale.scoring.cluster import score_on_cluster
 from churnscale.training.local import TrainParams, train_local
 
 
-def train_100_trees(root: Path) -> ChurnModel:
+def train_100_trees(root: Path) -> LightGBMModel:
     """A model of exactly 100 trees (no early stop) on 60,000 generated customers."""
     write_batches(generate_table(60_000, 5).to_batches(), root / "train.parquet")
     ingest(str(root / "train.parquet"), root / "ds", hints=SchemaHints(target="churned"))
     params = TrainParams(learning_rate=0.1, max_rounds=100, early_stopping_rounds=1_000)
     model = train_local(root / "ds", params=params).model
     model.save(root / "model")
-    return ChurnModel.load(root / "model")
+    return LightGBMModel.load(root / "model")
 
 
 def timed(run: Callable[[], object]) -> tuple[float, float]:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from churnscale.data.conform import conform
 from churnscale.data.readers import read_chunks
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.predictor import Predictor
 from churnscale.scoring.batches import categorical_names, encode, scored_table, scoring_schema
 from churnscale.scoring.deciles import ScoreHistogram
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--batch-rows", type=int, default=262_144)
     args = parser.parse_args()
-    model = ChurnModel.load(args.model)
+    model = LightGBMModel.load(args.model)
     cpu: dict[str, float] = {}
 
     def stage(name: str, call: Callable[[], T]) -> T:

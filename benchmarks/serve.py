@@ -41,7 +41,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from churnscale.data.synthetic import generate_table
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from score import train_100_trees
 
 LUA = """wrk.method = "POST"
@@ -216,7 +216,7 @@ def customer() -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime.date) else v for k, v in row.items()}
 
 
-def parts(model: ChurnModel, body: bytes) -> list[tuple[str, float]]:
+def parts(model: LightGBMModel, body: bytes) -> list[tuple[str, float]]:
     """Microseconds per call of each hot-path step, measured in this process."""
     import orjson
 

@@ -28,7 +28,7 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest, iter_dataset
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring import build_reference
 from churnscale.monitoring.dataset import source_drift
 from churnscale.monitoring.report import render_drift_report
@@ -92,13 +92,13 @@ def run(args: argparse.Namespace, root: Path) -> None:
     ref = ModelRef("churn", alias="champion")
     print(f"day  0: churn/{first} trained on {args.june_rows:,} June customers -> @champion")
     days = july(args.rows_per_day, args.drift_day, seed=1_000)
-    june_model = ChurnModel.load(registry.resolve(f"churn/{first}"))
+    june_model = LightGBMModel.load(registry.resolve(f"churn/{first}"))
     clean_since, retrained = 1, False
     print(f"\n| day | serving | ROC-AUC (serving) | ROC-AUC (churn/{first}) | note |")
     print("|---:|---|---:|---:|---|")
     for day, table in enumerate(days, start=1):
         version = alias_version(registry, ref)
-        model = ChurnModel.load(registry.resolve(f"churn/{version}"))
+        model = LightGBMModel.load(registry.resolve(f"churn/{version}"))
         auc = roc_auc_score(table.column("churned"), model.predict_proba(table))
         june_auc = roc_auc_score(table.column("churned"), june_model.predict_proba(table))
         note = ""

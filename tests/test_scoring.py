@@ -19,7 +19,7 @@ from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, QuarantineLimitError, ScoringError, SourceError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.scoring import decile_edges, deciles, score
 from churnscale.scoring.cluster import ScoringJob, score_on_cluster, worker_model
 from churnscale.training.local import TrainParams, train_local
@@ -30,18 +30,18 @@ PLAIN = Settings(batch_rows=1_024, predictor="lightgbm")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChurnModel, Path]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[LightGBMModel, Path]:
     root = tmp_path_factory.mktemp("scoring")
     write_batches(generate_table(12_000, 4).to_batches(), root / "raw.parquet")
     ingest(str(root / "raw.parquet"), root / "ds", hints=SchemaHints(target="churned"))
     params = TrainParams(learning_rate=0.3, max_rounds=20, early_stopping_rounds=5)
     model = train_local(root / "ds", params=params).model
     model.save(root / "model")
-    return ChurnModel.load(root / "model"), root
+    return LightGBMModel.load(root / "model"), root
 
 
 def test_scores_a_dataset_in_chunks_equal_to_the_model(
-    trained: tuple[ChurnModel, Path], tmp_path: Path
+    trained: tuple[LightGBMModel, Path], tmp_path: Path
 ) -> None:
     model, root = trained
     info = score(str(root / "ds"), model, tmp_path / "s.parquet", settings=SMALL, reasons=True)
@@ -63,7 +63,9 @@ def test_scores_a_dataset_in_chunks_equal_to_the_model(
     assert len(first) == 3 and first[0]["feature"] in model.feature_names
 
 
-def test_raw_csv_bad_rows_are_quarantined(trained: tuple[ChurnModel, Path], tmp_path: Path) -> None:
+def test_raw_csv_bad_rows_are_quarantined(
+    trained: tuple[LightGBMModel, Path], tmp_path: Path
+) -> None:
     model, _ = trained
     table = generate_table(3_000, 8).drop_columns(["churned"])
     text = table.cast(pa.schema([pa.field(f.name, pa.string()) for f in table.schema]))
@@ -96,7 +98,7 @@ def test_decile_edges_split_scores_evenly() -> None:
     assert deciles(np.array([1.0, 0.0]), edges).tolist() == [1, 10]
 
 
-def test_cli_score(trained: tuple[ChurnModel, Path], tmp_path: Path) -> None:
+def test_cli_score(trained: tuple[LightGBMModel, Path], tmp_path: Path) -> None:
     _, root = trained
     command = [sys.executable, "-m", "churnscale", "score", str(root / "ds")]
     done = subprocess.run(
@@ -127,7 +129,7 @@ def _raw_parquet_with_a_bad_value(path: Path) -> None:
 
 
 def test_cluster_scores_equal_local_scores(
-    trained: tuple[ChurnModel, Path], tmp_path: Path
+    trained: tuple[LightGBMModel, Path], tmp_path: Path
 ) -> None:
     model, root = trained
     source = tmp_path / "in.parquet"
@@ -181,7 +183,7 @@ def test_cluster_scores_equal_local_scores(
 
 
 def test_cluster_scoring_refuses_a_bad_address_and_non_parquet_data(
-    trained: tuple[ChurnModel, Path], tmp_path: Path
+    trained: tuple[LightGBMModel, Path], tmp_path: Path
 ) -> None:
     _, root = trained
     model = str(root / "model")
@@ -195,7 +197,9 @@ def test_cluster_scoring_refuses_a_bad_address_and_non_parquet_data(
     assert not (tmp_path / "o").exists()
 
 
-def test_worker_refuses_a_bundle_other_than_the_clients(trained: tuple[ChurnModel, Path]) -> None:
+def test_worker_refuses_a_bundle_other_than_the_clients(
+    trained: tuple[LightGBMModel, Path],
+) -> None:
     model, root = trained
     job = ScoringJob(
         reference=str(root / "model"),

@@ -11,7 +11,7 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest, iter_dataset
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring import build_reference
 from churnscale.training.local import TrainParams, train_local
 
@@ -28,7 +28,7 @@ def trained_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def drift_model(trained_dataset: Path) -> ChurnModel:
+def drift_model(trained_dataset: Path) -> LightGBMModel:
     """A model trained on ``trained_dataset`` whose reference is that dataset."""
     model = train_local(trained_dataset, params=FAST).model
     model.reference = build_reference(model, iter_dataset(trained_dataset, batch_rows=4_096))
@@ -36,7 +36,7 @@ def drift_model(trained_dataset: Path) -> ChurnModel:
 
 
 @pytest.fixture(scope="session")
-def drift_bundle(drift_model: ChurnModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def drift_bundle(drift_model: LightGBMModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return drift_model.save(tmp_path_factory.mktemp("drift-bundle") / "model")
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from churnscale.config import Settings
 from churnscale.data.writers import write_batches
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring import DriftThresholds, compare_matrix
 from churnscale.monitoring.dataset import source_drift
 from churnscale.monitoring.simulation import redraw_categories, shift_numeric
@@ -21,7 +21,7 @@ def _drifted(table: pa.Table) -> pa.Table:
     return redraw_categories(shifted, "payment_method", value="electronic_check", share=0.5)
 
 
-def _report(model: ChurnModel, table: pa.Table, threshold: float = 0.2) -> object:
+def _report(model: LightGBMModel, table: pa.Table, threshold: float = 0.2) -> object:
     assert model.reference is not None
     matrix = model.preprocessor.transform(table)
     return compare_matrix(
@@ -30,7 +30,7 @@ def _report(model: ChurnModel, table: pa.Table, threshold: float = 0.2) -> objec
 
 
 def test_two_injected_drifts_are_flagged_and_nothing_else(
-    drift_model: ChurnModel, fresh: pa.Table
+    drift_model: LightGBMModel, fresh: pa.Table
 ) -> None:
     report = _report(drift_model, _drifted(fresh))
     psi = {f.name: f.psi for f in report.features}  # type: ignore[attr-defined]
@@ -44,7 +44,7 @@ def test_two_injected_drifts_are_flagged_and_nothing_else(
 
 
 def test_data_from_the_same_process_does_not_drift(
-    drift_model: ChurnModel, fresh: pa.Table
+    drift_model: LightGBMModel, fresh: pa.Table
 ) -> None:
     report = _report(drift_model, fresh)
     assert report.drifted == []  # type: ignore[attr-defined]
@@ -52,7 +52,7 @@ def test_data_from_the_same_process_does_not_drift(
     assert report.summary().startswith("no feature drifted")  # type: ignore[attr-defined]
 
 
-def test_the_threshold_is_configurable(drift_model: ChurnModel, fresh: pa.Table) -> None:
+def test_the_threshold_is_configurable(drift_model: LightGBMModel, fresh: pa.Table) -> None:
     table = shift_numeric(fresh, "monthly_charges", scale=1.05)
     strict = _report(drift_model, table, threshold=0.01)
     lenient = _report(drift_model, table, threshold=0.2)
@@ -61,7 +61,7 @@ def test_the_threshold_is_configurable(drift_model: ChurnModel, fresh: pa.Table)
 
 
 def test_tests_use_ks_for_numbers_and_chi_squared_for_categories(
-    drift_model: ChurnModel, fresh: pa.Table
+    drift_model: LightGBMModel, fresh: pa.Table
 ) -> None:
     report = _report(drift_model, _drifted(fresh))
     tests = {f.name: (f.test, f.p_value) for f in report.features}  # type: ignore[attr-defined]
@@ -70,7 +70,7 @@ def test_tests_use_ks_for_numbers_and_chi_squared_for_categories(
 
 
 def test_drift_of_a_csv_source_equals_drift_of_the_same_rows_in_memory(
-    drift_model: ChurnModel, fresh: pa.Table, tmp_path: Path
+    drift_model: LightGBMModel, fresh: pa.Table, tmp_path: Path
 ) -> None:
     table = _drifted(fresh.slice(0, 4_000))
     write_batches(table.to_batches(), tmp_path / "new.csv", fmt="csv")

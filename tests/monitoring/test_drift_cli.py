@@ -11,7 +11,7 @@ import pytest
 
 from churnscale.cli import main
 from churnscale.data.writers import write_batches
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring.simulation import redraw_categories, shift_numeric
 
 
@@ -67,12 +67,12 @@ def test_drift_command_names_the_drifting_features_and_writes_a_report(
 
 def test_a_bundle_without_reference_needs_reference_data(
     cli: Callable[..., Done],
-    drift_model: ChurnModel,
+    drift_model: LightGBMModel,
     new_data: Path,
     trained_dataset: Path,
     tmp_path: Path,
 ) -> None:
-    plain = ChurnModel(drift_model.preprocessor, drift_model.booster, drift_model.metadata)
+    plain = LightGBMModel(drift_model.preprocessor, drift_model.booster, drift_model.metadata)
     bundle = plain.save(tmp_path / "old")
     refused = cli("drift", str(new_data), "--model", str(bundle))
     assert refused.returncode == 2

@@ -17,7 +17,7 @@ from churnscale.exceptions import ConfigError, ExportError, IntegrityError
 from churnscale.export import export_model, load_bundle, verified_onnx
 from churnscale.export.onnx_graphs import onnx_session, run_onnx
 from churnscale.export.writer import FLOAT_TOLERANCE, INT8_TOLERANCE
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.neural import MlpModel, MlpTrainResult
 from churnscale.neural.compress import dense_sparsity
 from churnscale.training.local import TrainParams, train_local
@@ -42,7 +42,7 @@ STANDALONE = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def lightgbm_model(mlp_dataset: Path) -> ChurnModel:
+def lightgbm_model(mlp_dataset: Path) -> LightGBMModel:
     return train_local(mlp_dataset, params=FAST).model
 
 
@@ -74,7 +74,7 @@ def test_mlp_onnx_matches_torch_without_churnscale(
 
 
 def test_lightgbm_onnx_matches_lightgbm_without_churnscale(
-    lightgbm_model: ChurnModel, rows: np.ndarray, tmp_path: Path
+    lightgbm_model: LightGBMModel, rows: np.ndarray, tmp_path: Path
 ) -> None:
     lightgbm_model.save(tmp_path / "bundle")
     model = load_bundle(tmp_path / "bundle")
@@ -124,7 +124,7 @@ def test_compressed_bundles_round_trip_and_shrink(
 
 
 def test_lightgbm_has_only_onnx_and_bad_formats_are_refused(
-    lightgbm_model: ChurnModel, one_process: MlpTrainResult, tmp_path: Path
+    lightgbm_model: LightGBMModel, one_process: MlpTrainResult, tmp_path: Path
 ) -> None:
     with pytest.raises(ConfigError, match="--format: expected onnx, got 'fp16'"):
         export_model(lightgbm_model, "fp16", tmp_path / "a")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from churnscale.data.schema import ColumnSpec, Role, Schema
 from churnscale.online.jsonblock import parse_block
 from churnscale.online.records import StreamQuarantine, typed_batch
-from churnscale.online.sources import Event, decode_json
+from churnscale.online.sources import Entry, decode_json
 
 SCHEMA = Schema(
     columns=(
@@ -61,7 +61,7 @@ def _texts(rows: list[dict[str, Any]], bad_lines: list[bytes]) -> list[bytes]:
     return texts
 
 
-def _run(events: list[Event], tmp: Path, name: str) -> tuple[pa.RecordBatch, list[Any], bytes]:
+def _run(events: list[Entry], tmp: Path, name: str) -> tuple[pa.RecordBatch, list[Any], bytes]:
     quarantine = StreamQuarantine(tmp / f"{name}.jsonl")
     typed, offsets = typed_batch(events, SCHEMA, quarantine=quarantine, source="s")
     quarantine.close()
@@ -81,8 +81,8 @@ def test_block_parse_equals_record_by_record(
 ) -> None:
     tmp = tmp_path_factory.mktemp("block")
     texts = _texts(rows, bad)
-    as_texts: list[Event] = [(i + 1, t) for i, t in enumerate(texts)]
-    as_records: list[Event] = [(i + 1, decode_json(t)) for i, t in enumerate(texts)]
+    as_texts: list[Entry] = [(i + 1, t) for i, t in enumerate(texts)]
+    as_records: list[Entry] = [(i + 1, decode_json(t)) for i, t in enumerate(texts)]
     fast = _run(as_texts, tmp, "fast")
     slow = _run(as_records, tmp, "slow")  # decoded records never take the block parser
     assert fast[0].equals(slow[0]), (fast[0].to_pylist(), slow[0].to_pylist())

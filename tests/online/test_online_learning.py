@@ -24,7 +24,7 @@ from churnscale.online import (
 )
 from churnscale.online.estimators import RiverLogistic, RiverMiniBatch, SGDMiniBatch
 from churnscale.online.records import infer_stream_schema, to_column
-from churnscale.online.sources import Event, Offset
+from churnscale.online.sources import Entry, Offset
 
 
 def test_prequential_auc_and_log_loss_match_scikit_learn() -> None:
@@ -112,7 +112,7 @@ class _Crashing:
         self.inner = JsonLinesSource(path)
         self.kind, self.identity, self.limit = self.inner.kind, self.inner.identity, limit
 
-    def read(self, after: Offset | None) -> Iterator[Event | None]:
+    def read(self, after: Offset | None) -> Iterator[Entry | None]:
         for n, event in enumerate(self.inner.read(after)):
             if n == self.limit:
                 raise RuntimeError("crash")

@@ -1,4 +1,4 @@
-"""Event sources: ordered, replayable from an offset, nothing skipped (files and real streams)."""
+"""Entry sources: ordered, replayable from an offset, nothing skipped (files and real streams)."""
 
 from __future__ import annotations
 
@@ -18,19 +18,19 @@ from stream_data import write_jsonl
 
 from churnscale.exceptions import ConfigError, SourceError
 from churnscale.online import (
-    EventSource,
     JsonLinesSource,
     ParquetDirectorySource,
+    RecordSource,
     Undecodable,
     open_source,
 )
-from churnscale.online.sources import Event, decode_payload
+from churnscale.online.sources import Entry, decode_payload
 from churnscale.online.streams import NatsStreamSource, RedisStreamSource
 
 
-def _events(source: EventSource, after: Any = None, limit: int | None = None) -> list[Event]:
+def _events(source: RecordSource, after: Any = None, limit: int | None = None) -> list[Entry]:
     """Events with their payloads decoded as the learner decodes them."""
-    out: list[Event] = []
+    out: list[Entry] = []
     for event in source.read(after):
         if event is None:
             break
@@ -67,7 +67,7 @@ def test_jsonl_follow_reads_lines_as_they_are_appended(tmp_path: Path) -> None:
 
     writer = threading.Thread(target=append)
     writer.start()
-    seen: list[Event] = []
+    seen: list[Entry] = []
     source = JsonLinesSource(path, follow=True, poll=0.05)
     for event in source.read(None):
         if event is not None:

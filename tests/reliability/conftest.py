@@ -27,7 +27,7 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.registry import Registry
 from churnscale.serving.service import model_version
 from churnscale.training.local import TrainParams, train_local
@@ -102,7 +102,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Bundles:
     shutil.copytree(b, root / "truncated")
     text = (root / "truncated" / "model.txt").read_bytes()
     (root / "truncated" / "model.txt").write_bytes(text[: len(text) // 2])
-    return Bundles(root, model_version(ChurnModel.load(a)), model_version(ChurnModel.load(b)))
+    return Bundles(root, model_version(LightGBMModel.load(a)), model_version(LightGBMModel.load(b)))
 
 
 def as_json(row: dict[str, Any]) -> dict[str, Any]:

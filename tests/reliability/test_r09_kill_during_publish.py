@@ -3,7 +3,7 @@
 Pass figure: after each of 20 kills (15 during ``publish_directory`` of model bundles, 5 during
 a registry register → promote → resolve loop) a restarted reader finds only complete,
 checksum-valid versions: every visible bundle directory passes ``verify_directory`` (and
-``ChurnModel.load``), every registered version resolves and verifies, the alias points at one
+``LightGBMModel.load``), every registered version resolves and verifies, the alias points at one
 of them; 0 partial files visible (staging directories are hidden and swept at restart).
 """
 
@@ -22,7 +22,7 @@ import pytest
 from churnscale.artifacts import remove_stale_staging, verify_directory
 from churnscale.config import Settings
 from churnscale.exceptions import ModelNotFoundError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.registry import Registry
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
@@ -96,7 +96,7 @@ def test_killed_bundle_publish_leaves_only_complete_versions(
         for bundle in visible:
             verify_directory(bundle)
         if visible:
-            ChurnModel.load(max(visible, key=lambda p: int(p.name)))
+            LightGBMModel.load(max(visible, key=lambda p: int(p.name)))
     published = len(_visible(root))
     print(
         f"R9 publish: {PUBLISH_KILLS} kills, {published} complete versions, {swept} staging swept"
@@ -125,7 +125,7 @@ def test_killed_registry_writes_leave_only_verified_versions(
             assert not versions or all(not v.aliases for v in versions)
         else:
             assert int(champion.name) in {v.version for v in versions}
-            ChurnModel.load(champion)
+            LightGBMModel.load(champion)
         cache = home / "bundles" / "churn"
         if cache.exists():
             remove_stale_staging(cache, older_than_s=0)

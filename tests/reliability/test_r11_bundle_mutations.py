@@ -1,7 +1,7 @@
 """R11: 100 mutations of a model bundle are all refused at load.
 
 Pass figure: 100/100 mutated bundles (byte flips, truncations, file swaps, manifest edits,
-missing and extra files) refused by ``ChurnModel.load`` with an ``IntegrityError`` naming the
+missing and extra files) refused by ``LightGBMModel.load`` with an ``IntegrityError`` naming the
 file, and by ``verify_directory``; 0 loaded.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 from churnscale.artifacts import MANIFEST, verify_directory
 from churnscale.exceptions import IntegrityError
-from churnscale.model.lightgbm import METADATA_FILE, MODEL_FILE, PREPROCESSOR_FILE, ChurnModel
+from churnscale.model.lightgbm import METADATA_FILE, MODEL_FILE, PREPROCESSOR_FILE, LightGBMModel
 
 pytestmark = pytest.mark.reliability
 FILES = (MODEL_FILE, PREPROCESSOR_FILE, METADATA_FILE, MANIFEST)
@@ -87,7 +87,7 @@ MUTATIONS: tuple[tuple[Mutation, int], ...] = (
 
 
 def test_every_mutation_is_refused(rel_bundle: Path, tmp_path: Path) -> None:
-    ChurnModel.load(rel_bundle)  # the original loads
+    LightGBMModel.load(rel_bundle)  # the original loads
     rng = np.random.default_rng(11)
     refused: Counter[str] = Counter()
     loaded: list[str] = []
@@ -99,7 +99,7 @@ def test_every_mutation_is_refused(rel_bundle: Path, tmp_path: Path) -> None:
             with pytest.raises(IntegrityError):
                 verify_directory(copy)
             try:
-                ChurnModel.load(copy)
+                LightGBMModel.load(copy)
             except IntegrityError as exc:
                 assert str(copy) in exc.path, what
                 refused[mutate.__name__] += 1

@@ -29,7 +29,7 @@ from churnscale.config import Settings
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import IntegrityError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.scoring import score
 from churnscale.serving.app import create_app
 from churnscale.unpickling import UnpicklingAudit, loads_signed, sign
@@ -97,7 +97,10 @@ def test_service_and_batch_paths_never_unpickle(
     source = tmp_path / "customers.parquet"
     write_batches(table.to_batches(), source)
     info = score(
-        str(source), ChurnModel.load(rel_bundle), tmp_path / "scores.parquet", settings=Settings()
+        str(source),
+        LightGBMModel.load(rel_bundle),
+        tmp_path / "scores.parquet",
+        settings=Settings(),
     )
     assert info.rows == table.num_rows
     during = unpickling_audit.seen - seen

@@ -26,7 +26,7 @@ from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import StorageError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.registry import Registry
 
 pytestmark = pytest.mark.reliability
@@ -73,8 +73,8 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 what, target = sys.argv[1], Path(sys.argv[2])
 try:
     if what == "bundle":
-        from churnscale.model.lightgbm import ChurnModel
-        ChurnModel.load(Path(sys.argv[4])).save(target)
+        from churnscale.model.lightgbm import LightGBMModel
+        LightGBMModel.load(Path(sys.argv[4])).save(target)
     else:
         from churnscale.data.schema import SchemaHints
         from churnscale.data.store import ingest
@@ -102,7 +102,7 @@ def test_disk_full_during_bundle_publish(
     small_disk: tuple[Path, str], rel_bundle: Path, rel_settings: Settings
 ) -> None:
     mount, how = small_disk
-    model = ChurnModel.load(rel_bundle)
+    model = LightGBMModel.load(rel_bundle)
     model.save(mount / "churn" / "1")
     registry = Registry(rel_settings)
     if how == "tmpfs":
@@ -122,7 +122,7 @@ def test_disk_full_during_bundle_publish(
     assert not (mount / "churn" / "2").exists()
     assert _leftovers(mount / "churn") == []
     verify_directory(mount / "churn" / "1")
-    ChurnModel.load(mount / "churn" / "1")
+    LightGBMModel.load(mount / "churn" / "1")
     assert registry.list_models() == []
     print(f"R18 bundle ({how}): refused with {message}")
 

@@ -15,7 +15,7 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.training.local import TrainParams, train_local
 
 FAST = TrainParams(learning_rate=0.2, max_rounds=40, early_stopping_rounds=10)
@@ -32,8 +32,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model(bundle: Path) -> ChurnModel:
-    return ChurnModel.load(bundle)
+def model(bundle: Path) -> LightGBMModel:
+    return LightGBMModel.load(bundle)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from churnscale.config import Settings
 from churnscale.exceptions import ConfigError, ModelNotFoundError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.loading import load_model
 from churnscale.model.predictor import Predictor
 from churnscale.serving.app import create_app
@@ -53,7 +53,7 @@ def arrow_bytes(table: pa.Table) -> bytes:
 
 
 def test_every_path_equals_the_model(
-    client: TestClient, model: ChurnModel, fresh_table: pa.Table, customers: list[dict[str, Any]]
+    client: TestClient, model: LightGBMModel, fresh_table: pa.Table, customers: list[dict[str, Any]]
 ) -> None:
     expected = model.predict_proba(fresh_table)
     one = [client.post("/v1/predict", json=x).json()["churn_probability"] for x in customers[:60]]
@@ -76,7 +76,7 @@ def test_every_path_equals_the_model(
 
 @pytest.mark.parametrize("kind", ["compiled", "lightgbm"])
 def test_predictors_agree_with_lightgbm(
-    model: ChurnModel, fresh_table: pa.Table, kind: Any
+    model: LightGBMModel, fresh_table: pa.Table, kind: Any
 ) -> None:
     predictor = Predictor(model, kind=kind)
     matrix = model.preprocessor.transform(fresh_table)
@@ -90,7 +90,7 @@ def test_predictors_agree_with_lightgbm(
 def test_reasons_on_request_and_by_setting(
     client: TestClient,
     strict: TestClient,
-    model: ChurnModel,
+    model: LightGBMModel,
     fresh_table: pa.Table,
     customers: list[dict[str, Any]],
 ) -> None:
@@ -228,7 +228,7 @@ def test_not_ready_before_the_lifespan(bundle: Path, customers: list[dict[str, A
     assert answer.json()["detail"] == "the model is not loaded yet"
 
 
-def test_health_models_metrics_and_version_header(client: TestClient, model: ChurnModel) -> None:
+def test_health_models_metrics_and_version_header(client: TestClient, model: LightGBMModel) -> None:
     version = client.get("/readyz").json()["model_version"]
     assert version == "sha256:" + model.metadata["manifest_sha256"][:12]
     models = client.get("/v1/models").json()["models"]
@@ -243,7 +243,7 @@ def test_health_models_metrics_and_version_header(client: TestClient, model: Chu
     assert 'churnscale_errors_total{kind="value_error",route="/v1/predict"}' in text
 
 
-def test_openapi_describes_the_customer(client: TestClient, model: ChurnModel) -> None:
+def test_openapi_describes_the_customer(client: TestClient, model: LightGBMModel) -> None:
     document = client.get("/openapi.json").json()
     customer = document["components"]["schemas"]["Customer"]
     assert customer["required"] == model.feature_names
@@ -267,7 +267,7 @@ def test_settings_and_references_are_validated(bundle: Path, tmp_path: Path) -> 
 
 
 def test_compiled_forests_are_cached_verified_and_recompiled_when_tampered(
-    model: ChurnModel, fresh_table: pa.Table, tmp_path: Path
+    model: LightGBMModel, fresh_table: pa.Table, tmp_path: Path
 ) -> None:
     matrix = model.preprocessor.transform(fresh_table)
     expected = model.predict_proba(fresh_table)

@@ -23,7 +23,7 @@ from churnscale.data.synthetic import generate_table
 from churnscale.features.builder import build_features
 from churnscale.features.sources import BuildSources
 from churnscale.features.spec import FeatureSpec
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.serving.service import PredictionService
 from churnscale.training.local import TrainParams, train_local
 from churnscale.training.plan import time_split_for
@@ -70,7 +70,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 @pytest.fixture(scope="module")
 def service(built: Built) -> PredictionService:
-    return PredictionService(ChurnModel.load(built.bundle), Settings(model=str(built.bundle)))
+    return PredictionService(LightGBMModel.load(built.bundle), Settings(model=str(built.bundle)))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def live(built: Built) -> Iterator[Server]:
 
 
 def test_the_bundle_knows_its_feature_spec(built: Built) -> None:
-    model = ChurnModel.load(built.bundle)
+    model = LightGBMModel.load(built.bundle)
     assert FeatureSpec.from_dict(model.metadata["feature_spec"]) == SPEC
 
 
@@ -97,7 +97,7 @@ def test_service_features_equal_the_builders_row(built: Built, service: Predicti
 def test_live_server_predicts_from_events_as_the_model_does_from_the_row(
     built: Built, live: Server
 ) -> None:
-    model = ChurnModel.load(built.bundle)
+    model = LightGBMModel.load(built.bundle)
     rows = sorted(built.rows, key=lambda r: r["count_total"])[:: len(built.rows) // 12][:12]
     expected = model.predict_proba(pa.Table.from_pylist(rows))
     for row, want in zip(rows, expected.tolist(), strict=True):

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from live_server import Server, start_server, stop_server
 
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ def _responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
 
 
 def test_pipelined_requests_mixing_fast_and_asgi_are_answered_in_order(
-    server: Server, model: ChurnModel, customers: list[dict[str, Any]]
+    server: Server, model: LightGBMModel, customers: list[dict[str, Any]]
 ) -> None:
     first, second = orjson.dumps(customers[0]), orjson.dumps(customers[1])
     pipeline = (

@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from churnscale.config import Settings
 from churnscale.data.synthetic import generate_table
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring import build_reference
 from churnscale.monitoring.simulation import shift_numeric
 from churnscale.serving.app import create_app
@@ -28,10 +28,10 @@ WHEN = "2026-07-31T12:00:00"
 
 
 @pytest.fixture(scope="module")
-def monitored_bundle(model: ChurnModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def monitored_bundle(model: LightGBMModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The service's model with a drift reference (its training data's generator and seed)."""
     reference = build_reference(model, generate_table(8_000, 5).to_batches())
-    copy = ChurnModel(model.preprocessor, model.booster, model.metadata, reference=reference)
+    copy = LightGBMModel(model.preprocessor, model.booster, model.metadata, reference=reference)
     return copy.save(tmp_path_factory.mktemp("monitored") / "model")
 
 
@@ -131,7 +131,7 @@ def _gauge(text: str, name: str, version: str) -> float:
 
 
 def test_a_subscribed_hook_gets_features_and_label(
-    client: TestClient, labelled: pa.Table, model: ChurnModel
+    client: TestClient, labelled: pa.Table, model: LightGBMModel
 ) -> None:
     received: list[Feedback] = []
     client.app.app.state.monitor.feedback.subscribe(received.append)  # type: ignore[attr-defined]
@@ -199,7 +199,7 @@ def test_feedback_on_a_real_server(server: Server, labelled: pa.Table) -> None:
 
 
 def test_arms_and_a_shadow_each_get_their_label_and_only_the_primary_feeds_drift(
-    model: ChurnModel, labelled: pa.Table
+    model: LightGBMModel, labelled: pa.Table
 ) -> None:
     from prometheus_client import CollectorRegistry
 
@@ -210,7 +210,7 @@ def test_arms_and_a_shadow_each_get_their_label_and_only_the_primary_feeds_drift
     monitor = ModelMonitor(settings, CollectorRegistry())
     champion = PredictionService(model, settings)
     shadow = PredictionService(
-        ChurnModel(model.preprocessor, model.booster, {"version": "7"}), settings
+        LightGBMModel(model.preprocessor, model.booster, {"version": "7"}), settings
     )
     monitor.attach(champion, arm="control")
     monitor.attach(shadow, arm="shadow", primary=False)

@@ -15,13 +15,13 @@ import pyarrow as pa
 import pytest
 from live_server import Server, start_server, stop_server
 
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 
 pytestmark = pytest.mark.integration
 
 
 def test_rest_endpoints_over_http(
-    server: Server, model: ChurnModel, fresh_table: pa.Table, customers: list[dict[str, Any]]
+    server: Server, model: LightGBMModel, fresh_table: pa.Table, customers: list[dict[str, Any]]
 ) -> None:
     expected = model.predict_proba(fresh_table)
     with httpx.Client(base_url=server.url) as client:
@@ -43,7 +43,7 @@ def test_rest_endpoints_over_http(
 
 
 def test_open_inference_protocol_v2_with_tritonclient(
-    server: Server, model: ChurnModel, fresh_table: pa.Table, customers: list[dict[str, Any]]
+    server: Server, model: LightGBMModel, fresh_table: pa.Table, customers: list[dict[str, Any]]
 ) -> None:
     import tritonclient.http as triton
     from tritonclient.utils import InferenceServerException, triton_to_np_dtype
@@ -76,7 +76,7 @@ def test_open_inference_protocol_v2_with_tritonclient(
 # Importing MLflow's scoring client warns about its own type hints (mlflow 3.17), not ours.
 @pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")
 def test_mlflow_scoring_client_and_sagemaker(
-    server: Server, model: ChurnModel, fresh_table: pa.Table, customers: list[dict[str, Any]]
+    server: Server, model: LightGBMModel, fresh_table: pa.Table, customers: list[dict[str, Any]]
 ) -> None:
     from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 

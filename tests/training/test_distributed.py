@@ -19,7 +19,7 @@ from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, TrainingError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.registry import Registry
 from churnscale.training.cluster import (
     ClusterAddress,
@@ -63,7 +63,7 @@ def test_matches_local_training(dataset: Path, distributed_result: TrainResult) 
 
 def test_model_is_a_plain_bundle(distributed_result: TrainResult, tmp_path: Path) -> None:
     model = distributed_result.model
-    loaded = ChurnModel.load(model.save(tmp_path / "bundle"))
+    loaded = LightGBMModel.load(model.save(tmp_path / "bundle"))
     table = generate_table(300, 11)
     np.testing.assert_array_equal(loaded.predict_proba(table), model.predict_proba(table))
     one = loaded.predict_proba_one(table.to_pylist()[0])

@@ -13,7 +13,7 @@ from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, IntegrityError, ModelNotFoundError, TrainingError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import SplitSpec
 
@@ -41,7 +41,7 @@ def test_learns_something_real(trained: TrainResult) -> None:
 def test_one_equals_batch_and_bundle_round_trip(trained: TrainResult, tmp_path: Path) -> None:
     model = trained.model
     model.save(tmp_path / "bundle")
-    loaded = ChurnModel.load(tmp_path / "bundle")
+    loaded = LightGBMModel.load(tmp_path / "bundle")
     table = generate_table(500, 77)
     batch = loaded.predict_proba(table)
     np.testing.assert_array_equal(batch, model.predict_proba(table))
@@ -74,15 +74,15 @@ def test_tampered_bundle_is_refused(
     assert callable(mutate)
     mutate(tmp_path / "b")
     with pytest.raises(IntegrityError, match=message):
-        ChurnModel.load(tmp_path / "b")
+        LightGBMModel.load(tmp_path / "b")
 
 
 def test_missing_bundle_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="no bundle directory"):
-        ChurnModel.load(tmp_path / "nope")
+        LightGBMModel.load(tmp_path / "nope")
 
 
-def _trees(model: ChurnModel) -> str:
+def _trees(model: LightGBMModel) -> str:
     text: str = model.booster.model_to_string()
     return text[: text.index("end of trees")]
 

@@ -20,7 +20,7 @@ from churnscale.data.store import iter_dataset, load_info
 from churnscale.features.builder import build_features
 from churnscale.features.sources import BuildSources
 from churnscale.features.spec import FeatureSpec, monotone_constraints
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.training.distributed import _sklearn_params, train_distributed
 from churnscale.training.local import TrainParams, train_local
 from churnscale.training.plan import time_split_for
@@ -68,7 +68,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pa.Table]:
     return root / "ds", table.filter(pc.equal(table["as_of"], pa.scalar(LATEST)))
 
 
-def _sweep(model: ChurnModel, rows: pa.Table, name: str) -> np.ndarray:
+def _sweep(model: LightGBMModel, rows: pa.Table, name: str) -> np.ndarray:
     """Scores of ``rows`` (columns) with ``name`` set to each of its quantiles (rows)."""
     values = np.nanquantile(rows[name].to_numpy(zero_copy_only=False), np.linspace(0, 1, 15))
     column = rows.schema.get_field_index(name)
@@ -80,7 +80,7 @@ def _sweep(model: ChurnModel, rows: pa.Table, name: str) -> np.ndarray:
     )
 
 
-def _assert_one_way(model: ChurnModel, rows: pa.Table) -> None:
+def _assert_one_way(model: LightGBMModel, rows: pa.Table) -> None:
     """No row's score moves against the declared direction of any constrained feature."""
     for name, sign in SPEC.monotone_directions().items():
         steps = np.diff(_sweep(model, rows, name), axis=0) * sign
@@ -93,7 +93,7 @@ def test_a_trained_model_moves_one_way_along_each_constrained_feature(
     dataset, rows = built
     schema, _ = load_info(dataset)
     result = train_local(dataset, split=time_split_for(schema), params=FAST)
-    model = ChurnModel.load(result.model.save(tmp_path / "model"))
+    model = LightGBMModel.load(result.model.save(tmp_path / "model"))
     expected = monotone_constraints(schema.metadata, model.preprocessor.feature_names)
     assert expected is not None
     saved = model.booster.params["monotone_constraints"]
@@ -147,6 +147,6 @@ def test_train_cli_flag(
         main()
     except SystemExit as exc:  # only on an error
         pytest.fail(f"churnscale train exited with {exc.code}")
-    model = ChurnModel.load(out)
+    model = LightGBMModel.load(out)
     assert ("monotone_constraints" in model.booster.params) is constrained
     assert model.metadata["params"]["monotone"] is constrained

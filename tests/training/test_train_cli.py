@@ -21,7 +21,7 @@ from churnscale.config import Settings
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.evaluation.leakage import MODEL
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.registry import Registry
 
 FAST = ["--learning-rate", "0.2", "--max-rounds", "60", "--early-stopping-rounds", "10"]
@@ -100,7 +100,7 @@ def test_train_registers_and_evaluates(
     assert code == 0, err
     judged = json.loads(out)
     assert judged["holdout_rows"] == 4_000 and judged["rejected"] == 0
-    model = ChurnModel.load(registry.resolve("churn/1"))
+    model = LightGBMModel.load(registry.resolve("churn/1"))
     assert model.reference is not None  # drift reference stored in the bundle
     table = pq.read_table(raw / "b.parquet")
     expected = model.predict_proba(table)
@@ -119,7 +119,7 @@ def test_train_registers_and_evaluates(
     child = json.loads(out)
     assert child["model"] == "churn/2" and child["parent"] == "churn/1"
     assert registry.show("churn", 2).parent == "churn/1"
-    grown = ChurnModel.load(registry.resolve("churn/2"))
+    grown = LightGBMModel.load(registry.resolve("churn/2"))
     assert grown.booster.current_iteration() > model.booster.current_iteration()
 
 
@@ -139,7 +139,7 @@ def test_leaky_column_warns(home: Path, tmp_path: Path, capsys: pytest.CaptureFi
     flagged = {w["feature"] for w in warnings}
     assert "cancel_flag" in flagged
     assert not flagged - {"cancel_flag", MODEL}
-    assert ChurnModel.load(tmp_path / "bundle").metadata["leakage_warnings"]
+    assert LightGBMModel.load(tmp_path / "bundle").metadata["leakage_warnings"]
     assert not (home / "mlflow.db").read_bytes().count(b"leaky")  # --no-register: nothing tracked
 
 

@@ -18,7 +18,7 @@ from churnscale.data.store import ingest, load_info
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, SchemaError, SourceError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.registry import Registry
 from churnscale.training.local import TrainParams
 from churnscale.training.plan import LEFT_OUT, TEST, Exclusion, SplitSpec, plan_split
@@ -112,7 +112,7 @@ def test_trials_are_nested_runs_and_a_second_run_resumes(dataset: Path, settings
 def _check_registered(settings: Settings, dataset: Path, result: TuneResult) -> None:
     """The registered bundle holds the model the best parameters trained."""
     assert result.version is not None
-    model = ChurnModel.load(Registry(settings).resolve(result.version.reference))
+    model = LightGBMModel.load(Registry(settings).resolve(result.version.reference))
     assert model.metadata["params"]["learning_rate"] == result.best_params["learning_rate"]
     assert model.metadata["tuning"]["best_trial"] == result.best_trial
     assert model.metadata["data_fingerprint"] == load_info(dataset)[1].fingerprint

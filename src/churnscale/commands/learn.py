@@ -128,14 +128,14 @@ def _settings() -> Settings:
 def _preprocessor(path: Path) -> Preprocessor:
     """The Preprocessor of a model bundle, or one fitted on a stored dataset."""
     from churnscale.data.store import is_dataset, iter_dataset, load_info
-    from churnscale.model.lightgbm import ChurnModel
+    from churnscale.model.lightgbm import LightGBMModel
 
     if is_dataset(path):
         schema, _ = load_info(path)
         names = [c.name for c in schema.features]
         return Preprocessor(schema).fit(iter_dataset(path, columns=names))
     if (path / "preprocessor.json").exists():
-        return ChurnModel.load(path).preprocessor
+        return LightGBMModel.load(path).preprocessor
     raise ModelNotFoundError(str(path), "neither a model bundle nor a stored dataset")
 
 

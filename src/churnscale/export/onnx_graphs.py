@@ -21,7 +21,7 @@ import numpy as np
 from churnscale.data.schema import Role
 from churnscale.exceptions import ConfigError
 from churnscale.features.preprocessor import Preprocessor
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 
 INPUT = "features"
 OUTPUT = "probability"
@@ -54,7 +54,7 @@ def mlp_to_onnx(network: object, width: int) -> bytes:
         return path.read_bytes()
 
 
-def lightgbm_to_onnx(model: ChurnModel) -> bytes:
+def lightgbm_to_onnx(model: LightGBMModel) -> bytes:
     """The LightGBM trees as an ONNX ``TreeEnsembleClassifier`` with a ``probability`` output."""
     import onnx
     from onnxmltools import convert_lightgbm

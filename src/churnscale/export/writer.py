@@ -32,7 +32,7 @@ from churnscale.export.onnx_graphs import (
     run_onnx,
 )
 from churnscale.features.preprocessor import Preprocessor
-from churnscale.model.lightgbm import PREPROCESSOR_FILE, ChurnModel
+from churnscale.model.lightgbm import PREPROCESSOR_FILE, LightGBMModel
 
 ONNX_FILE = "model.onnx"
 INPUT_FILE = "input.json"
@@ -58,16 +58,16 @@ class ExportReport:
 
 
 def load_bundle(path: Path) -> Any:
-    """A ``ChurnModel`` or an ``MlpModel`` from a verified bundle directory."""
+    """A ``LightGBMModel`` or an ``MlpModel`` from a verified bundle directory."""
     if not path.is_dir():
         raise ModelNotFoundError(str(path), "no bundle directory at this path")
     from churnscale.model.mlp import MlpModel, is_mlp_bundle
 
-    return MlpModel.load(path) if is_mlp_bundle(path) else ChurnModel.load(path)
+    return MlpModel.load(path) if is_mlp_bundle(path) else LightGBMModel.load(path)
 
 
 def export_model(model: Any, fmt: str, out: Path, *, probe: int = 2_000) -> ExportReport:
-    """Write ``model`` (ChurnModel or MlpModel) to ``out`` in format ``fmt``; verify it."""
+    """Write ``model`` (LightGBMModel or MlpModel) to ``out`` in format ``fmt``; verify it."""
     is_mlp = model.metadata.get("model_type") == "mlp"
     if fmt == "onnx":
         graph = mlp_to_onnx(model.network, len(model.feature_names)) if is_mlp else None

@@ -69,7 +69,7 @@ class NumericStats:
 
 
 @dataclass
-class FeatureSpec:
+class FittedFeature:
     """One model input: its source column, role and fitted state."""
 
     name: str
@@ -88,7 +88,7 @@ class FeatureSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+    def from_dict(cls, data: Mapping[str, Any]) -> FittedFeature:
         """Inverse of :meth:`to_dict`."""
         return cls(
             name=str(data["name"]),
@@ -126,14 +126,14 @@ class Preprocessor:
         self.max_categories = max_categories
         self.min_frequency = min_frequency
         self.dense_max_categories = dense_max_categories
-        self.features_: list[FeatureSpec] = []
+        self.features_: list[FittedFeature] = []
         self.fitted_ = False
 
     # ---- fitting ---------------------------------------------------------------------------
     def partial_fit(self, batch: pa.RecordBatch) -> Preprocessor:
         """Fold one batch of training rows into the running statistics."""
         if not self.features_:
-            self.features_ = [FeatureSpec(c.name, c.role) for c in self.schema.features]
+            self.features_ = [FittedFeature(c.name, c.role) for c in self.schema.features]
         self._check_columns(batch.schema.names)
         for spec in self.features_:
             column = batch.column(spec.name)
@@ -148,7 +148,7 @@ class Preprocessor:
         if not other.features_:
             return self
         if not self.features_:
-            self.features_ = [FeatureSpec(c.name, c.role) for c in self.schema.features]
+            self.features_ = [FittedFeature(c.name, c.role) for c in self.schema.features]
         for mine, theirs in zip(self.features_, other.features_, strict=True):
             if mine.role is Role.CATEGORICAL:
                 mine.counts.update(theirs.counts)
@@ -204,7 +204,7 @@ class Preprocessor:
                 columns.append(column_to_float(column, spec.role))
         return _row_major(columns, batch.num_rows)
 
-    def _codes(self, spec: FeatureSpec, column: pa.Array) -> np.ndarray:
+    def _codes(self, spec: FittedFeature, column: pa.Array) -> np.ndarray:
         if pa.types.is_dictionary(column.type):
             return self._dictionary_codes(spec, column)
         text = column.cast(pa.string())
@@ -214,7 +214,7 @@ class Preprocessor:
         result[np.asarray(text.is_null().to_numpy(zero_copy_only=False))] = math.nan
         return result
 
-    def _dictionary_codes(self, spec: FeatureSpec, column: pa.DictionaryArray) -> np.ndarray:
+    def _dictionary_codes(self, spec: FittedFeature, column: pa.DictionaryArray) -> np.ndarray:
         """Codes of a dictionary column: look up each distinct value once, then gather."""
         per_value = np.append(self._codes(spec, column.dictionary), math.nan)
         indices = column.indices.fill_null(len(column.dictionary))  # null rows → NaN
@@ -312,7 +312,7 @@ class Preprocessor:
         if data.get("format_version") != FORMAT_VERSION:
             raise SchemaError(f"unsupported preprocessor format {data.get('format_version')!r}")
         pre = cls(Schema.from_dict(data["schema"]), **data["params"])
-        pre.features_ = [FeatureSpec.from_dict(f) for f in data["features"]]
+        pre.features_ = [FittedFeature.from_dict(f) for f in data["features"]]
         pre._build_lookup()
         pre.fitted_ = True
         return pre

@@ -1,4 +1,4 @@
-"""ChurnModel: a fitted Preprocessor, a LightGBM booster and metadata, saved as a safe bundle.
+"""LightGBMModel: a fitted Preprocessor, a LightGBM booster and metadata, saved as a safe bundle.
 
 A bundle is a directory published atomically by :func:`churnscale.artifacts.publish_directory`:
 
@@ -50,7 +50,7 @@ class Reason:
     contribution: float
 
 
-class ChurnModel:
+class LightGBMModel:
     """The unit that is trained, evaluated, registered, served and scored."""
 
     def __init__(
@@ -132,7 +132,7 @@ class ChurnModel:
         return path
 
     @classmethod
-    def load(cls, path: Path) -> ChurnModel:
+    def load(cls, path: Path) -> LightGBMModel:
         """Load a bundle after verifying every file against its manifest."""
         if not path.is_dir():
             raise ModelNotFoundError(str(path), "no bundle directory at this path")

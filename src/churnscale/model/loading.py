@@ -11,22 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from churnscale.config import Settings
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 
 
 def resolve_bundle(reference: str, settings: Settings) -> Path:
     """The verified local bundle directory ``reference`` names (a path or a registry reference)."""
     path = Path(reference).expanduser()
     if path.is_dir() or path.is_absolute():
-        return path  # a missing absolute path fails in ChurnModel.load with ModelNotFoundError
+        return path  # a missing absolute path fails in LightGBMModel.load with ModelNotFoundError
     from churnscale.registry import Registry  # MLflow is imported only for registry references
 
     return Registry(settings).resolve(reference, allow_paths=False)
 
 
-def load_bundle(path: Path, settings: Settings) -> ChurnModel:
+def load_bundle(path: Path, settings: Settings) -> LightGBMModel:
     """Load a bundle; one from the registry cache carries its registered version."""
-    model = ChurnModel.load(path)
+    model = LightGBMModel.load(path)
     cache = (settings.home / "bundles").expanduser().resolve()
     resolved = path.resolve()
     if resolved.parent.parent == cache and resolved.name.isdigit():
@@ -34,6 +34,6 @@ def load_bundle(path: Path, settings: Settings) -> ChurnModel:
     return model
 
 
-def load_model(reference: str, settings: Settings) -> ChurnModel:
+def load_model(reference: str, settings: Settings) -> LightGBMModel:
     """The model ``reference`` names: a bundle directory or a registry reference, verified."""
     return load_bundle(resolve_bundle(reference, settings), settings)

@@ -40,7 +40,7 @@ MODEL_TYPE = "mlp"
 
 
 class MlpModel:
-    """The neural churn model: same ``predict_proba`` contract as ``ChurnModel``."""
+    """The neural churn model: same ``predict_proba`` contract as ``LightGBMModel``."""
 
     def __init__(
         self,

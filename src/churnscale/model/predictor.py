@@ -1,4 +1,4 @@
-"""The fastest correct tree evaluator for a :class:`ChurnModel`, shared by service and scoring.
+"""The fastest correct tree evaluator for a :class:`LightGBMModel`, shared by service and scoring.
 
 Measured on this machine for a 100-tree model (see docs/benchmarks.md): LightGBM's ``predict``
 on one row with ``num_threads=1`` ~28 µs; the same trees compiled to native code by lleaves
@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from churnscale.exceptions import ConfigError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 
 PredictorKind = Literal["auto", "compiled", "lightgbm"]
 #: lleaves' entry point, taking raw addresses (faster than building ctypes pointers per call).
@@ -31,7 +31,7 @@ class Predictor:
     """Churn probability of encoded tree-mode rows: one row (hot path) or a matrix (batch)."""
 
     def __init__(
-        self, model: ChurnModel, *, kind: PredictorKind = "auto", cache: Path | None = None
+        self, model: LightGBMModel, *, kind: PredictorKind = "auto", cache: Path | None = None
     ) -> None:
         """``cache``: a directory keeping compiled forests (see :func:`compile_forest`)."""
         self.model = model
@@ -96,7 +96,7 @@ def _entry_point(compiled: Any | None) -> Callable[[int, int, int, int], None] |
 CODE_MODEL = "large"
 
 
-def compile_forest(model: ChurnModel, cache: Path | None = None) -> Any | None:
+def compile_forest(model: LightGBMModel, cache: Path | None = None) -> Any | None:
     """The model's trees compiled to native code by lleaves, or None when it is not installed.
 
     With ``cache``, the object code is kept there under a key of the model text, lleaves'

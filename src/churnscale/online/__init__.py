@@ -6,11 +6,11 @@ from churnscale.online.locator import open_source
 from churnscale.online.prequential import PrequentialMetrics
 from churnscale.online.records import StreamQuarantine
 from churnscale.online.sources import (
-    Event,
-    EventSource,
+    Entry,
     JsonLinesSource,
     Offset,
     ParquetDirectorySource,
+    RecordSource,
     Undecodable,
 )
 from churnscale.online.state import LearnerState, LearnOptions
@@ -18,8 +18,7 @@ from churnscale.online.state import LearnerState, LearnOptions
 __all__ = [
     "Checkpoint",
     "CheckpointStore",
-    "Event",
-    "EventSource",
+    "Entry",
     "JsonLinesSource",
     "LearnOptions",
     "LearnerState",
@@ -28,6 +27,7 @@ __all__ = [
     "ParquetDirectorySource",
     "PrequentialMetrics",
     "Progress",
+    "RecordSource",
     "StreamQuarantine",
     "Undecodable",
     "open_source",

@@ -22,7 +22,7 @@ from churnscale.data.schema import Schema
 from churnscale.features.preprocessor import Preprocessor
 from churnscale.online.checkpoint import CheckpointStore
 from churnscale.online.records import StreamQuarantine, typed_batch
-from churnscale.online.sources import Event, EventSource
+from churnscale.online.sources import Entry, RecordSource
 from churnscale.online.state import (
     LearnerState,
     LearnOptions,
@@ -51,7 +51,7 @@ class OnlineLearner:
 
     def __init__(
         self,
-        source: EventSource,
+        source: RecordSource,
         *,
         options: LearnOptions,
         store: CheckpointStore | None,
@@ -90,7 +90,7 @@ class OnlineLearner:
         self.save()
         return state
 
-    def _start(self) -> tuple[LearnerState, Iterator[Event | None]]:
+    def _start(self) -> tuple[LearnerState, Iterator[Entry | None]]:
         """The checkpointed state and the events after it, or a fresh state and every event."""
         checkpoint = self.store.load() if self.store is not None else None
         if checkpoint is not None:
@@ -108,7 +108,7 @@ class OnlineLearner:
         self.state_ = fresh_state(preprocessor, self.options)
         return self.state_, events
 
-    def _learn_block(self, state: LearnerState, block: list[Event]) -> None:
+    def _learn_block(self, state: LearnerState, block: list[Entry]) -> None:
         typed, offsets = typed_batch(
             block, state.schema, quarantine=self.quarantine, source=self.source.identity
         )
@@ -142,8 +142,8 @@ class OnlineLearner:
         )
 
 
-def _take(events: Iterator[Event | None], count: int) -> list[Event]:
-    window: list[Event] = []
+def _take(events: Iterator[Entry | None], count: int) -> list[Entry]:
+    window: list[Entry] = []
     for event in events:
         if event is None:  # follow mode: wait for a full window
             continue
@@ -153,9 +153,9 @@ def _take(events: Iterator[Event | None], count: int) -> list[Event]:
     return window
 
 
-def _blocks(events: Iterator[Event | None], size: int) -> Iterator[list[Event]]:
+def _blocks(events: Iterator[Entry | None], size: int) -> Iterator[list[Entry]]:
     """Blocks of ``size`` events; an idle tick closes a partial block (or yields an empty one)."""
-    block: list[Event] = []
+    block: list[Entry] = []
     for event in events:
         if event is None:
             yield block

@@ -1,4 +1,4 @@
-"""Turn a ``--stream`` argument into an :class:`~churnscale.online.sources.EventSource`."""
+"""Turn a ``--stream`` argument into an :class:`~churnscale.online.sources.RecordSource`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from churnscale.exceptions import ConfigError, SourceError
-from churnscale.online.sources import EventSource, JsonLinesSource, ParquetDirectorySource
+from churnscale.online.sources import JsonLinesSource, ParquetDirectorySource, RecordSource
 
 EXPECTED = (
     "'-' (stdin), a .jsonl file, a directory of Parquet files, "
@@ -14,7 +14,7 @@ EXPECTED = (
 )
 
 
-def open_source(spec: str, *, follow: bool = False) -> EventSource:
+def open_source(spec: str, *, follow: bool = False) -> RecordSource:
     """The source ``spec`` names; a bad spec raises :class:`ConfigError` naming ``--stream``."""
     if spec == "-":
         return JsonLinesSource(None)
@@ -34,7 +34,7 @@ def open_source(spec: str, *, follow: bool = False) -> EventSource:
     raise ConfigError("--stream", expected=EXPECTED, received=spec)
 
 
-def _message_stream(spec: str, *, follow: bool) -> EventSource:
+def _message_stream(spec: str, *, follow: bool) -> RecordSource:
     parts = urlsplit(spec)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     if not parts.hostname or parts.port is None:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from churnscale.data.conform import conform
 from churnscale.data.schema import Role, Schema, SchemaHints, infer_schema
 from churnscale.online.jsonblock import parse_block
-from churnscale.online.sources import Event, Offset, Record, decode_payload
+from churnscale.online.sources import Entry, Offset, Record, decode_payload
 
 _PLAIN_TYPES = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string)
 
@@ -108,7 +108,7 @@ class StreamQuarantine:
 
 
 def typed_batch(
-    events: Sequence[Event],
+    events: Sequence[Entry],
     schema: Schema,
     *,
     quarantine: StreamQuarantine,

@@ -1,7 +1,7 @@
 """Where labelled records come from: one small interface and its file-based implementations.
 
-An :class:`EventSource` yields ``(offset, record)`` pairs in a fixed order, starting after a
-given offset. It commits nothing: the learner stores the offset of the last event it learned
+A :class:`RecordSource` yields ``(offset, payload)`` entries in a fixed order, starting after a
+given offset. It commits nothing: the learner stores the offset of the last entry it learned
 inside its own checkpoint, and a restarted learner asks the source to start after it. That is
 what makes learning exactly-once, and it is all a new transport needs to offer: a Kafka consumer
 would yield ``(partition, offset)`` pairs, read with ``enable.auto.commit`` off and
@@ -44,21 +44,22 @@ class Undecodable:
     raw: str
 
 
-#: One event's content: a record, a JSON text still to decode, or a payload that is unreadable.
+#: One entry's content: a record, a JSON text still to decode, or a payload that is unreadable.
 Payload = Record | bytes | Undecodable
-#: What a source yields: an event, or ``None`` as an idle tick in follow mode.
-Event = tuple[Offset, Payload]
+#: What a source yields: one labelled record at its offset (``None`` is an idle tick in follow
+#: mode). Not a customer's activity event (:mod:`churnscale.features.eventlog`).
+Entry = tuple[Offset, Payload]
 
 
 @runtime_checkable
-class EventSource(Protocol):
+class RecordSource(Protocol):
     """A replayable, ordered stream of labelled records."""
 
     kind: str
     identity: str
 
-    def read(self, after: Offset | None) -> Iterator[Event | None]:
-        """Events after ``after`` (all when None), in order; ``None`` is an idle tick."""
+    def read(self, after: Offset | None) -> Iterator[Entry | None]:
+        """Entries after ``after`` (all when None), in order; ``None`` is an idle tick."""
         ...
 
     def close(self) -> None:
@@ -103,7 +104,7 @@ class JsonLinesSource:
         self.identity = "-" if path is None else str(path.resolve())
         self._handle: IO[bytes] | None = None
 
-    def read(self, after: Offset | None) -> Iterator[Event | None]:
+    def read(self, after: Offset | None) -> Iterator[Entry | None]:
         """Lines after line ``after``."""
         skip = _int_offset(after, self.kind)
         handle = self._open()
@@ -171,7 +172,7 @@ class ParquetDirectorySource:
         self.batch_rows = batch_rows
         self.identity = str(directory.resolve())
 
-    def read(self, after: Offset | None) -> Iterator[Event | None]:
+    def read(self, after: Offset | None) -> Iterator[Entry | None]:
         """Rows after ``[file, row]``, file by file."""
         last_file, last_row = _file_offset(after)
         while True:
@@ -192,7 +193,7 @@ class ParquetDirectorySource:
             if p.suffix == ".parquet" and not p.name.startswith((".", "_")) and p.is_file()
         )
 
-    def _rows(self, name: str, skip: int) -> Iterator[Event]:
+    def _rows(self, name: str, skip: int) -> Iterator[Entry]:
         path = self.directory / name
         try:
             parquet = pq.ParquetFile(path)

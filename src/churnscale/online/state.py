@@ -22,7 +22,7 @@ from churnscale.online.checkpoint import Checkpoint
 from churnscale.online.estimators import OnlineEstimator, make_estimator
 from churnscale.online.prequential import PrequentialMetrics
 from churnscale.online.records import infer_stream_schema, learning_schema, records_table
-from churnscale.online.sources import Event, EventSource, Offset, Record, decode_payload
+from churnscale.online.sources import Entry, Offset, Record, RecordSource, decode_payload
 
 FORMAT_VERSION = 1
 ONE_BY_ONE_BLOCK = 512
@@ -102,7 +102,7 @@ def chain_digest(digest: str, offsets: list[Offset]) -> str:
 
 
 def state_to_checkpoint(
-    state: LearnerState, source: EventSource, options: LearnOptions
+    state: LearnerState, source: RecordSource, options: LearnOptions
 ) -> Checkpoint:
     """The checkpoint of ``state`` read from ``source``."""
     header = {
@@ -125,7 +125,7 @@ def state_to_checkpoint(
 
 
 def state_from_checkpoint(
-    checkpoint: Checkpoint, source: EventSource, options: LearnOptions
+    checkpoint: Checkpoint, source: RecordSource, options: LearnOptions
 ) -> LearnerState:
     """Rebuild the state, refusing a checkpoint made for another stream or batch size."""
     header = checkpoint.header
@@ -158,7 +158,7 @@ def state_from_checkpoint(
 
 
 def fit_on_window(
-    window: list[Event], options: LearnOptions, schema: Schema | None
+    window: list[Entry], options: LearnOptions, schema: Schema | None
 ) -> Preprocessor:
     """A Preprocessor fitted on the first window of events (schema inferred when not given)."""
     decoded = [decode_payload(p) for _, p in window]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from churnscale.exceptions import SourceError
-from churnscale.online.sources import Event, Offset
+from churnscale.online.sources import Entry, Offset
 
 _IDLE_MS = 500
 
@@ -33,7 +33,7 @@ class RedisStreamSource:
         self.identity = f"{url}#{stream}"
         self._client: Any = redis.Redis.from_url(url, decode_responses=False, socket_timeout=30)
 
-    def read(self, after: Offset | None) -> Iterator[Event | None]:
+    def read(self, after: Offset | None) -> Iterator[Entry | None]:
         """Entries with an id above ``after``."""
         import redis
 
@@ -92,7 +92,7 @@ class NatsStreamSource:
         self._loop = asyncio.new_event_loop()
         self._nc: Any = None
 
-    def read(self, after: Offset | None) -> Iterator[Event | None]:
+    def read(self, after: Offset | None) -> Iterator[Entry | None]:
         """Messages with a stream sequence above ``after``."""
         start = _nats_offset(after)
         subscription = self._run(self._subscribe(start))

@@ -21,7 +21,7 @@ from churnscale.data.quarantine import Quarantine
 from churnscale.data.readers import read_chunks
 from churnscale.data.schema import Role, Schema
 from churnscale.data.store import is_dataset, iter_dataset, load_info
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.predictor import Predictor
 
 ROW = "row"
@@ -30,7 +30,7 @@ DECILE = "decile"
 REASONS = "reasons"
 
 
-def scoring_schema(model: ChurnModel) -> Schema:
+def scoring_schema(model: LightGBMModel) -> Schema:
     """The columns scoring needs from a source: the model's id (if any) and its features."""
     schema = model.preprocessor.schema
     used = set(model.feature_names) | {schema.id}
@@ -102,13 +102,13 @@ def _conformed_dataset(
         yield typed, batch.num_rows
 
 
-def encode(model: ChurnModel, typed: pa.RecordBatch) -> np.ndarray:
+def encode(model: LightGBMModel, typed: pa.RecordBatch) -> np.ndarray:
     """The tree-mode float64 matrix of a typed batch."""
     return model.preprocessor.transform(typed)
 
 
 def scored_table(
-    model: ChurnModel,
+    model: LightGBMModel,
     typed: pa.RecordBatch,
     matrix: np.ndarray,
     probabilities: np.ndarray,
@@ -132,7 +132,7 @@ def predict(predictor: Predictor, matrix: np.ndarray, *, threads: int) -> np.nda
     return predictor.predict_matrix(matrix, threads=threads)
 
 
-def reason_column(model: ChurnModel, matrix: np.ndarray) -> pa.Array:
+def reason_column(model: LightGBMModel, matrix: np.ndarray) -> pa.Array:
     """Top-3 reasons of every row: a list of ``{feature, contribution}``."""
     contributions = model.contributions(matrix)[:, :-1]
     top = np.argsort(-np.abs(contributions), axis=1)[:, :3]

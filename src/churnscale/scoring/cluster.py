@@ -37,7 +37,7 @@ from churnscale.data.dask_io import Piece, read_row_group, source_pieces
 from churnscale.data.quarantine import Quarantine, Reject
 from churnscale.data.schema import Schema
 from churnscale.exceptions import ChurnscaleError, SchemaError, ScoringError, SourceError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.loading import load_model
 from churnscale.model.predictor import Predictor
 from churnscale.scoring.batches import (
@@ -121,7 +121,7 @@ def score_on_cluster(
 def _job(
     source: str,
     reference: str,
-    model: ChurnModel,
+    model: LightGBMModel,
     settings: Settings,
     *,
     stored: bool,
@@ -184,11 +184,11 @@ def merge_results(a: PieceResult, b: PieceResult) -> PieceResult:
     return PieceResult(a.read + b.read, a.rejects + b.rejects, histogram, a.parts + b.parts)
 
 
-_MODELS: dict[tuple[str, str], tuple[ChurnModel, Predictor]] = {}
+_MODELS: dict[tuple[str, str], tuple[LightGBMModel, Predictor]] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def worker_model(job: ScoringJob) -> tuple[ChurnModel, Predictor]:
+def worker_model(job: ScoringJob) -> tuple[LightGBMModel, Predictor]:
     """The job's model and compiled predictor, loaded once per worker process and verified."""
     key = (job.reference, job.manifest)
     with _MODELS_LOCK:

@@ -30,7 +30,7 @@ from churnscale.config import Settings
 from churnscale.data.pipeline import ThreadedSink, prefetched
 from churnscale.data.quarantine import Quarantine
 from churnscale.exceptions import SchemaError, SourceError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.predictor import Predictor
 from churnscale.scoring.batches import (
     DECILE,
@@ -57,7 +57,7 @@ class ScoreInfo:
 
 def score(
     source: str,
-    model: ChurnModel,
+    model: LightGBMModel,
     out: Path,
     *,
     settings: Settings,
@@ -98,7 +98,7 @@ def score(
 
 def _run_pipeline(
     source: str,
-    model: ChurnModel,
+    model: LightGBMModel,
     stage: _ScoreStage,
     quarantine: Quarantine,
     settings: Settings,
@@ -121,7 +121,7 @@ class _ScoreStage:
     """Predicts encoded batches, folds their scores into the histogram, stages the rows."""
 
     def __init__(
-        self, path: Path, model: ChurnModel, predictor: Predictor, reasons: bool, threads: int
+        self, path: Path, model: LightGBMModel, predictor: Predictor, reasons: bool, threads: int
     ) -> None:
         self.path = path
         self.model = model

@@ -21,7 +21,7 @@ from churnscale.config import Settings
 from churnscale.exceptions import ChurnscaleError, IntegrityError
 from churnscale.serving.deployment import Deployment, build_deployment
 from churnscale.serving.gateway import ServiceState
-from churnscale.serving.routing import ModelRef, RoutingConfig
+from churnscale.serving.routing import ReferenceText, RoutingConfig
 from churnscale.serving.security import bundle_by_name
 
 log = logging.getLogger("churnscale.serving")
@@ -32,7 +32,7 @@ class ReloadRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelRef | None = Field(
+    model: ReferenceText | None = Field(
         default=None, description="Registry reference: NAME, NAME/VERSION or NAME@ALIAS."
     )
     bundle: str | None = Field(

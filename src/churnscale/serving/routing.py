@@ -38,7 +38,9 @@ _REGISTRY_REF = re.compile(
 )
 
 ArmName = Annotated[str, Field(pattern=NAME_PATTERN)]
-ModelRef = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\s\x00]+$")]
+#: A model reference as text: a bundle path, NAME, NAME/VERSION or NAME@ALIAS (parsed later by
+#: :func:`churnscale.registry.references.parse_reference`).
+ReferenceText = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\s\x00]+$")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ class Arm(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: ArmName
-    model: ModelRef
+    model: ReferenceText
     weight: float = Field(ge=0.0, allow_inf_nan=False)
 
 
@@ -93,7 +95,7 @@ class RoutingConfig(BaseModel):
 
     experiment: ArmName = "default"
     arms: list[Arm] = Field(min_length=1, max_length=255)
-    shadow: ModelRef | None = None
+    shadow: ReferenceText | None = None
     buckets: int = Field(default=2**20, ge=1, le=2**24)
 
     @model_validator(mode="after")

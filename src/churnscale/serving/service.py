@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from churnscale.config import Settings
 from churnscale.data.conform import conform
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.predictor import Predictor
 from churnscale.serving.customer import CustomerDecoder
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from churnscale.serving.monitoring import PredictionObserver
 
 
-def model_version(model: ChurnModel) -> str:
+def model_version(model: LightGBMModel) -> str:
     """A registered version when the registry set one, else the bundle's manifest digest."""
     version = model.metadata.get("version")
     if version is not None:
@@ -36,7 +36,7 @@ def model_version(model: ChurnModel) -> str:
 class PredictionService:
     """Predictions for customers given as JSON, Python values or Arrow tables."""
 
-    def __init__(self, model: ChurnModel, settings: Settings) -> None:
+    def __init__(self, model: LightGBMModel, settings: Settings) -> None:
         self.model = model
         self.settings = settings
         self.schema = model.preprocessor.schema

@@ -2,7 +2,7 @@
 
 The trainer adds only the cluster client (never saved): each stored row group is read, split
 and encoded on a worker (:mod:`churnscale.training.parts`), ``lightgbm.DaskLGBMClassifier``
-trains data-parallel on those parts, and the result is a plain :class:`ChurnModel` whose booster
+trains data-parallel on those parts, and the result is a plain :class:`LightGBMModel` whose booster
 comes from ``to_local()``, saved and served exactly like a local one.
 
 Early stopping: LightGBM evaluates a validation set on each worker's own rows only, so workers
@@ -28,7 +28,7 @@ from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.features.preprocessor import Preprocessor
 from churnscale.features.spec import monotone_constraints
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.training.cluster import (
     ClusterAddress,
     Watchdog,
@@ -311,5 +311,5 @@ def train_distributed(
     }
     if "feature_spec" in schema.metadata:  # point-in-time features: the service rebuilds them
         metadata["feature_spec"] = schema.metadata["feature_spec"]
-    model = ChurnModel(pre, booster, metadata)
+    model = LightGBMModel(pre, booster, metadata)
     return TrainResult(model, y_holdout, scores, booster.best_iteration, run.rows)

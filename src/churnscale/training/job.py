@@ -29,7 +29,7 @@ from churnscale.evaluation.assessment import (
 )
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
 from churnscale.exceptions import ConfigError, TrainingError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring.reference import build_reference
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import SplitSpec
@@ -101,7 +101,7 @@ class TrainJob:
 class TrainOutcome:
     """What a training job produced."""
 
-    model: ChurnModel | Any
+    model: LightGBMModel | Any
     assessment: Assessment
     report: Path
     bundle: Path | None
@@ -127,7 +127,7 @@ class TrainOutcome:
 def _train(
     job: TrainJob,
     schema: Schema,
-    init: ChurnModel | None,
+    init: LightGBMModel | None,
     on_round: RoundCallback | None,
     *,
     stage: str,
@@ -160,7 +160,7 @@ def _train(
 def _cross_validate(
     job: TrainJob,
     schema: Schema,
-    init: ChurnModel | None,
+    init: LightGBMModel | None,
     on_round: RoundCallback | None,
     log: Callable[[dict[str, float], int], None],
 ) -> list[Evaluation]:
@@ -173,7 +173,7 @@ def _cross_validate(
     return evaluations
 
 
-def _parent(job: TrainJob, settings: Settings) -> tuple[ChurnModel | None, str | None]:
+def _parent(job: TrainJob, settings: Settings) -> tuple[LightGBMModel | None, str | None]:
     """The model to continue from and its registry reference (``NAME/VERSION``) if it has one."""
     if job.init_model is None:
         return None, None

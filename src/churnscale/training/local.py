@@ -22,7 +22,7 @@ from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.features.preprocessor import Preprocessor
 from churnscale.features.spec import monotone_constraints
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.training.plan import (
     TEST,
     TRAIN,
@@ -111,7 +111,7 @@ class TrainParams:
 class TrainResult:
     """A trained model with the held-out labels and scores it was judged on."""
 
-    model: ChurnModel
+    model: LightGBMModel
     y_holdout: np.ndarray
     scores: np.ndarray
     best_iteration: int
@@ -215,7 +215,7 @@ def _boost(
     return booster
 
 
-def score_side(model: ChurnModel, plan: SplitPlan, side: int) -> np.ndarray:
+def score_side(model: LightGBMModel, plan: SplitPlan, side: int) -> np.ndarray:
     """The model's scores for every row on ``side``, in storage order."""
     sequence = SideSequence(plan, side, model.preprocessor)
     parts = [model.predict_matrix(m) for m in sequence.iter_matrices()]
@@ -243,7 +243,7 @@ def train_local(
     params: TrainParams | None = None,
     folds: int | None = None,
     fold: int = 0,
-    init_model: ChurnModel | None = None,
+    init_model: LightGBMModel | None = None,
     on_round: Callable[[int, float], None] | None = None,
     exclude: Exclusion | None = None,
 ) -> TrainResult:
@@ -286,7 +286,7 @@ def train_local(
     }
     if "feature_spec" in schema.metadata:  # point-in-time features: the service rebuilds them
         metadata["feature_spec"] = schema.metadata["feature_spec"]
-    model = ChurnModel(pre, booster, metadata)
+    model = LightGBMModel(pre, booster, metadata)
     return TrainResult(
         model, plan.labels[TEST], score_side(model, plan, TEST), booster.best_iteration, rows
     )

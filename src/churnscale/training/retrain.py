@@ -28,7 +28,7 @@ from churnscale.data.schema import Schema
 from churnscale.data.store import ingest, is_dataset, load_info
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
 from churnscale.exceptions import ConfigError, ModelNotFoundError
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring.dataset import source_drift
 from churnscale.monitoring.reference import build_reference
 from churnscale.registry.references import ModelRef, parse_reference
@@ -121,7 +121,7 @@ def retrain(spec: RetrainSpec, *, settings: Settings, registry: Registry) -> Ret
     """Run every step of automated retraining (see the module docstring)."""
     ref = spec.validate()
     champion_version = alias_version(registry, ref)
-    champion = ChurnModel.load(registry.resolve(f"{ref.name}/{champion_version}"))
+    champion = LightGBMModel.load(registry.resolve(f"{ref.name}/{champion_version}"))
     schema = champion.preprocessor.schema
     time_column = spec.time_column or schema.as_of_column or schema.time_column
     if time_column is None:
@@ -201,7 +201,7 @@ def _stored(source: str, schema: Schema, out: Path, settings: Settings) -> Path:
     return out
 
 
-def _log_drift(run: Any, champion: ChurnModel, dataset: Path, settings: Settings) -> list[str]:
+def _log_drift(run: Any, champion: LightGBMModel, dataset: Path, settings: Settings) -> list[str]:
     """Drift of the new data against the champion's reference, logged on the parent run."""
     if champion.reference is None:
         return []
@@ -217,12 +217,12 @@ def _challenger(
     registry: Registry,
     parent_run: str,
     spec: RetrainSpec,
-    champion: ChurnModel,
+    champion: LightGBMModel,
     dataset: Path,
     split: SplitSpec,
     champion_version: int,
     ref: ModelRef,
-) -> tuple[ChurnModel, int]:
+) -> tuple[LightGBMModel, int]:
     """Train, profile, save and register the challenger in a nested run."""
     init = champion if spec.mode == "continue" else None
     with registry.run(
@@ -253,7 +253,9 @@ def _challenger(
     return model, version.version
 
 
-def _train_batches(dataset: Path, model: ChurnModel, split: SplitSpec) -> Iterator[pa.RecordBatch]:
+def _train_batches(
+    dataset: Path, model: LightGBMModel, split: SplitSpec
+) -> Iterator[pa.RecordBatch]:
     """The challenger's training rows (its drift reference), one row group at a time."""
     schema = model.preprocessor.schema
     plan = plan_split(dataset, schema, split, early_stop_fraction=EARLY_STOP_FRACTION)

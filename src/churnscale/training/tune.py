@@ -18,7 +18,7 @@ from typing import Any
 from sklearn.metrics import roc_auc_score
 
 from churnscale.config import Settings
-from churnscale.model.lightgbm import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.registry import Registry
 from churnscale.registry.tracking import TrackedRun
 from churnscale.registry.versions import ModelVersion
@@ -43,7 +43,7 @@ class TuneResult:
     best_params: dict[str, Any]
     study_trials: int
     holdout_auc: float
-    model: ChurnModel
+    model: LightGBMModel
     version: ModelVersion | None
     parent_run_id: str
     seconds: float
@@ -72,7 +72,7 @@ def track_trial(
         run.end_as(_RUN_STATUS[record.state])
 
 
-def train_best(dataset: Path, spec: TuneSpec, best: dict[str, Any]) -> tuple[ChurnModel, float]:
+def train_best(dataset: Path, spec: TuneSpec, best: dict[str, Any]) -> tuple[LightGBMModel, float]:
     """Train the final model with the best parameters; its AUC on the untouched hold-out."""
     split = SplitSpec(seed=spec.seed, valid_fraction=spec.valid_fraction)
     result = train_local(dataset, split=split, params=params_from(best, spec.base))
@@ -145,7 +145,7 @@ def _counts(records: list[TrialRecord]) -> dict[str, float]:
 
 
 def _register(
-    model: ChurnModel, parent: TrackedRun, spec: TuneSpec, settings: Settings
+    model: LightGBMModel, parent: TrackedRun, spec: TuneSpec, settings: Settings
 ) -> ModelVersion:
     settings.home.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.home, prefix=".tune-") as tmp:
