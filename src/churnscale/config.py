@@ -1,6 +1,9 @@
 """Runtime settings, read from ``CHURNSCALE_*`` environment variables.
 
 Built once by the CLI or the app factory and passed down; never created at import time.
+:func:`load_settings` is the one way commands build them: an invalid value becomes one
+:class:`~churnscale.exceptions.ConfigError` line naming the variable, and the secrets the
+settings hold are remembered for redaction.
 """
 
 from __future__ import annotations
@@ -8,8 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from churnscale.exceptions import ConfigError
+from churnscale.redaction import remember
 
 
 class Settings(BaseSettings):
@@ -203,3 +209,34 @@ class Settings(BaseSettings):
         if self.s3_endpoint_url:
             return {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
         return {}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings in force (environment, then ``overrides`` from flags), validated.
+
+    An invalid value raises :class:`ConfigError` naming its ``CHURNSCALE_*`` variable (a secret's
+    value is never shown); the URIs and secrets of valid settings are remembered, so that
+    :func:`churnscale.redaction.redact` masks them in every later message.
+    """
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = f"CHURNSCALE_{field.upper()}" if field else "settings"
+        shown = "(hidden)" if _is_secret(field) else first.get("input")
+        raise ConfigError(name, expected=first["msg"], received=shown) from None
+    except SettingsError as exc:  # a JSON-valued variable (a list) that is not JSON
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        name = f"CHURNSCALE_{field.upper()}" if field else "settings"
+        raise ConfigError(name, expected="a JSON value", received="(unparsable)") from None
+    remember(settings.tracking_uri, settings.s3_endpoint_url)
+    for secret in (settings.api_keys, settings.admin_api_keys, settings.online_checkpoint_key):
+        if secret is not None:
+            remember(*secret.get_secret_value().split(","))
+    return settings
+
+
+def _is_secret(field: str) -> bool:
+    info = Settings.model_fields.get(field)
+    return info is not None and "SecretStr" in str(info.annotation)

@@ -2,10 +2,14 @@
 
 Every error a user can cause derives from :class:`ChurnscaleError` and from the builtin
 exception a caller would expect, and keeps its structured parts as attributes so that the
-CLI and the service can render it (one line on stderr, or a 4xx JSON body).
+CLI and the service can render it (one line on stderr, or a 4xx JSON body). The message is
+redacted when the error is made (:func:`churnscale.redaction.redact`), so a wrapped library
+message cannot carry a password from a URI into the CLI, a log or a response.
 """
 
 from __future__ import annotations
+
+from churnscale.redaction import redact
 
 
 class ChurnscaleError(Exception):
@@ -15,6 +19,7 @@ class ChurnscaleError(Exception):
     http_status: int = 400
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.field = field

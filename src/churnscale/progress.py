@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,7 +18,9 @@ from rich.progress import (
 @contextmanager
 def row_progress(label: str, *, total: int | None = None) -> Iterator[Callable[[int], None]]:
     """A progress bar counting rows; yields ``advance(rows)``."""
-    console = Console(stderr=True)
+    from churnscale.terminal import stderr_console
+
+    console = stderr_console()
     progress = Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),

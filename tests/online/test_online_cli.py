@@ -68,21 +68,41 @@ def test_bad_flags_are_one_line(
     assert code == 2 and err.startswith(message) and len(err.splitlines()) == 1, err
 
 
-@pytest.mark.parametrize("key", [None, "short"])
-def test_a_missing_or_weak_key_is_refused_without_echoing_it(
-    home: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    key: str | None,
+def test_a_weak_key_is_refused_without_echoing_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if key is None:
-        monkeypatch.delenv("CHURNSCALE_ONLINE_CHECKPOINT_KEY")
-    else:
-        monkeypatch.setenv("CHURNSCALE_ONLINE_CHECKPOINT_KEY", key)
+    monkeypatch.setenv("CHURNSCALE_ONLINE_CHECKPOINT_KEY", "short")
     path = write_jsonl(home / "s.jsonl", [{"a": 1}])
     code, err = _learn(monkeypatch, capsys, "--stream", str(path), "--model", "m")
-    assert code == 2 and "CHURNSCALE_ONLINE_CHECKPOINT_KEY" in err, err
-    assert "short" not in err
+    assert code == 2 and err.startswith("error: CHURNSCALE_ONLINE_CHECKPOINT_KEY"), err
+    assert "short" not in err and len(err.splitlines()) == 1
+
+
+def test_without_a_key_one_is_made_in_the_home_and_announced_once(
+    home: Path,
+    records: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 24: a first run needs no key; a random one is kept in the home (mode 0600) and
+    signs the checkpoint, and the next run (resuming) uses it without a word."""
+    monkeypatch.delenv("CHURNSCALE_ONLINE_CHECKPOINT_KEY")
+    path = write_jsonl(home / "s.jsonl", records[:300])
+    args = ("--stream", str(path), "--model", "m", "--target", "churned", "--batch", "100")
+    code, err = _learn(monkeypatch, capsys, *args, "--warmup", "100")
+    key_file = home / "home" / "online-checkpoint.key"
+    assert code == 0, err
+    assert f"created a random checkpoint signing key in {key_file}" in err
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert len(key_file.read_bytes().strip()) == 64
+    first = key_file.read_bytes()
+    code, err = _learn(monkeypatch, capsys, *args, "--warmup", "100")
+    assert code == 0 and "signing key" not in err, err  # the checkpoint verified: same key
+    assert "learned 300 of 300 events" in err
+    assert key_file.read_bytes() == first
+    key_file.chmod(0o644)
+    code, err = _learn(monkeypatch, capsys, *args)
+    assert code == 2 and "chmod 600" in err, err
 
 
 def test_preprocessor_must_be_a_bundle_or_dataset(

@@ -59,10 +59,10 @@ def check_roles(schema: Schema, *, target: str | None, id_column: str | None) ->
 
 def print_table(backtest: Backtest) -> None:
     """The steps as a rich table on stdout."""
-    from rich.console import Console
     from rich.table import Table
 
     from churnscale.evaluation.backtest_report import HEADERS, step_row
+    from churnscale.terminal import stdout_console
 
     mode = f"rolling {backtest.window}" if backtest.window else "expanding"
     table = Table(title=f"backtest of {backtest.dataset} ({mode} window)")
@@ -70,7 +70,7 @@ def print_table(backtest: Backtest) -> None:
         table.add_column(name, justify="left" if name in ("as-of", "note") else "right")
     for step in backtest.steps:
         table.add_row(*step_row(step))
-    console = Console(width=160)
+    console = stdout_console()
     console.print(table)
     mean = backtest.mean("roc_auc")
     if mean is not None:
@@ -79,10 +79,10 @@ def print_table(backtest: Backtest) -> None:
 
 def report_step(step: BacktestStep) -> None:
     """One line on stderr as each as-of date is done."""
-    from rich.console import Console
+    from churnscale.terminal import stderr_console
 
     done = step.skipped or f"ROC-AUC {step.roc_auc:.4f}, {step.train_rows:,} training rows"
-    Console(stderr=True).print(f"{step.as_of}: {done}", highlight=False)
+    stderr_console().print(f"{step.as_of}: {done}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from churnscale.config import Settings
-
 if TYPE_CHECKING:
     from churnscale.monitoring.drift import DriftReport
 
@@ -37,14 +35,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare DATA with the model's training reference: PSI and KS / chi-squared per
         feature and for the predicted probability; drifting features are named."""
-        from rich.console import Console
-
+        from churnscale.config import load_settings
         from churnscale.exceptions import ConfigError
+        from churnscale.model.loading import load_model
         from churnscale.monitoring.dataset import source_drift, source_reference
         from churnscale.monitoring.report import render_drift_report
+        from churnscale.terminal import stderr_console
 
-        settings = Settings()
-        from churnscale.model.loading import load_model
+        settings = load_settings()
 
         loaded = load_model(model, settings)
         profile = loaded.reference
@@ -57,7 +55,7 @@ def register(app: typer.Typer) -> None:
                 received=None,
             )
         result = source_drift(loaded, profile, data, settings=settings)
-        console = Console(stderr=True, soft_wrap=True)
+        console = stderr_console()
         if report is not None:
             meta = {"model": model, "data": data, "reference": reference or "bundle"}
             render_drift_report(result, path=report, title=f"Drift of {data}", metadata=meta)
@@ -66,14 +64,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result.to_dict(), indent=1))
         else:
             _print_table(result)
-        console.print(result.summary(), highlight=False)
+        console.print(result.summary())
         if fail_on_drift and result.drifted:
             raise typer.Exit(1)
 
 
 def _print_table(result: DriftReport) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from churnscale.terminal import stdout_console
 
     table = Table(title=f"drift: {result.current_rows:,} rows vs {result.reference_rows:,}")
     for name in ("feature", "kind", "PSI", "test", "statistic", "p-value", "drifted"):
@@ -89,4 +88,4 @@ def _print_table(result: DriftReport) -> None:
             "yes" if f.drifted else "",
             style="red" if f.drifted else None,
         )
-    Console(width=160).print(table)
+    stdout_console().print(table)

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from churnscale.config import Settings
-
 FORMAT_HELP = (
     "onnx (LightGBM or MLP), or for an MLP: onnx-int8, fp16, int8, pruned[:S] (S in (0, 1))."
 )
@@ -26,14 +24,14 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="Directory to create.")],
     ) -> None:
         """Export MODEL (checked against it on probe rows) to a new directory with a manifest."""
-        from rich.console import Console
-
+        from churnscale.config import load_settings
         from churnscale.export.writer import export_model, load_bundle
         from churnscale.registry.mlflow_registry import Registry
+        from churnscale.terminal import stderr_console
 
-        bundle = Registry(Settings()).resolve(model)
+        bundle = Registry(load_settings()).resolve(model)
         report = export_model(load_bundle(bundle), fmt, out)
-        Console(stderr=True).print(
+        stderr_console().print(
             f"wrote {report.format} to {out} ({report.bytes:,} bytes); "
             f"max |Δp| {report.max_abs_diff:.2e} on {report.rows_checked:,} probe rows"
         )

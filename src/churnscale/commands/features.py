@@ -6,18 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-
-from churnscale.features.spec import (
-    DEFAULT_EVENT_TYPES,
-    FeatureSpec,
-    parse_dates,
-    parse_duration,
-    parse_durations,
-)
 
 features_app = typer.Typer(help="Build features from event logs.", no_args_is_help=True)
-console = Console(stderr=True)
 
 
 @features_app.command("build")
@@ -34,9 +24,14 @@ def build(
     static_time: Annotated[
         str | None, typer.Option("--static-time", help="Date column of --static rows.")
     ] = None,
-    types: Annotated[str, typer.Option("--types", help="Event types, comma-separated.")] = ",".join(
-        DEFAULT_EVENT_TYPES
-    ),
+    types: Annotated[
+        str | None,
+        typer.Option(
+            "--types",
+            help="Event types, comma-separated [default: the six of the generated event log: "
+            "login, usage, payment, support_ticket, plan_change, cancel].",
+        ),
+    ] = None,
     amount_types: Annotated[
         str, typer.Option("--amount-types", help="Event types whose amounts are summed.")
     ] = "payment,usage",
@@ -49,14 +44,23 @@ def build(
     ] = 4_000_000,
 ) -> None:
     """One row per customer per as-of date; no feature uses an event at or after the date."""
-    from churnscale.config import Settings
+    from churnscale.config import load_settings
     from churnscale.features.builder import build_features
     from churnscale.features.sources import BuildSources
+    from churnscale.features.spec import (
+        DEFAULT_EVENT_TYPES,
+        FeatureSpec,
+        parse_dates,
+        parse_duration,
+        parse_durations,
+    )
     from churnscale.progress import row_progress
+    from churnscale.terminal import stderr_console
 
+    listed = DEFAULT_EVENT_TYPES if types is None else types.split(",")
     spec = FeatureSpec(
         windows=parse_durations(windows, flag="--windows"),
-        event_types=tuple(t.strip() for t in types.split(",") if t.strip()),
+        event_types=tuple(t.strip() for t in listed if t.strip()),
         amount_types=tuple(t.strip() for t in amount_types.split(",") if t.strip()),
         cancel_type=cancel_type or None,
         horizon=parse_duration(horizon, flag="--horizon"),
@@ -64,13 +68,13 @@ def build(
     )
     dates = parse_dates(as_of, flag="--as-of")
     sources = BuildSources(
-        events, static, static_time, storage_options=Settings().storage_options()
+        events, static, static_time, storage_options=load_settings().storage_options()
     )
     with row_progress("events") as advance:
         _, info = build_features(
             sources, out, as_of=dates, spec=spec, bucket_rows=bucket_rows, on_progress=advance
         )
-    console.print(
+    stderr_console().print(
         f"built {info.rows:,} rows from {info.extra['events']:,} events at {len(dates)} "
         f"as-of date(s) into {out}; label rate {info.extra['positive_rate']:.4f} "
         f"(fingerprint {info.fingerprint})"

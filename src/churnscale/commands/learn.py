@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
-from churnscale.config import Settings
 from churnscale.exceptions import ConfigError, ModelNotFoundError
-from churnscale.features.preprocessor import Preprocessor
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from churnscale.config import Settings
+    from churnscale.features.preprocessor import Preprocessor
     from churnscale.online.learner import Progress as Step
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -68,14 +68,17 @@ def register(app: typer.Typer) -> None:
         ] = "sklearn",
     ) -> None:
         """Learn a churn model online from SRC; resumes from its checkpoint exactly once."""
+        from churnscale.config import load_settings
         from churnscale.online import CheckpointStore, LearnOptions, OnlineLearner, open_source
         from churnscale.online.records import StreamQuarantine
+        from churnscale.terminal import stderr_console
 
         if not _NAME.match(model):
             raise ConfigError(
                 "--model", expected="a name of letters, digits, _ . -", received=model
             )
-        settings = _settings()
+        settings = load_settings()
+        console = stderr_console()
         options = LearnOptions(
             batch=batch,
             checkpoint_every=every,
@@ -86,18 +89,14 @@ def register(app: typer.Typer) -> None:
             model=model,
         )
         options.validate()
-        key = settings.online_checkpoint_key
         directory = checkpoint or settings.home / "online"
-        store = CheckpointStore(
-            directory / f"{model}.ckpt", key.get_secret_value() if key else None
-        )
+        store = CheckpointStore(directory / f"{model}.ckpt", _signing_key(settings, console))
         pre = _preprocessor(preprocessor) if preprocessor is not None else None
         source = open_source(stream, follow=follow)
         quarantine = StreamQuarantine(directory / f"{model}.quarantine.jsonl")
         learner = OnlineLearner(
             source, options=options, store=store, quarantine=quarantine, preprocessor=pre
         )
-        console = Console(stderr=True)
         try:
             with _progress(console) as report:
                 state = learner.run(report)
@@ -109,25 +108,30 @@ def register(app: typer.Typer) -> None:
             f"({state.quarantined:,} quarantined); prequential ROC-AUC "
             f"{state.metrics.roc_auc():.4f}, log loss {state.metrics.log_loss():.4f}; "
             f"offset {state.offset}; checkpoint {store.path}",
-            highlight=False,
-            soft_wrap=True,
         )
         if state.quarantined:
-            console.print(f"quarantine: {quarantine.path}", highlight=False, soft_wrap=True)
+            console.print(f"quarantine: {quarantine.path}")
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "CHURNSCALE_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise ConfigError(name, expected=first["msg"], received="(hidden)") from None
+def _signing_key(settings: Settings, console: Console) -> bytes | str:
+    """The checkpoint key: the setting, else the home's key file (created and announced once)."""
+    from churnscale.online.checkpoint import KEY_FILE, stored_key
+
+    if settings.online_checkpoint_key is not None:
+        return settings.online_checkpoint_key.get_secret_value()
+    key, created = stored_key(settings.home)
+    if created:
+        console.print(
+            f"created a random checkpoint signing key in {settings.home / KEY_FILE} (mode 0600); "
+            "in production set CHURNSCALE_ONLINE_CHECKPOINT_KEY instead"
+        )
+    return key
 
 
 def _preprocessor(path: Path) -> Preprocessor:
     """The Preprocessor of a model bundle, or one fitted on a stored dataset."""
     from churnscale.data.store import is_dataset, iter_dataset, load_info
+    from churnscale.features.preprocessor import Preprocessor
     from churnscale.model.lightgbm import LightGBMModel
 
     if is_dataset(path):
@@ -160,7 +164,7 @@ def _progress(console: Console) -> Iterator[Callable[[Step], None]]:
             if not first:
                 first.append(progress.events)
                 how = "resumed" if progress.resumed else "started"
-                console.print(f"learning: {how}", highlight=False)
+                console.print(f"learning: {how}")
             rate = (progress.events - first[0]) / max(time.monotonic() - start, 1e-9)
             bar.update(
                 task,

@@ -5,17 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from churnscale.config import Settings
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from churnscale.registry import ModelVersion, Registry
 
 models = typer.Typer(help="Registered model versions and their aliases.", no_args_is_help=True)
-_out = Console(width=160)
-_err = Console(stderr=True)
 _COLUMNS = (
     "name",
     "version",
@@ -29,9 +25,10 @@ _COLUMNS = (
 
 
 def _registry() -> Registry:
+    from churnscale.config import load_settings
     from churnscale.registry import Registry
 
-    return Registry(Settings())
+    return Registry(load_settings())
 
 
 def _row(version: ModelVersion) -> tuple[str, ...]:
@@ -48,6 +45,8 @@ def _row(version: ModelVersion) -> tuple[str, ...]:
 
 
 def _table(title: str, versions: list[ModelVersion]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for name in _COLUMNS:
         table.add_column(name, justify="right" if name == "version" else "left")
@@ -59,12 +58,14 @@ def _table(title: str, versions: list[ModelVersion]) -> Table:
 @models.command("list")
 def list_models() -> None:
     """Every version of every registered model."""
+    from churnscale.terminal import stderr_console, stdout_console
+
     registry = _registry()
     versions = registry.list_models()
     if not versions:
-        _err.print(f"no registered models in {registry.uri}")
+        stderr_console().print(f"no registered models in {registry.uri}")
         return
-    _out.print(_table(f"registered models — {registry.uri}", versions))
+    stdout_console().print(_table(f"registered models — {registry.uri}", versions))
 
 
 @models.command("show")
@@ -73,13 +74,17 @@ def show(
     version: Annotated[int | None, typer.Argument(help="Version (default: latest).")] = None,
 ) -> None:
     """One version of a model, with its lineage and checksum."""
+    from rich.table import Table
+
+    from churnscale.terminal import stdout_console
+
     found = _registry().show(name, version)
     table = Table(title=found.reference, show_header=False)
     full = {"manifest sha256": found.manifest_sha256, "run": found.run_id}
     for key, value in zip(_COLUMNS, _row(found), strict=True):
         table.add_row(key, full.get(key, value))
     table.add_row("data fingerprint", found.data_fingerprint or "")
-    _out.print(table)
+    stdout_console().print(table)
 
 
 @models.command("promote")
@@ -89,8 +94,10 @@ def promote(
     alias: Annotated[str, typer.Option("--alias", help="Alias to point at it.")] = "champion",
 ) -> None:
     """Point NAME@ALIAS at VERSION after verifying the version's bundle checksum."""
+    from churnscale.terminal import stderr_console
+
     _registry().promote(name, version, alias=alias)
-    _err.print(f"{name}@{alias} -> {name}/{version}")
+    stderr_console().print(f"{name}@{alias} -> {name}/{version}")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from churnscale.data.schema import Schema, SchemaHints
+if TYPE_CHECKING:
+    from churnscale.data.schema import Schema, SchemaHints
 
 TargetOpt = Annotated[str | None, typer.Option("--target", help="Target (label) column.")]
 IdOpt = Annotated[str | None, typer.Option("--id", help="Customer id column.")]
@@ -29,6 +30,8 @@ def schema_inputs(
     time_column: str | None = None,
 ) -> tuple[SchemaHints, Schema | None]:
     """Hints from flags, or a full schema from a file (flags then refine it)."""
+    from churnscale.data.schema import Schema, SchemaHints
+
     if schema_file is not None:
         return SchemaHints(), Schema.load(schema_file)
     hints = SchemaHints(

@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from churnscale.config import Settings
-
 
 def register(app: typer.Typer) -> None:
     """Attach ``retrain`` to the CLI."""
@@ -39,16 +37,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a challenger on DATA, judge it against the champion on the latest rows of DATA,
         register it, and promote it only if it is better by --margin."""
-        from rich.console import Console
-
+        from churnscale.config import load_settings
         from churnscale.exceptions import ConfigError
         from churnscale.registry import Registry
+        from churnscale.terminal import stderr_console
         from churnscale.training.retrain import RetrainSpec
         from churnscale.training.retrain import retrain as run_retrain
 
         if mode not in ("continue", "refit"):
             raise ConfigError("--mode", expected="continue or refit", received=mode)
-        settings = Settings()
+        settings = load_settings()
         spec = RetrainSpec(
             model=model,
             data=data,
@@ -59,8 +57,8 @@ def register(app: typer.Typer) -> None:
             experiment=experiment,
         )
         outcome = run_retrain(spec, settings=settings, registry=Registry(settings))
-        console = Console(stderr=True, soft_wrap=True)
+        console = stderr_console()
         if outcome.drifted_features:
             console.print(f"drifted features: {', '.join(outcome.drifted_features)}")
-        console.print(outcome.summary, highlight=False)
+        console.print(outcome.summary)
         console.print(f"MLflow run {outcome.run_id}")

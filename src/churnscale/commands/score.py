@@ -7,9 +7,6 @@ from typing import Annotated
 
 import typer
 
-from churnscale.config import Settings
-from churnscale.progress import row_progress
-
 
 def register(app: typer.Typer) -> None:
     """Attach ``score`` to the CLI."""
@@ -33,9 +30,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Score every customer of DATA: id, churn probability, decile (1 = most at risk)."""
-        from rich.console import Console
+        from churnscale.config import load_settings
+        from churnscale.progress import row_progress
+        from churnscale.terminal import stderr_console
 
-        settings = Settings()
+        settings = load_settings()
         with row_progress("score") as advance:
             if cluster is None:
                 from churnscale.model.loading import load_model
@@ -57,7 +56,7 @@ def register(app: typer.Typer) -> None:
                     reasons=reasons,
                     on_progress=advance,
                 )
-        console = Console(stderr=True)
+        console = stderr_console()
         console.print(f"scored {info.rows:,} rows into {out}; {info.rejected:,} row(s) quarantined")
         if info.quarantine is not None:
             console.print(f"quarantine: {info.quarantine}")

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from churnscale.config import Settings
 from churnscale.exceptions import ConfigError
 
 
@@ -31,6 +29,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Serve predictions over HTTP (REST, Open Inference Protocol v2, SageMaker, MLflow)."""
+        from churnscale.config import load_settings
         from churnscale.model.loading import resolve_bundle
         from churnscale.serving.deployment import routing_from_settings
         from churnscale.serving.server import serve as run_server
@@ -40,12 +39,7 @@ def register(app: typer.Typer) -> None:
             overrides["model"] = model
         if reasons is not None:
             overrides["reasons"] = reasons
-        try:
-            settings = Settings(**overrides)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            name = "CHURNSCALE_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
-            raise ConfigError(name, expected=first["msg"], received=first.get("input")) from None
+        settings = load_settings(**overrides)
         if settings.model is None and settings.routing is None:
             raise ConfigError(
                 "--model", expected="a bundle path or registry reference", received=None

@@ -10,9 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from churnscale.commands.options import (
     DropOpt,
@@ -23,14 +20,12 @@ from churnscale.commands.options import (
     TimeOpt,
     schema_inputs,
 )
-from churnscale.config import Settings
 from churnscale.exceptions import ConfigError
+from churnscale.terminal import stderr_console, stdout_console
 
 if TYPE_CHECKING:
     from churnscale.evaluation.assessment import Assessment
 
-_err = Console(stderr=True)
-_out = Console(width=160)
 
 ContactOpt = Annotated[
     float, typer.Option("--contact-cost", help="Cost of contacting one customer.")
@@ -48,13 +43,16 @@ ReportOpt = Annotated[Path | None, typer.Option("--report", help="HTML report to
 @contextmanager
 def _round_progress() -> Iterator[Callable[[str, int, float], None]]:
     """A bar of boosting rounds with the validation AUC, one task per fold."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = stderr_console()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("round {task.completed:>5.0f}  valid AUC {task.fields[auc]:.4f}"),
         TimeElapsedColumn(),
-        console=_err,
-        disable=not _err.is_terminal,
+        console=err,
+        disable=not err.is_terminal,
     )
     tasks: dict[str, Any] = {}
 
@@ -68,6 +66,11 @@ def _round_progress() -> Iterator[Callable[[str, int, float], None]]:
 
 
 def _print_summary(assessment: Assessment, title: str) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from churnscale.terminal import styled
+
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("hold-out", justify="right")
@@ -80,9 +83,11 @@ def _print_summary(assessment: Assessment, title: str) -> None:
             mean, std = folds[name]
             row.append(f"{mean:.4f} ± {std:.4f}")
         table.add_row(*row)
-    _out.print(table)
+    stdout_console().print(table)
     for warning in assessment.warnings:
-        _err.print(f"[yellow]leakage warning:[/] {warning.message}", highlight=False)
+        stderr_console().print(
+            Text.assemble(("leakage warning:", "yellow"), " ", styled(warning.message, ""))
+        )
 
 
 def _params(params_file: Path | None, overrides: dict[str, Any], seed: int, threads: int) -> Any:
@@ -185,6 +190,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Train LightGBM out of core (or on Dask), evaluate it, and register it in MLflow."""
+        from churnscale.config import load_settings
         from churnscale.data.cache import stored_dataset
         from churnscale.data.store import load_info
         from churnscale.evaluation.assessment import ProfitSettings
@@ -192,7 +198,7 @@ def register(app: typer.Typer) -> None:
         from churnscale.training.job import TrainJob, run_training
         from churnscale.training.plan import SplitSpec, time_split_for
 
-        settings = Settings()
+        settings = load_settings()
         hints, schema = schema_inputs(
             target=target,
             id_column=id_column,
@@ -248,17 +254,19 @@ def register(app: typer.Typer) -> None:
             with _round_progress() as on_round:
                 outcome = run_training(job, settings, on_round=on_round)
         if outcome is None:  # a torchrun rank other than 0: it trained its shard, nothing else
-            _out.print("this rank trained its shard; rank 0 assesses, reports and registers")
+            stdout_console().print(
+                "this rank trained its shard; rank 0 assesses, reports and registers"
+            )
             return
         if as_json:
             sys.stdout.write(json.dumps(outcome.summary(), indent=2, default=str) + "\n")
             return
         _print_summary(outcome.assessment, f"{outcome.version or outcome.bundle}")
-        _out.print(f"report: {outcome.report}")
+        stdout_console().print(f"report: {outcome.report}")
         if outcome.version:
-            _out.print(f"registered: {outcome.version} (run {outcome.run_id})")
+            stdout_console().print(f"registered: {outcome.version} (run {outcome.run_id})")
         if outcome.bundle:
-            _out.print(f"bundle: {outcome.bundle}")
+            stdout_console().print(f"bundle: {outcome.bundle}")
 
     @app.command()
     def evaluate(
@@ -274,12 +282,13 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Judge a model on labelled data: metrics, lift, profit, leakage, explanations."""
+        from churnscale.config import load_settings
         from churnscale.evaluation.assessment import ProfitSettings, assess, write_report
         from churnscale.evaluation.labelled import score_labelled
         from churnscale.model.loading import load_model
         from churnscale.progress import row_progress
 
-        settings = Settings()
+        settings = load_settings()
         loaded = load_model(model, settings)
         if report is not None and report.is_dir():
             raise ConfigError("--report", expected="a file path", received=str(report))
@@ -322,6 +331,6 @@ def register(app: typer.Typer) -> None:
             return
         _print_summary(assessment, f"{model} on {data}")
         if report is not None:
-            _out.print(f"report: {report}")
+            stdout_console().print(f"report: {report}")
         if scored.rejected:
-            _err.print(f"{scored.rejected:,} row(s) quarantined: {scored.quarantine}")
+            stderr_console().print(f"{scored.rejected:,} row(s) quarantined: {scored.quarantine}")

@@ -5,31 +5,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from churnscale.config import Settings
-from churnscale.data.schema import SchemaHints
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from churnscale.training.search import TrialRecord
     from churnscale.training.tune import TuneResult
 
-_out = Console(width=160)
-_err = Console(stderr=True)
-
 
 def _progress(record: TrialRecord) -> None:
+    from churnscale.terminal import stderr_console
+
     value = f"{record.value:.4f}" if record.value is not None else "-"
     detail = f" ({record.error})" if record.error else ""
-    _err.print(
+    stderr_console().print(
         f"trial {record.number}: {record.state} cv_auc={value} "
-        f"folds={len(record.fold_aucs)} {record.seconds:.1f}s{detail}",
-        highlight=False,
+        f"folds={len(record.fold_aucs)} {record.seconds:.1f}s{detail}"
     )
 
 
 def _summary(result: TuneResult) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"study {result.study} — {result.study_trials} trial(s) in storage")
     table.add_column("item")
     table.add_column("value")
@@ -84,7 +81,10 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "churn",
     ) -> None:
         """Search LightGBM parameters with Optuna, then train and register the best model."""
+        from churnscale.config import load_settings
         from churnscale.data.cache import stored_dataset
+        from churnscale.data.schema import SchemaHints
+        from churnscale.terminal import stdout_console
         from churnscale.training.local import TrainParams
         from churnscale.training.tune import TuneSpec
         from churnscale.training.tune import tune as run_tune
@@ -103,10 +103,10 @@ def register(app: typer.Typer) -> None:
             base=TrainParams(max_rounds=max_rounds, seed=seed),
         )
         spec.validate()
-        settings = Settings()
+        settings = load_settings()
         hints = SchemaHints(
             target=target, id=id_column, positive_label=positive_label, drop=tuple(drop or ())
         )
         with stored_dataset(data, settings=settings, hints=hints) as dataset:
             result = run_tune(dataset, spec, settings, on_record=_progress)
-        _out.print(_summary(result))
+        stdout_console().print(_summary(result))

@@ -3,6 +3,8 @@
 The estimator (a River or scikit-learn object) can only be saved by pickling it, and unpickling
 runs code, so a checkpoint is signed with HMAC-SHA256 under a configured key and nothing in it
 is parsed, let alone unpickled, before the signature checks out (:func:`hmac.compare_digest`).
+The key is the setting ``CHURNSCALE_ONLINE_CHECKPOINT_KEY``; where none is set,
+:func:`stored_key` keeps a random one in the churnscale home (mode 0600), made on first use.
 
 File layout: ``MAGIC`` · 32-byte HMAC · 8-byte header length · header (JSON) · pickle. The MAC
 covers everything but itself. A checkpoint is written to a temporary file in the same
@@ -16,6 +18,8 @@ import hashlib
 import hmac
 import os
 import pickle
+import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,8 @@ from churnscale.unpickling import loads_authenticated
 MAGIC = b"CHURNSCALE-ONLINE-CHECKPOINT/1\n"
 MAC_BYTES = 32
 MIN_KEY_BYTES = 16
+#: The generated key's file in the churnscale home.
+KEY_FILE = "online-checkpoint.key"
 
 
 @dataclass
@@ -54,6 +60,38 @@ def check_key(key: str | bytes | None) -> bytes:
             received=f"{len(raw)} bytes",
         )
     return raw
+
+
+def stored_key(home: Path) -> tuple[bytes, bool]:
+    """The key kept in ``home/online-checkpoint.key`` and whether this call created it.
+
+    A missing file is created with 32 random bytes (hex) and mode 0600, complete or not at all
+    (written aside, then linked into place, so two learners starting at once share one key). A
+    file that others may read, or that holds a short key, is refused.
+    """
+    path = home / KEY_FILE
+    home.mkdir(parents=True, exist_ok=True)
+    created = False
+    if not path.exists():
+        staging = home / f".{KEY_FILE}.{os.getpid()}.tmp"
+        descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_hex(32).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(staging, path)
+            created = True
+        except FileExistsError:
+            pass  # another learner made it first: use theirs
+        finally:
+            staging.unlink()
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            str(path), expected="a key file only its owner can read (chmod 600)", received=oct(mode)
+        )
+    return check_key(path.read_bytes().strip()), created
 
 
 def encode_checkpoint(checkpoint: Checkpoint, key: bytes) -> bytes:
