@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= .churnscale/demo
 DEMO_ROWS ?= 1000000
+# The model `make serve` serves: the demo registers and promotes churn@champion in the
+# churnscale home (CHURNSCALE_HOME, default .churnscale), which later commands share.
+MODEL ?= churn@champion
 
 .PHONY: setup demo test lint bench serve lock clean
 
@@ -35,7 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/ingest.py
 
 serve: setup
-	$(BIN)/churnscale serve --model $(DEMO_DIR)/model
+	$(BIN)/churnscale serve --model $(MODEL)
 
 # Re-resolve the lock from the direct dependencies (names and versions only).
 lock:

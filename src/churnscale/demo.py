@@ -1,9 +1,14 @@
-"""``make demo``: the main job end to end on the embedded synthetic data."""
+"""``make demo``: the main job end to end on the embedded synthetic data.
+
+The demo registers its model in the churnscale home in force (``CHURNSCALE_HOME``, by default
+``.churnscale`` in the working directory), the same one every later command of the same shell
+uses: after it, ``make serve`` serves ``churn@champion``, ``churnscale models list`` shows it and
+``churnscale evaluate churn@champion DATA`` finds it. Its data files go to ``--dir``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -26,10 +31,11 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(".churnscale/demo"))
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
+    home = _home()
+    if home.is_relative_to(args.dir.resolve()):
+        raise SystemExit(f"--dir {args.dir} holds the churnscale home {home}; pick another --dir")
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)
-    # The demo's own registry and caches, so every demo starts from version 1.
-    os.environ["CHURNSCALE_HOME"] = str((args.dir / "home").resolve())
     raw = args.dir / "customers.csv"
     fresh = args.dir / "next-month.parquet"
     dataset = args.dir / "dataset"
@@ -54,9 +60,28 @@ def main() -> None:
     )
     name, _, version = str(summary["model"]).partition("/")
     run("models", "promote", name, version, "--alias", "champion")
-    run("generate", "--rows", "100000", "--seed", "7", "--out", str(fresh))
+    run("generate", "--rows", str(max(1_000, args.rows // 10)), "--seed", "7", "--out", str(fresh))
     run("evaluate", f"{name}@champion", str(fresh))
     serve_demo(args.dir, model=f"{name}@champion")
+    print(  # noqa: T201
+        f"\n{summary['model']} is {name}@champion in the churnscale home {home}; "
+        "next, in this shell:\n"
+        f"  make serve                                    # serves {name}@champion on port 8000\n"
+        "  .venv/bin/churnscale models list\n"
+        f"  .venv/bin/churnscale evaluate {name}@champion {fresh}",
+        flush=True,
+    )
+
+
+def _home() -> Path:
+    """The churnscale home the demo's commands will use (the setting, or ``.churnscale``)."""
+    from churnscale.config import load_settings
+    from churnscale.exceptions import ChurnscaleError
+
+    try:
+        return load_settings().home.resolve()
+    except ChurnscaleError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def serve_demo(directory: Path, *, model: str | None = None, customers: int = 5) -> None:
