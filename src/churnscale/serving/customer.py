@@ -12,12 +12,17 @@ A request is one JSON object with:
 - nothing else: unknown keys and the **target** column are refused (422 naming the key).
 
 Validation is a msgspec ``Struct`` generated from the schema (measured ~1 µs for 24 fields,
-against ~2–3 µs for ``orjson.loads`` plus a per-field check loop in Python).
+against ~2–3 µs for ``orjson.loads`` plus a per-field check loop in Python). msgspec fields must
+be Python identifiers (and renamed ones may not hold ``"``, ``\\`` or control characters), so a
+schema with any other column name (``plan "gold"``, ``a:b``, ``[x]``) gets attributes ``f0``,
+``f1``, … and its keys are mapped to them in Python before validation (slower, only for such
+schemas); errors, results and the JSON Schema use the column names.
 """
 
 from __future__ import annotations
 
 import datetime
+import keyword
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -53,8 +58,16 @@ class CustomerDecoder:
         ]
         if self.id:
             fields.append((self.id, str | int | None, None))
-        for extra in {schema.time_column, schema.as_of_column} - {None, *self.features}:
-            fields.append((str(extra), Any, None))
+        extras = {schema.time_column, schema.as_of_column} - {None, *self.features}
+        for extra in sorted(str(e) for e in extras):
+            fields.append((extra, Any, None))
+        #: column name → attribute name, when some column name is not an identifier
+        self._attrs: dict[str, str] | None = None
+        self._names: dict[str, str] = {}
+        if not all(_attribute_safe(f[0]) for f in fields):
+            self._attrs = {f[0]: f"f{i}" for i, f in enumerate(fields)}
+            self._names = {a: n for n, a in self._attrs.items()}
+            fields = [(self._attrs[f[0]], *f[1:]) for f in fields]  # type: ignore[misc]
         self.struct: type[msgspec.Struct] = msgspec.defstruct(
             "Customer", fields, forbid_unknown_fields=True
         )
@@ -64,11 +77,16 @@ class CustomerDecoder:
     def json_schema(self) -> dict[str, Any]:
         """JSON Schema of one customer object (for the OpenAPI document)."""
         schema: dict[str, Any] = msgspec.json.schema(self.struct)["$defs"]["Customer"]
+        if self._attrs is not None:
+            schema["properties"] = {self._names[a]: v for a, v in schema["properties"].items()}
+            schema["required"] = [self._names[a] for a in schema.get("required", [])]
         schema["description"] = "One customer: every feature column (null = missing)."
         return schema
 
     def decode(self, body: bytes) -> dict[str, Any]:
         """One customer from a JSON body."""
+        if self._attrs is not None:
+            return self.convert(_parsed(body))
         try:
             obj = self._one.decode(body)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -77,6 +95,11 @@ class CustomerDecoder:
 
     def decode_many(self, body: bytes) -> list[dict[str, Any]]:
         """Customers from a JSON array body."""
+        if self._attrs is not None:
+            items = _parsed(body)
+            if not isinstance(items, list):
+                raise InvalidInputError(f"Expected `array`, got `{type(items).__name__}`")
+            return [self.convert(item, row=i) for i, item in enumerate(items)]
         try:
             objs = self._many.decode(body)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -86,11 +109,29 @@ class CustomerDecoder:
     def convert(self, x: Mapping[str, Any], *, row: int | None = None) -> dict[str, Any]:
         """One customer from already-parsed JSON values (protocol adapters)."""
         try:
-            obj = msgspec.convert(x, self.struct)
+            obj = msgspec.convert(self._to_attributes(x, row=row), self.struct)
         except msgspec.ValidationError as exc:
             error = self._error(exc)
             raise InvalidInputError(error.reason, field=error.field, row=row) from None
-        return self._finish(msgspec.structs.asdict(obj), row=row)
+        values = msgspec.structs.asdict(obj)
+        if self._attrs is not None:
+            values = {self._names[a]: v for a, v in values.items()}
+        return self._finish(values, row=row)
+
+    def _to_attributes(self, x: Any, *, row: int | None) -> Any:
+        """``x`` with column names as attribute names (a schema with non-identifier names)."""
+        if self._attrs is None or not isinstance(x, dict):
+            return x
+        mapped: dict[str, Any] = {}
+        for key, value in x.items():
+            attribute = self._attrs.get(key) if isinstance(key, str) else None
+            if attribute is None:
+                message = f"Object contains unknown field `{key}`"
+                if key == self.target:
+                    message = "the target column is not accepted"
+                raise InvalidInputError(message, field=str(key), row=row)
+            mapped[attribute] = value
+        return mapped
 
     def _finish(self, x: dict[str, Any], *, row: int | None = None) -> dict[str, Any]:
         if self.target and self.target in x:
@@ -107,11 +148,23 @@ class CustomerDecoder:
             text = "the target column is not accepted"
         field = _FIELD.search(str(exc))
         row = _ROW.search(str(exc))
-        return InvalidInputError(
-            text,
-            field=(field.group(1) or field.group(2)) if field else None,
-            row=int(row.group(1)) if row else None,
-        )
+        name = (field.group(1) or field.group(2)) if field else None
+        if name in self._names:  # an attribute of a non-identifier column: say the column
+            text = text.replace(f"`{name}`", f"`{self._names[name]}`")
+            text = text.replace(f".{name}`", f".{self._names[name]}`")
+            name = self._names[name]
+        return InvalidInputError(text, field=name, row=int(row.group(1)) if row else None)
+
+
+def _attribute_safe(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _parsed(body: bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidInputError(str(exc)) from None
 
 
 def _parse_datetime(text: str, *, field: str, row: int | None) -> datetime.date:

@@ -26,6 +26,7 @@ from distributed import Client, Future, get_client
 from churnscale.data.schema import Schema
 from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, TrainingError
+from churnscale.features.names import lightgbm_names
 from churnscale.features.preprocessor import Preprocessor
 from churnscale.features.spec import monotone_constraints
 from churnscale.model.lightgbm import LightGBMModel
@@ -201,7 +202,7 @@ class DistributedRun:
                     return model.fit(
                         x,
                         y,
-                        feature_name=pre.feature_names,
+                        feature_name=lightgbm_names(pre.feature_names),
                         categorical_feature=pre.categorical_indices,
                         callbacks=[stopper],
                     )

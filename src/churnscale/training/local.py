@@ -20,6 +20,7 @@ from lightgbm.basic import _LIB, _safe_call  # type: ignore[attr-defined]
 from churnscale.data.schema import Schema
 from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, TrainingError
+from churnscale.features.names import lightgbm_names
 from churnscale.features.preprocessor import Preprocessor
 from churnscale.features.spec import monotone_constraints
 from churnscale.model.lightgbm import LightGBMModel
@@ -149,7 +150,7 @@ def _dataset(
         label=plan.labels[side],
         init_score=init_score,
         reference=reference,
-        feature_name=pre.feature_names,
+        feature_name=lightgbm_names(pre.feature_names),
         categorical_feature=pre.categorical_indices,
         params=params,
         free_raw_data=True,
