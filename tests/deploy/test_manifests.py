@@ -136,7 +136,7 @@ def test_dask_worker_memory_limit_matches_its_container() -> None:
     assert memory_limit == _quantity_bytes(worker["resources"]["limits"]["memory"])
     assert args[args.index("--nworkers") + 1] == "1"  # the limit is per worker process
     scheduler_ports = {p["port"] for p in resources[("Service", "dask-scheduler")]["spec"]["ports"]}
-    assert args[0] == "tcp://dask-scheduler:8786" and 8786 in scheduler_ports
+    assert args[0] == "tls://dask-scheduler:8786" and 8786 in scheduler_ports
 
 
 def test_retrain_cronjob_runs_nightly_against_the_champion() -> None:

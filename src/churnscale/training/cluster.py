@@ -5,12 +5,19 @@ whose nannies never pause or spill and whose scheduler never retries a task on a
 so a worker that runs out of memory dies once and the run fails, instead of restarting forever.
 ``tcp://HOST:PORT`` connects to an existing scheduler, whose policies are its own; the
 :class:`Watchdog` then turns a lost or restarted worker into a :class:`TrainingError`.
+
+``tls://HOST:PORT`` connects with mutual TLS, with the certificates of Dask's own security
+configuration (``DASK_DISTRIBUTED__COMM__TLS__CA_FILE``, ``…__CLIENT__CERT``,
+``…__CLIENT__KEY``, or the same keys in a Dask YAML file), encryption required. A ``tls://``
+address without them, or with a file that cannot be read, is refused with one line before any
+work; a scheduler that does not present a certificate signed by that CA is not reached.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +27,7 @@ from typing import Any, TypeVar
 import dask
 import psutil
 from distributed import Client, LocalCluster
+from distributed.security import Security
 from distributed.worker_memory import parse_memory_limit
 
 from churnscale.exceptions import ConfigError, TrainingError
@@ -59,8 +67,41 @@ class ClusterAddress:
                 raise ConfigError("--cluster", expected="local:N with N >= 1", received=value)
             return cls(int(count), None)
         if value.startswith(("tcp://", "tls://")) and ":" in value.split("://", 1)[1]:
+            if value.startswith("tls://"):
+                tls_security(value)  # refuse missing certificates before any work
             return cls(None, value)
-        raise ConfigError("--cluster", expected="local:N or tcp://HOST:PORT", received=value)
+        raise ConfigError(
+            "--cluster", expected="local:N or tcp://HOST:PORT (tls://HOST:PORT)", received=value
+        )
+
+
+#: Dask configuration keys a ``tls://`` client needs, as environment variables.
+TLS_VARIABLES = {
+    "tls_ca_file": "DASK_DISTRIBUTED__COMM__TLS__CA_FILE",
+    "tls_client_cert": "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT",
+    "tls_client_key": "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY",
+}
+
+
+def tls_security(address: str) -> Security:
+    """Mutual-TLS settings for the scheduler at ``address`` from Dask's configuration
+    (encryption required); a missing CA or client certificate, or an unreadable file, is a
+    :class:`ConfigError` naming the variable to set."""
+    security = Security(require_encryption=True)  # type: ignore[no-untyped-call]
+    for attribute in ("tls_ca_file", "tls_client_cert"):
+        if not getattr(security, attribute):
+            raise ConfigError(
+                TLS_VARIABLES[attribute],
+                expected=f"a PEM file for the tls:// scheduler {address} (see the README, "
+                "'Dask cluster security'; the key may be in the certificate file or in "
+                f"{TLS_VARIABLES['tls_client_key']})",
+                received=None,
+            )
+    for attribute, variable in TLS_VARIABLES.items():
+        path = getattr(security, attribute)
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(variable, expected="a readable PEM file", received=path)
+    return security
 
 
 def local_memory_limit(workers: int, memory_limit: str | int) -> int:
@@ -83,8 +124,9 @@ def cluster_client(
     parsed = ClusterAddress.parse(value)
     if parsed.address is not None:
         try:
+            secure = tls_security(parsed.address) if parsed.address.startswith("tls://") else None
             client = Client(  # type: ignore[no-untyped-call]
-                parsed.address, timeout="10s", set_as_default=False
+                parsed.address, timeout="10s", set_as_default=False, security=secure
             )
         except OSError as exc:
             message = f"cannot reach the Dask scheduler at {parsed.address}: {exc}"
