@@ -230,11 +230,18 @@ def load_settings(**overrides: object) -> Settings:
         field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
         name = f"CHURNSCALE_{field.upper()}" if field else "settings"
         raise ConfigError(name, expected="a JSON value", received="(unparsable)") from None
+    remember_secrets(settings)
+    return settings
+
+
+def remember_secrets(settings: Settings) -> None:
+    """Have :func:`churnscale.redaction.redact` mask the secrets of ``settings`` from now on:
+    the passwords and tokens of its URIs and its keys (a process that gets its settings
+    from another, such as a server worker, calls this itself)."""
     remember(settings.tracking_uri, settings.s3_endpoint_url)
     for secret in (settings.api_keys, settings.admin_api_keys, settings.online_checkpoint_key):
         if secret is not None:
             remember(*secret.get_secret_value().split(","))
-    return settings
 
 
 def _is_secret(field: str) -> bool:

@@ -189,10 +189,11 @@ class _EpochDisplay:
     """Rank 0's progress: a rich bar per epoch and one line with the validation loss."""
 
     def __init__(self, total: int) -> None:
-        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        self.console = Console(stderr=True)
+        from churnscale.terminal import stderr_console
+
+        self.console = stderr_console()
         self.total = total
         self.bar = Progress(
             TextColumn("[bold]mlp"), BarColumn(), MofNCompleteColumn(), console=self.console

@@ -9,6 +9,7 @@ in the entry field ``data`` (Redis) or as the message body (NATS); a Redis entry
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -117,7 +118,11 @@ class NatsStreamSource:
 
         try:
             self._nc = await nats.connect(
-                self.url, connect_timeout=5, max_reconnect_attempts=2, allow_reconnect=False
+                self.url,
+                connect_timeout=5,
+                max_reconnect_attempts=2,
+                allow_reconnect=False,
+                error_cb=_quiet,  # the default prints each failed attempt with a traceback
             )
             js = self._nc.jetstream()
             stream = await js.find_stream_name_by_subject(self.subject)
@@ -154,3 +159,9 @@ def _nats_offset(after: Offset | None) -> int:
     if isinstance(after, int) and after >= 0:
         return after
     raise SourceError("nats", f"offset must be a stream sequence, got {after!r}")
+
+
+async def _quiet(error: Exception) -> None:
+    """NATS's error callback: a failed attempt is logged (redacted), not printed; a connection
+    that cannot be made is raised from ``connect`` and reported once by the caller."""
+    logging.getLogger(__name__).debug("nats: %s", error)

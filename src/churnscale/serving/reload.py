@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from churnscale.config import Settings
 from churnscale.exceptions import ChurnscaleError, IntegrityError
+from churnscale.redaction import redact
 from churnscale.serving.deployment import Deployment, build_deployment
 from churnscale.serving.gateway import ServiceState
 from churnscale.serving.routing import ReferenceText, RoutingConfig
@@ -151,7 +152,7 @@ class Reloader:
             status = 422 if isinstance(exc, IntegrityError) else exc.http_status
             message = exc.message
         else:
-            status, message = 500, f"{type(exc).__name__}: {exc}"
+            status, message = 500, redact(f"{type(exc).__name__}: {exc}")
         log.error("reload failed, still serving %s: %s", previous.versions(), message)
         body = {
             "detail": f"reload failed; still serving the previous models: {message}",

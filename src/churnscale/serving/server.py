@@ -44,6 +44,12 @@ def serve_one(settings: Settings, host: str, port: int, *, reuse_port: bool = Fa
     """Serve in this process until SIGINT/SIGTERM."""
     import uvicorn
 
+    from churnscale.config import remember_secrets
+    from churnscale.redaction import install_log_redaction
+
+    install_log_redaction()  # a spawned worker starts without the CLI's set-up
+    remember_secrets(settings)
+
     from churnscale.serving.app import create_app
     from churnscale.serving.fastpath import fast_path_protocol
 
