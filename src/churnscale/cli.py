@@ -105,7 +105,7 @@ def _fail(message: str, code: int) -> None:
     from churnscale.redaction import redact
     from churnscale.terminal import stderr_console
 
-    text = redact(message) or "unknown error"
+    text = " ".join(redact(message).split()) or "unknown error"
     stderr_console().print(f"error: {text}" if code != 130 else text, style="red")
     sys.exit(code)
 

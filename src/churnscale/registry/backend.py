@@ -60,11 +60,19 @@ def redact(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def store_uri(uri: str) -> str:
-    """The URI handed to MLflow: ``postgresql://`` pinned to psycopg2 (SQLAlchemy 2.1 would pick
-    psycopg 3), SQLite given a busy timeout and WAL so concurrent processes wait, not fail."""
+def with_psycopg2(uri: str) -> str:
+    """``postgresql://`` (or ``postgres://``) pinned to the installed driver, psycopg2:
+    SQLAlchemy 2.1 would pick psycopg 3, which is not installed. Other URIs as they are."""
     if uri.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg2://" + uri.split("://", 1)[1]
+    return uri
+
+
+def store_uri(uri: str) -> str:
+    """The URI handed to MLflow: PostgreSQL pinned to psycopg2 (:func:`with_psycopg2`), SQLite
+    given a busy timeout and WAL so concurrent processes wait, not fail."""
+    if uri.startswith(("postgresql://", "postgres://")):
+        return with_psycopg2(uri)
     if not uri.startswith("sqlite:///"):
         return uri
     path, _, query = uri.removeprefix("sqlite:///").partition("?")

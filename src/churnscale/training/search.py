@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from churnscale.exceptions import ConfigError
 from churnscale.training.local import TrainParams, train_local
 from churnscale.training.plan import Exclusion, SplitSpec
 
@@ -135,9 +136,16 @@ def cross_validate(trial: Any, spec: TrialSpec, record: TrialRecord) -> float:
 def open_storage(url: str) -> Any:
     """An Optuna RDB storage; SQLite waits up to 60 s for a lock held by another worker."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            "--storage", expected="a reachable study database", received=reason
+        ) from None
 
 
 def load_study(spec: TrialSpec, slot: int) -> Any:

@@ -98,9 +98,12 @@ class TuneSpec:
 
 
 def storage_url(settings: Settings, storage: str | None = None) -> str:
-    """The study storage: ``storage``, or the SQLite file ``<home>/optuna.db``."""
+    """The study storage: ``storage`` (PostgreSQL through psycopg2), or the SQLite file
+    ``<home>/optuna.db``."""
     if storage:
-        return storage
+        from churnscale.registry.backend import with_psycopg2
+
+        return with_psycopg2(storage)
     settings.home.mkdir(parents=True, exist_ok=True)
     path = (settings.home / "optuna.db").resolve()
     with sqlite3.connect(path) as db:  # WAL: readers never block the one writer
