@@ -5,8 +5,9 @@ through a plain rich console they would be read as markup (``[/bold]`` crashes i
 ``[red]x[/red]`` shows as ``x``), and raw control characters would reach the terminal (an
 ``ESC]0;…`` can retitle it, ``\\r`` can overwrite a line). :class:`PlainConsole` turns every
 string it renders, table cells and titles included, into literal text with control and
-bidirectional-override characters written as ``\\xNN`` / ``\\uNNNN`` escapes. Every console
-the CLI prints through is one of these; styling is given with ``style=``, never with markup.
+bidirectional-override characters written as ``\\xNN`` / ``\\uNNNN`` escapes and credentials
+masked. Every console the CLI prints through is one of these; styling is given with ``style=``,
+never with markup.
 
 >>> printable("a\\x1b[31mb\\u202ec\\td")
 'a\\\\x1b[31mb\\\\u202ec\\td'
@@ -19,6 +20,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.text import Text
+
+from churnscale.redaction import redact
 
 #: C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides and
 #: isolates that can make a name read backwards.
@@ -49,10 +52,11 @@ class PlainConsole(Console):
         super().__init__(**kwargs)
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
-        """A string as literal text: markup and emoji codes off, control characters escaped."""
+        """A string as literal text: markup and emoji codes off, control characters escaped,
+        credentials masked (:func:`churnscale.redaction.redact`)."""
         kwargs["markup"] = False
         kwargs["emoji"] = False
-        return super().render_str(printable(text), **kwargs)
+        return super().render_str(printable(redact(text)), **kwargs)
 
 
 def stderr_console() -> PlainConsole:

@@ -13,9 +13,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from churnscale.exceptions import ChurnscaleError, ModelNotFoundError, RegistryUnavailableError
+from churnscale.redaction import redact as redact_text
+from churnscale.redaction import remember
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -52,12 +53,10 @@ def is_database_uri(uri: str) -> bool:
 
 
 def redact(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``, for messages and logs."""
-    parts = urlsplit(uri)
-    if not parts.password:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``uri`` with its credentials masked, for messages and logs (see
+    :func:`churnscale.redaction.redact`: user-part passwords and ``?password=`` alike)."""
+    remember(uri)
+    return redact_text(uri)
 
 
 def with_psycopg2(uri: str) -> str:
