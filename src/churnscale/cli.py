@@ -2,8 +2,9 @@
 
 Exit codes: 0 success (``--help``, ``--version``, a group named without a command: its help);
 1 an unexpected failure (one line; ``CHURNSCALE_DEBUG=1`` re-raises it with its traceback);
-2 bad input: a :class:`ChurnscaleError` or a usage error (unknown command or option, missing
-or invalid argument), one line on stderr. Nothing a user types produces a traceback.
+2 bad input: a :class:`ChurnscaleError`, an ``OSError`` on a path (missing, unreadable, too
+long) or a usage error (unknown command or option, missing or invalid argument), one line on
+stderr. Nothing a user types produces a traceback.
 
 Usage errors are recognised whatever the installed typer does with click: typer 0.29 vendors it
 as ``typer._click`` (exceptions that are not ``click.ClickException``), older typers raise
@@ -91,6 +92,8 @@ def main() -> None:
     except BrokenPipeError:  # stdout closed early (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except OSError as exc:  # a path the user gave: missing, unreadable, too long, a directory
+        _fail(_os_message(exc), 2)
     except Exception as exc:
         if _is_click_exception(exc):
             _usage_failure(exc)
@@ -108,6 +111,14 @@ def _fail(message: str, code: int) -> None:
     text = " ".join(redact(message).split()) or "unknown error"
     stderr_console().print(f"error: {text}" if code != 130 else text, style="red")
     sys.exit(code)
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.filename is None or exc.strerror is None:
+        return str(exc)
+    name = str(exc.filename)
+    shown = name if len(name) <= 200 else f"{name[:197]}..."
+    return f"{shown}: {exc.strerror}"
 
 
 def _click_exception_types() -> tuple[type[BaseException], ...]:

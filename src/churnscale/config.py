@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from churnscale.exceptions import ConfigError
-from churnscale.redaction import remember
+from churnscale.redaction import remember, remember_uri
 
 
 class Settings(BaseSettings):
@@ -238,7 +238,7 @@ def remember_secrets(settings: Settings) -> None:
     """Have :func:`churnscale.redaction.redact` mask the secrets of ``settings`` from now on:
     the passwords and tokens of its URIs and its keys (a process that gets its settings
     from another, such as a server worker, calls this itself)."""
-    remember(settings.tracking_uri, settings.s3_endpoint_url)
+    remember_uri(settings.tracking_uri, settings.s3_endpoint_url)
     for secret in (settings.api_keys, settings.admin_api_keys, settings.online_checkpoint_key):
         if secret is not None:
             remember(*secret.get_secret_value().split(","))

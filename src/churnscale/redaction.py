@@ -3,9 +3,10 @@
 Settings and flags carry URIs with secrets in them (``http://user:pw@mlflow``,
 ``postgresql://u@h/db?password=pw``, ``redis://:pw@h``, ``nats://token@h``), and the libraries
 we wrap repeat those URIs in their own error text. :func:`redact` masks them wherever they
-appear: the password (or lone token) of a URI's user part, secret-looking query parameters and
-``password=…`` pairs, and every secret value :func:`remember` was told about (so a library
-that prints a password out of its URI, decoded or not, is caught too). It is applied where
+appear: the password (or lone token) of a URI's user part, secret-looking query parameters
+and ``password=…`` pairs, and every secret :func:`remember` or :func:`remember_uri` was told
+of (so a library that prints a password out of its URI, decoded or not, is caught too). It is
+applied where
 errors are wrapped (:class:`~churnscale.exceptions.ChurnscaleError` redacts its message) and
 to every log record (:func:`install_log_redaction`, or :class:`RedactingFilter` on a handler).
 
@@ -52,25 +53,28 @@ _lock = threading.Lock()
 _known: set[str] = set()
 
 
-def remember(*values: str | None) -> None:
-    """Mask the secrets in ``values`` (URIs or bare secrets) wherever they appear later.
+def remember(*secrets: str | None) -> None:
+    """Mask each of ``secrets`` (a key, a token: kept whole) wherever it appears later."""
+    _keep(s for s in secrets if s)
 
-    A URI contributes its password (or lone user token) and its secret-looking query values,
-    each also in its percent-encoded and decoded forms; any other text is kept whole.
-    """
-    found: set[str] = set()
-    for value in values:
-        if value:
-            found.update(_secrets_of(value))
-    usable = {s for s in found if len(s) >= _MIN_LITERAL}
-    if usable:
-        with _lock:
-            _known.update(usable)
+
+def remember_uri(*uris: str | None) -> None:
+    """Mask the credentials of ``uris`` wherever they appear later: a URI's password (or lone
+    user token) and its secret-looking query values, each also percent-encoded and decoded.
+    A value that is no URI holds no credential and is ignored."""
+    _keep(secret for uri in uris if uri and "://" in uri for secret in _secrets_of(uri))
 
 
 def remember_uris_in(words: Iterable[str]) -> None:
-    """:func:`remember` every URI with a user part or a query among ``words`` (e.g. argv)."""
-    remember(*(w for w in words if "://" in w and ("@" in w or "?" in w)))
+    """:func:`remember_uri` every URI with a user part or a query among ``words`` (argv)."""
+    remember_uri(*(w for w in words if "://" in w and ("@" in w or "?" in w)))
+
+
+def _keep(secrets: Iterable[str]) -> None:
+    usable = {s for s in secrets if len(s) >= _MIN_LITERAL}
+    if usable:
+        with _lock:
+            _known.update(usable)
 
 
 def redact(text: str) -> str:
@@ -102,8 +106,6 @@ def _mask_pair(match: re.Match[str]) -> str:
 
 
 def _secrets_of(value: str) -> set[str]:
-    if "://" not in value:
-        return {value}
     try:
         parts = urlsplit(value)
         password, username = parts.password, parts.username

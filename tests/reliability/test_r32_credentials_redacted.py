@@ -24,7 +24,7 @@ from rel_support import make_dataset
 from reliability_server import ADMIN_KEY, Server, bearer, start, stop
 
 from churnscale.cli import main
-from churnscale.redaction import MASK, install_log_redaction, redact, remember
+from churnscale.redaction import MASK, install_log_redaction, redact, remember_uri
 
 pytestmark = pytest.mark.reliability
 
@@ -47,7 +47,7 @@ def test_redact_masks_every_uri_form() -> None:
     for text, masked in cases.items():
         assert redact(f"failed: {text} (retry)") == f"failed: {masked} (retry)"
     token = secret()
-    remember(f"https://ci:{token}%2Fx@mlflow.example.com")
+    remember_uri(f"https://ci:{token}%2Fx@mlflow.example.com")
     assert token not in redact(f"decoded {token}/x, encoded {token}%2Fx")
 
 

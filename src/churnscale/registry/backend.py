@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from churnscale.exceptions import ChurnscaleError, ModelNotFoundError, RegistryUnavailableError
 from churnscale.redaction import redact as redact_text
-from churnscale.redaction import remember
+from churnscale.redaction import remember_uri
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def is_database_uri(uri: str) -> bool:
 def redact(uri: str) -> str:
     """``uri`` with its credentials masked, for messages and logs (see
     :func:`churnscale.redaction.redact`: user-part passwords and ``?password=`` alike)."""
-    remember(uri)
+    remember_uri(uri)
     return redact_text(uri)
 
 
