@@ -21,8 +21,8 @@ from typing import Annotated, Any
 
 import typer
 
-from churnscale import __version__
 from churnscale.exceptions import ChurnscaleError
+from churnscale.version import __version__
 
 app = typer.Typer(
     name="churnscale",

@@ -28,7 +28,7 @@ from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.export.writer import export_model
 from churnscale.features.names import lightgbm_names
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.scoring import score
 from churnscale.serving.app import create_app
 from churnscale.training.distributed import train_distributed
@@ -69,7 +69,7 @@ def hostile_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(hostile_dataset: Path) -> ChurnModel:
+def trained(hostile_dataset: Path) -> LightGBMModel:
     return train_local(hostile_dataset, params=FAST).model
 
 
@@ -82,7 +82,7 @@ def test_the_internal_names_are_safe_and_unique() -> None:
     assert lightgbm_names(plain) == plain  # models of plain names are unchanged
 
 
-def test_local_training_keeps_the_users_names(trained: ChurnModel) -> None:
+def test_local_training_keeps_the_users_names(trained: LightGBMModel) -> None:
     assert set(HOSTILE.values()) <= set(trained.feature_names)
     assert set(trained.importance()) == set(trained.feature_names)
     row = generate_table(1, seed=3).rename_columns(
@@ -95,7 +95,7 @@ def test_local_training_keeps_the_users_names(trained: ChurnModel) -> None:
     print(f"R34: {len(HOSTILE)} hostile names trained; LightGBM saw {booster_names[:4]} ...")
 
 
-def test_dask_training_takes_the_same_names(hostile_dataset: Path, trained: ChurnModel) -> None:
+def test_dask_training_takes_the_same_names(hostile_dataset: Path, trained: LightGBMModel) -> None:
     with LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
         dashboard_address=None,
@@ -106,14 +106,14 @@ def test_dask_training_takes_the_same_names(hostile_dataset: Path, trained: Chur
 
 
 @pytest.fixture(scope="module")
-def bundle(trained: ChurnModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bundle(trained: LightGBMModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return trained.save(tmp_path_factory.mktemp("r34-model") / "model")
 
 
 def test_export_and_batch_scoring_with_reasons(
     bundle: Path, hostile_dataset: Path, tmp_path: Path
 ) -> None:
-    model = ChurnModel.load(bundle)
+    model = LightGBMModel.load(bundle)
     report = export_model(model, "onnx", tmp_path / "onnx", probe=500)
     assert report.max_abs_diff < 1e-5
     out = tmp_path / "scores.parquet"
