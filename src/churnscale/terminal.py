@@ -70,5 +70,6 @@ def stdout_console() -> PlainConsole:
 
 
 def styled(text: str, style: str) -> Text:
-    """A piece of text in ``style`` (for ``Text.assemble``), control characters escaped."""
-    return Text(printable(text), style=style)
+    """A piece of text in ``style`` (for ``Text.assemble``), as :class:`PlainConsole` would
+    render it: control characters escaped, credentials masked."""
+    return Text(printable(redact(text)), style=style)
