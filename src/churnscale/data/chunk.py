@@ -12,9 +12,14 @@ from churnscale.data.quarantine import Reject
 
 @dataclass
 class Chunk:
-    """Up to ``batch_rows`` rows of one file, each row's line number, and the reader's rejects."""
+    """Up to ``batch_rows`` rows of one file, each row's line number, and the reader's rejects.
+
+    ``conformed``: the rows are already in the schema's types and ``rejects`` holds the rows that
+    did not fit it as well (the CSV reader does this when given a schema slot).
+    """
 
     batch: pa.RecordBatch
     source: str
     lines: np.ndarray
     rejects: list[Reject] = field(default_factory=list)
+    conformed: bool = False

@@ -130,6 +130,21 @@ def _converter(role: Role, positive_label: str | None) -> Callable[[pa.Array], C
     return converters[role]
 
 
+def _on_dictionary(
+    convert: Callable[[pa.Array], Converted], column: pa.DictionaryArray
+) -> Converted:
+    """Convert each distinct value once, then give every row its value's result.
+
+    Every conversion maps one value to one result, so this equals converting the decoded rows.
+    """
+    if column.null_count:
+        return convert(column.cast(column.type.value_type))
+    values, bad, reason = convert(column.dictionary)
+    indices = column.indices
+    rows_bad = None if bad is None else pc.fill_null(bad, False).take(indices)
+    return values.take(indices), rows_bad, reason
+
+
 def check_columns(names: list[str], schema: Schema, *, require_target: bool = True) -> None:
     """Raise :class:`SchemaError` when data lacks a column the schema needs."""
     needed = [n for n in schema.names if require_target or n != schema.target]
@@ -160,7 +175,11 @@ def conform(
     reasons: dict[int, tuple[str, str]] = {}
     for spec in specs:
         raw = batch.column(spec.name)
-        values, bad, reason = _converter(spec.role, schema.positive_label)(raw)
+        convert = _converter(spec.role, schema.positive_label)
+        if pa.types.is_dictionary(raw.type) and spec.role is not Role.CATEGORICAL:
+            values, bad, reason = _on_dictionary(convert, raw)
+        else:
+            values, bad, reason = convert(raw)
         if pa.types.is_dictionary(values.type) and not keep_dictionary:
             values = values.cast(spec.arrow_type)
         arrays.append(values)

@@ -1,51 +1,45 @@
-"""CSV and TSV files as chunks of string columns, every row with its exact physical line number.
+"""CSV and TSV files as chunks of rows, every row with its exact physical line number.
 
 The file (plain or gzip) is read in byte blocks cut at line ends, so memory stays bounded by a
-few blocks. Each block is scanned with numpy (:mod:`churnscale.data.csv_scan`); a clean block
-is parsed whole by pyarrow, a block with faults has its bad lines cut out first, each one a
-:class:`Reject` with its line and reason, and the rest is parsed the same way. The quarantine
-rule for quoting is in :mod:`churnscale.data.csv_scan`.
+few blocks. Blocks are parsed on a pool of threads (:mod:`churnscale.data.csv_block`: a numpy
+scan, then pyarrow; faulty lines cut out first, each one a :class:`Reject` with its line and
+reason) and put back in file order. Without a schema, rows are text. With a
+:class:`~churnscale.data.readers.SchemaSlot`, blocks are parsed straight into the schema's types
+(:mod:`churnscale.data.csv_typed`) and conformed on the pool, so chunks come back conformed; a
+reader holding the stream's first :data:`~churnscale.data.readers.SAMPLE_ROWS` rows infers the
+schema from them first. The quarantine rule for quoting is in :mod:`churnscale.data.csv_scan`.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pv
 
 from churnscale.data.chunk import Chunk
-from churnscale.data.csv_scan import (
-    BlockPlan,
-    Ints,
-    Layout,
-    LineScan,
-    kept_bytes,
-    line_break_in_quotes,
-    parser_fault,
-    plan_block,
-    scan_lines,
-)
-from churnscale.data.quarantine import Reject
+from churnscale.data.conform import conform
+from churnscale.data.csv_block import BlockError, ParsedBlock, empty_batch, parse_block
+from churnscale.data.csv_scan import Layout
+from churnscale.data.csv_typed import TypedParser
+from churnscale.data.readers import SAMPLE_ROWS, SchemaSlot
+from churnscale.data.schema import Schema
 from churnscale.exceptions import ConfigError, SourceError
 
 BLOCK_BYTES = 8 << 20
 MAX_RECORD_BYTES = 64 << 20
-PREVIEW_CHARS = 200
 BOM = b"\xef\xbb\xbf"
+#: Threads parsing blocks (one a core, at most 4); blocks in flight are one more than this.
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
-@dataclass
-class ParsedBlock:
-    """The rows pyarrow read from one block, their physical lines and the block's rejects."""
-
-    table: pa.Table
-    lines: Ints
-    rejects: list[Reject]
+class _NoLineEnd(Exception):
+    """The bytes after the last line end grew past :data:`MAX_RECORD_BYTES`."""
 
 
 def read_csv_chunks(
@@ -56,8 +50,9 @@ def read_csv_chunks(
     batch_rows: int,
     block_bytes: int = BLOCK_BYTES,
     max_record_lines: int = 1,
+    schema: SchemaSlot | None = None,
 ) -> Iterator[Chunk]:
-    """Stream ``name`` as string-typed chunks of at most ``batch_rows`` rows.
+    """Stream ``name`` as chunks of at most ``batch_rows`` rows (text, or conformed to ``schema``).
 
     ``max_record_lines`` > 1 accepts records whose quoted fields hold line breaks.
     """
@@ -73,7 +68,9 @@ def read_csv_chunks(
     with fs.open(path, "rb", compression=compression) as handle:
         names, rest = _read_header(handle, name, delimiter, block_bytes)
         layout = Layout(name, names, delimiter.encode(), max_record_lines)
-        yield from _chunks(_parsed_blocks(handle, rest, layout, block_bytes), layout, batch_rows)
+        reader = _BlockReader(layout, schema)
+        bodies = _bodies(handle, rest, block_bytes)
+        yield from _chunks(reader.blocks(bodies), reader, batch_rows)
 
 
 def _read_header(
@@ -123,153 +120,191 @@ def _check_record_size(buf: bytes, name: str, line: int) -> None:
         )
 
 
-def _parsed_blocks(
-    handle: Any, tail: bytes, layout: Layout, block_bytes: int
-) -> Iterator[ParsedBlock]:
-    line_base, eof = 2, False
-    while not eof:
+def _bodies(handle: Any, tail: bytes, block_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """Whole lines of about ``block_bytes`` each, and whether they end the file (last: always)."""
+    cut = tail.rfind(b"\n") + 1
+    if cut:
+        yield tail[:cut], False
+        tail = tail[cut:]
+    while True:
         data = handle.read(block_bytes)
-        eof = not data
-        if eof and tail and not tail.endswith(b"\n"):
-            tail += b"\n"
+        if not data:
+            yield (tail + b"\n" if tail and not tail.endswith(b"\n") else tail), True
+            return
         cut = data.rfind(b"\n") + 1
-        if not cut and not eof:
+        if not cut:
             tail += data
-            _check_record_size(tail, layout.name, line_base)
+            if len(tail) > MAX_RECORD_BYTES:
+                raise _NoLineEnd
             continue
-        body = b"".join((tail, memoryview(data)[:cut])) if tail else data[:cut]
+        yield (b"".join((tail, memoryview(data)[:cut])) if tail else data[:cut]), False
         tail = data[cut:]
-        if not body:
-            continue
-        scan = scan_lines(body, delimiter=layout.delimiter)
-        fast = _parse_clean(scan, body, layout, line_base)
-        if fast is not None:
-            yield fast
-            line_base += len(scan.starts)
-            continue
-        plan = plan_block(scan, body, layout, eof=eof)
-        if plan.cut < len(scan.starts):
-            tail = body[scan.starts[plan.cut] :] + tail
-            _check_record_size(tail, layout.name, line_base + plan.cut)
-        yield _parse_block(scan, body, plan, layout, line_base)
-        line_base += plan.cut
 
 
-def _parse_clean(scan: LineScan, buf: bytes, layout: Layout, line_base: int) -> ParsedBlock | None:
-    """The fast path: a block with balanced quotes and valid UTF-8 that pyarrow reads whole."""
-    if not scan.clean:
-        return None
-    table, skipped = _read_table(buf, layout)
-    records = np.flatnonzero(~scan.empty)
-    if skipped or table.num_rows != len(records):
-        return None
-    return ParsedBlock(table, records + line_base, [])
+class _BlockReader:
+    """Parses one file's blocks on a thread pool and returns them in order, lines counted."""
 
+    def __init__(self, layout: Layout, slot: SchemaSlot | None) -> None:
+        self.layout = layout
+        self.slot = slot
+        self._parser: TypedParser | None = None
 
-def _parse_block(
-    scan: LineScan, buf: bytes, plan: BlockPlan, layout: Layout, line_base: int
-) -> ParsedBlock:
-    rejects = [_reject(scan, buf, layout, line_base, r) for r in plan.rejects]
-    table, skipped = _read_table(kept_bytes(scan, buf, plan.keep), layout)
-    starts = np.flatnonzero(plan.record)
-    if skipped or table.num_rows != len(starts):
-        rejects += _recheck_widths(scan, buf, plan, layout, line_base)
-        rejects.sort(key=lambda r: r.line)
-        table, skipped = _read_table(kept_bytes(scan, buf, plan.keep), layout)
-        starts = np.flatnonzero(plan.record)
-        if skipped or table.num_rows != len(starts):
+    @property
+    def schema(self) -> Schema | None:
+        """The schema, once known."""
+        return None if self.slot is None else self.slot.schema
+
+    def _job(self) -> tuple[Schema | None, TypedParser | None]:
+        """What the next block is parsed with: the schema and its parser, once known."""
+        schema = self.schema
+        if schema is not None and self._parser is None:
+            self._parser = TypedParser(schema, self.layout.names, self.layout.delimiter.decode())
+        return schema, self._parser
+
+    def _work(
+        self, body: bytes, eof: bool, job: tuple[Schema | None, TypedParser | None]
+    ) -> ParsedBlock:
+        """Parse one block (on a pool thread); conformed when the schema is known."""
+        schema, parser = job
+        block = parse_block(body, self.layout, eof=eof, parser=parser)
+        return block if schema is None else conform_block(block, schema, self.layout.name)
+
+    def blocks(self, bodies: Iterator[tuple[bytes, bool]]) -> Iterator[ParsedBlock]:
+        """Every block of ``bodies``, in order, with physical line numbers."""
+        line, carry = 2, b""
+        waiting: deque[tuple[bytes, bool, Future[ParsedBlock]]] = deque()
+        pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="churnscale-csv")
+        try:
+            for body, eof in _guarded(bodies):
+                if body is not None:
+                    waiting.append((body, eof, pool.submit(self._work, body, eof, self._job())))
+                while len(waiting) > (WORKERS if body is not None else 0):
+                    block, line, carry = self._settle(waiting.popleft(), line, carry)
+                    yield block
+                if body is None:  # no line end in sight
+                    line += carry.count(b"\n")
+                    raise SourceError(
+                        self.layout.name,
+                        f"line {line}: no line end within {MAX_RECORD_BYTES:,} bytes; "
+                        "not a CSV file?",
+                    )
+            while waiting:
+                block, line, carry = self._settle(waiting.popleft(), line, carry)
+                yield block
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _settle(
+        self, item: tuple[bytes, bool, Future[ParsedBlock]], line: int, carry: bytes
+    ) -> tuple[ParsedBlock, int, bytes]:
+        """A block's result with its lines counted from ``line``; lines left to the next block.
+
+        A block parsed without the lines its predecessor left over is parsed again with them.
+        """
+        body, eof, future = item
+        try:
+            if carry:
+                future.cancel()
+                block = self._work(carry + body, eof, self._job())
+            else:
+                block = future.result()
+        except BlockError as exc:
             raise SourceError(
-                layout.name,
-                f"lines {line_base}–{line_base + plan.cut - 1}: records could not be delimited",
+                self.layout.name,
+                f"lines {line + exc.first}–{line + exc.last}: records could not be delimited",
+            ) from exc
+        if len(block.carry) > MAX_RECORD_BYTES:
+            last = line + block.consumed + block.carry.count(b"\n")
+            raise SourceError(
+                self.layout.name,
+                f"line {last}: no line end within {MAX_RECORD_BYTES:,} bytes; not a CSV file?",
             )
-    return ParsedBlock(table, starts + line_base, rejects)
+        return block.shifted(line), line + block.consumed, block.carry
 
 
-def _reject(
-    scan: LineScan, buf: bytes, layout: Layout, line_base: int, fault: tuple[int, int, str | None]
-) -> Reject:
-    first, last, reason = fault
-    if reason is None:
-        reason = line_break_in_quotes(line_base + first, line_base + last)
-    raw = buf[scan.starts[first] : min(scan.stops[last], scan.starts[first] + 4 * PREVIEW_CHARS)]
-    preview = raw.decode("utf-8", errors="replace")[:PREVIEW_CHARS]
-    return Reject(layout.name, line_base + first, reason, value=preview)
+def _guarded(bodies: Iterator[tuple[bytes, bool]]) -> Iterator[tuple[bytes | None, bool]]:
+    """``bodies``, with a line too long to hold turned into one ``(None, True)`` item."""
+    try:
+        yield from bodies
+    except _NoLineEnd:
+        yield None, True
 
 
-def _read_table(data: bytes | memoryview, layout: Layout) -> tuple[pa.Table, int]:
-    """Every record of ``data`` as string columns, and how many rows pyarrow could not split."""
-    if len(data) == 0:
-        return _empty_table(layout), 0
-    skipped: list[int] = []
-
-    def on_invalid(row: Any) -> str:
-        skipped.append(1)
-        return "skip"
-
-    table = pv.read_csv(
-        pa.BufferReader(data),
-        read_options=pv.ReadOptions(column_names=layout.names),
-        parse_options=pv.ParseOptions(
-            delimiter=layout.delimiter.decode(),
-            newlines_in_values=layout.max_record_lines > 1,
-            invalid_row_handler=on_invalid,
-        ),
-        convert_options=pv.ConvertOptions(
-            column_types=dict.fromkeys(layout.names, pa.string()), strings_can_be_null=False
-        ),
+def conform_block(block: ParsedBlock, schema: Schema, source: str) -> ParsedBlock:
+    """``block``'s rows conformed to ``schema``; rows that do not fit join its rejects."""
+    table = block.table.combine_chunks()
+    batch = table.to_batches()[0] if table.num_rows else _empty(table)
+    typed, rejects = conform(batch, schema, source=source, lines=block.lines)
+    lines = block.lines
+    if rejects:
+        lines = lines[~np.isin(lines, [r.line for r in rejects])]
+        rejects = sorted(block.rejects + rejects, key=lambda r: r.line)
+    else:
+        rejects = block.rejects
+    return ParsedBlock(
+        pa.Table.from_batches([typed]),
+        lines,
+        rejects,
+        consumed=block.consumed,
+        carry=block.carry,
+        conformed=True,
     )
-    return table, len(skipped)
 
 
-def _recheck_widths(
-    scan: LineScan, buf: bytes, plan: BlockPlan, layout: Layout, line_base: int
-) -> list[Reject]:
-    """Count fields the way the parser does (quotes only open a field) where the scan erred."""
-    rejects: list[Reject] = []
-    starts = np.flatnonzero(plan.record)
-    kept = np.flatnonzero(plan.keep)
-    nexts = np.append(starts[1:], len(plan.keep))
-    lasts = kept[np.searchsorted(kept, nexts) - 1]
-    for first, last in zip(starts.tolist(), lasts.tolist(), strict=True):
-        reason = parser_fault(buf[scan.starts[first] : scan.stops[last]], layout)
-        if reason is not None:
-            plan.keep[first : last + 1] = False
-            plan.record[first] = False
-            rejects.append(_reject(scan, buf, layout, line_base, (first, last, reason)))
-    return rejects
+def _empty(table: pa.Table) -> pa.RecordBatch:
+    arrays = [pa.array([], f.type) for f in table.schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=table.schema)
 
 
-def _chunks(blocks: Iterator[ParsedBlock], layout: Layout, batch_rows: int) -> Iterator[Chunk]:
-    """Regroup the blocks' rows into chunks of ``batch_rows`` (the last may be smaller)."""
-    pending = ParsedBlock(_empty_table(layout), np.zeros(0, np.int64), [])
+def _chunks(
+    blocks: Iterator[ParsedBlock], reader: _BlockReader, batch_rows: int
+) -> Iterator[Chunk]:
+    """Regroup the blocks' rows into chunks of ``batch_rows`` (the last may be smaller).
+
+    Rows parsed as text before the schema was known are conformed here once it is; the schema
+    is inferred here from the stream's first rows when no rows went out as text before.
+    """
+    layout, slot = reader.layout, reader.slot
+    pending = ParsedBlock(pa.Table.from_batches([empty_batch(layout)]), np.zeros(0, np.int64))
     for block in blocks:
-        pending.rejects += block.rejects
-        if block.table.num_rows:
-            pending.table = pa.concat_tables([pending.table, block.table])
-            pending.lines = np.concatenate((pending.lines, block.lines))
+        schema = reader.schema
+        if schema is not None and not block.conformed:
+            block = conform_block(block, schema, layout.name)
+        if block.conformed and not pending.conformed:
+            pending = conform_block(pending, block_schema(reader), layout.name)
+        _append(pending, block)
+        if slot is not None and schema is None and not slot.raw_rows:
+            if pending.table.num_rows >= SAMPLE_ROWS:
+                slot.infer(pending.table.slice(0, SAMPLE_ROWS))
+                pending = conform_block(pending, block_schema(reader), layout.name)
         while pending.table.num_rows >= batch_rows:
             yield _take(pending, layout, batch_rows)
     if pending.table.num_rows or pending.rejects:
         yield _take(pending, layout, batch_rows)
 
 
+def block_schema(reader: _BlockReader) -> Schema:
+    """The reader's schema, which is known once any block came back conformed."""
+    schema = reader.schema
+    assert schema is not None, "a conformed block implies a schema"
+    return schema
+
+
+def _append(pending: ParsedBlock, block: ParsedBlock) -> None:
+    pending.rejects += block.rejects
+    if block.table.num_rows:
+        pending.table = pa.concat_tables([pending.table, block.table])
+        pending.lines = np.concatenate((pending.lines, block.lines))
+
+
 def _take(pending: ParsedBlock, layout: Layout, rows: int) -> Chunk:
     """The first ``rows`` rows of ``pending`` and all its rejects, removed from it."""
     table = pending.table.slice(0, rows).combine_chunks()
-    batch = table.to_batches()[0] if table.num_rows else _empty_batch(layout)
-    chunk = Chunk(batch, layout.name, pending.lines[:rows], pending.rejects)
+    batch = table.to_batches()[0] if table.num_rows else _empty(table)
+    chunk = Chunk(batch, layout.name, pending.lines[:rows], pending.rejects, pending.conformed)
     pending.table, pending.lines, pending.rejects = (
         pending.table.slice(rows),
         pending.lines[rows:],
         [],
     )
     return chunk
-
-
-def _empty_batch(layout: Layout) -> pa.RecordBatch:
-    arrays = [pa.array([], pa.string()) for _ in layout.names]
-    return pa.RecordBatch.from_arrays(arrays, names=layout.names)
-
-
-def _empty_table(layout: Layout) -> pa.Table:
-    return pa.Table.from_batches([_empty_batch(layout)])

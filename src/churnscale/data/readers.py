@@ -8,6 +8,7 @@ their exact place; peak memory is a few chunks whatever the file size.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
@@ -18,12 +19,32 @@ import pyarrow.parquet as pq
 
 from churnscale.data.chunk import Chunk
 from churnscale.data.quarantine import Reject
+from churnscale.data.schema import Schema, SchemaHints, infer_schema
 from churnscale.exceptions import SourceError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz")
 DEFAULT_BATCH_ROWS = 262_144
+
+
+@dataclass
+class SchemaSlot:
+    """The schema rows are read in: given, or inferred from the first rows of the stream.
+
+    A reader that can parse straight into the schema's types (CSV) does so once the schema is
+    known, and infers it from the first :data:`SAMPLE_ROWS` rows itself when it holds them all.
+    """
+
+    schema: Schema | None = None
+    hints: SchemaHints | None = None
+    #: Rows handed out as text before the schema was known (then a reader may not infer it).
+    raw_rows: int = 0
+
+    def infer(self, sample: pa.Table) -> Schema:
+        """Infer the schema from ``sample`` (the stream's first rows) and keep it."""
+        self.schema = infer_schema(sample, self.hints)
+        return self.schema
 
 
 def file_format(path: str) -> str:
@@ -91,11 +112,27 @@ def read_chunks(
     storage_options: dict[str, Any] | None = None,
     columns: list[str] | None = None,
     read_dictionary: list[str] | None = None,
+    schema: SchemaSlot | None = None,
 ) -> Iterator[Chunk]:
     """Stream every file of ``path`` as chunks of at most ``batch_rows`` rows.
 
-    Parquet string columns named in ``read_dictionary`` come back dictionary-encoded.
+    Parquet string columns named in ``read_dictionary`` come back dictionary-encoded. With a
+    ``schema`` slot, CSV files come back conformed to it (see :class:`SchemaSlot`).
     """
+    for chunk in _file_chunks(path, batch_rows, storage_options, columns, read_dictionary, schema):
+        if schema is not None and not chunk.conformed:
+            schema.raw_rows += chunk.batch.num_rows
+        yield chunk
+
+
+def _file_chunks(
+    path: str,
+    batch_rows: int,
+    storage_options: dict[str, Any] | None,
+    columns: list[str] | None,
+    read_dictionary: list[str] | None,
+    schema: SchemaSlot | None,
+) -> Iterator[Chunk]:
     fs, files = expand(path, storage_options)
     for name in files:
         kind = file_format(name)
@@ -103,7 +140,11 @@ def read_chunks(
             from churnscale.data.csv_reader import read_csv_chunks
 
             yield from read_csv_chunks(
-                fs, name, delimiter="\t" if kind == "tsv" else ",", batch_rows=batch_rows
+                fs,
+                name,
+                delimiter="\t" if kind == "tsv" else ",",
+                batch_rows=batch_rows,
+                schema=schema,
             )
         elif kind == "parquet":
             yield from _parquet_chunks(

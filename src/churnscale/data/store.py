@@ -27,7 +27,7 @@ from churnscale.data.conform import conform
 from churnscale.data.fingerprint import Fingerprint
 from churnscale.data.pipeline import ThreadedSink
 from churnscale.data.quarantine import Quarantine
-from churnscale.data.readers import peek_sample, read_chunks, read_sample
+from churnscale.data.readers import SchemaSlot, peek_sample, read_chunks, read_sample
 from churnscale.data.schema import Schema, SchemaHints, infer_schema
 from churnscale.exceptions import (
     ChurnscaleError,
@@ -140,13 +140,18 @@ def ingest(
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[Schema, DatasetInfo]:
     """Convert ``source`` (any readable format) into a stored dataset at ``out``."""
-    chunks = read_chunks(source, batch_rows=batch_rows, storage_options=storage_options)
     if schema is None and is_dataset(source):
         schema = load_info(Path(source))[0]
-    elif schema is None:  # infer from the head of the same stream: the source is read once
-        sample, chunks = peek_sample(chunks, source)
-        schema = infer_schema(sample, hints)
+    slot = SchemaSlot(schema, hints)
+    chunks = read_chunks(
+        source, batch_rows=batch_rows, storage_options=storage_options, schema=slot
+    )
+    if slot.schema is None:  # infer from the head of the same stream: the source is read once
+        sample, chunks = peek_sample(chunks, source)  # (a CSV reader infers on the way)
+        schema = slot.schema or slot.infer(sample)
         del sample  # it shares the head chunk's buffers; let them go once that is stored
+    assert slot.schema is not None
+    schema = slot.schema
     if out.exists():
         raise SourceError(str(out), "already exists; choose a new output directory")
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -220,6 +225,9 @@ def _conformed(
 ) -> Iterator[tuple[pa.RecordBatch, int]]:
     for chunk in chunks:
         quarantine.add(chunk.rejects)
+        if chunk.conformed:
+            yield chunk.batch, chunk.batch.num_rows + len(chunk.rejects)
+            continue
         typed, rejects = conform(chunk.batch, schema, source=chunk.source, lines=chunk.lines)
         quarantine.add(rejects)
         yield typed, chunk.batch.num_rows + len(chunk.rejects)
