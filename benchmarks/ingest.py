@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -80,6 +81,33 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
+#: Ways a faulty row is broken (as in tests/reliability/test_r16_csv_faults.py): each takes the
+#: row's fields and returns its new bytes. Columns: 3 tenure, 4 contract, 5 plan, 7 region,
+#: 8 monthly charges, 25 churned.
+FAULTS = (
+    lambda f: b",".join([*f, b"extra"]),  # an extra field
+    lambda f: b",".join(f[:-1]),  # a missing field
+    lambda f: b",".join([*f[:8], b"abc", *f[9:]]),  # text in a number
+    lambda f: b",".join([*f[:7], b'"region_\xff\xfe"', *f[8:]]),  # invalid UTF-8
+    lambda f: b",".join([*f[:5], f[5].rstrip(b'"'), *f[6:]]),  # unterminated quote
+    lambda f: b",".join([*f[:3], f[3] + b'"', *f[4:]]),  # stray quote
+    lambda f: b",".join([*f[:4], f[4][:3] + b"\n" + f[4][3:], *f[5:]]),  # quoted line break
+    lambda f: b",".join([*f[:25], b"2"]),  # unknown label
+)
+
+
+def inject_faults(src: Path, out: Path, *, every: int = 1000, seed: int = 7) -> int:
+    """Copy ``src`` to ``out`` with one row in ``every`` broken (kinds in turn); return how many."""
+    rng = random.Random(seed)
+    lines = src.read_bytes().split(b"\n")
+    rows = range(1, len(lines) - 1)
+    chosen = sorted(rng.sample(rows, len(rows) // every))
+    for kind, row in enumerate(chosen):
+        lines[row] = FAULTS[kind % len(FAULTS)](lines[row].split(b","))
+    out.write_bytes(b"\n".join(lines))
+    return len(chosen)
+
+
 def convert_all(csv: Path, work: Path) -> list[Run]:
     """CSV → Parquet with every tool, one after another."""
     runs = [
@@ -109,6 +137,23 @@ def print_conversions(runs: list[Run], size_mb: float, rows: int) -> None:
             f"| {r.name:<22} | {r.wall:>7.2f} | {speed:>6.1f} | {ratio:>8.2f} | {r.cpu:>6.2f} "
             f"| {r.peak_mb:>12.0f} | {r.peak_mb / base.peak_mb:>5.2f} |"
         )
+
+
+def faulty(csv: Path, work: Path, rows: int) -> None:
+    """churnscale on the same CSV with 0.1% faulty rows, against polars on the clean file."""
+    bad = work / "faulty.csv"
+    broken = inject_faults(csv, bad)
+    runs = [
+        run("churnscale, 0.1% bad", churnscale("ingest", str(bad), "--out", str(work / "bad"))),
+        run("polars (clean file)", [PYTHON, "-c", POLARS, str(csv), str(work / "pl2.parquet")]),
+    ]
+    for r in runs:
+        if r.code:
+            print(f"warning: {r.name} failed ({r.code}): {r.error}", file=sys.stderr)
+    print(f"\nThe same CSV with {broken:,} faulty rows of 8 kinds (1 in 1,000; quarantined)")
+    print_conversions(runs, bad.stat().st_size / 2**20, rows)
+    bad.unlink()
+    shutil.rmtree(work / "bad", ignore_errors=True)
 
 
 def generator(rows: int, work: Path) -> None:
@@ -209,6 +254,7 @@ def main() -> None:
         runs = convert_all(csv, work)
         print_conversions(runs, csv.stat().st_size / 2**20, args.rows)
         shutil.rmtree(work / "cs", ignore_errors=True)
+        faulty(csv, work, args.rows)
         csv.unlink()
         generator(args.gen_rows, work)
         if args.cap_rows:

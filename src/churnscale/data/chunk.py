@@ -23,3 +23,5 @@ class Chunk:
     lines: np.ndarray
     rejects: list[Reject] = field(default_factory=list)
     conformed: bool = False
+    #: With ``conformed``: each row's fingerprint hash, computed by the reader.
+    row_hashes: np.ndarray | None = None

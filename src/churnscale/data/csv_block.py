@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pv
 
@@ -61,6 +62,8 @@ class ParsedBlock:
     consumed: int = 0
     carry: bytes = b""
     conformed: bool = False
+    #: Each conformed row's fingerprint hash (:func:`~churnscale.data.fingerprint.row_hashes`).
+    hashes: npt.NDArray[np.uint64] | None = None
 
     def shifted(self, base: int) -> ParsedBlock:
         """The same block with lines counted from ``base`` instead of 0."""

@@ -27,6 +27,7 @@ from churnscale.data.conform import conform
 from churnscale.data.csv_block import BlockError, ParsedBlock, empty_batch, parse_block
 from churnscale.data.csv_scan import Layout
 from churnscale.data.csv_typed import TypedParser
+from churnscale.data.fingerprint import row_hashes
 from churnscale.data.readers import SAMPLE_ROWS, SchemaSlot
 from churnscale.data.schema import Schema
 from churnscale.exceptions import ConfigError, SourceError
@@ -161,6 +162,13 @@ class _BlockReader:
             self._parser = TypedParser(schema, self.layout.names, self.layout.delimiter.decode())
         return schema, self._parser
 
+    def _ahead(self) -> int:
+        """Blocks parsed ahead of the one returned next: none while this reader may still
+        infer the schema (so that only the rows it infers from are parsed as text)."""
+        slot = self.slot
+        learning = slot is not None and slot.schema is None and not slot.raw_rows
+        return 0 if learning else WORKERS
+
     def _work(
         self, body: bytes, eof: bool, job: tuple[Schema | None, TypedParser | None]
     ) -> ParsedBlock:
@@ -178,7 +186,7 @@ class _BlockReader:
             for body, eof in _guarded(bodies):
                 if body is not None:
                     waiting.append((body, eof, pool.submit(self._work, body, eof, self._job())))
-                while len(waiting) > (WORKERS if body is not None else 0):
+                while len(waiting) > (self._ahead() if body is not None else 0):
                     block, line, carry = self._settle(waiting.popleft(), line, carry)
                     yield block
                 if body is None:  # no line end in sight
@@ -231,23 +239,31 @@ def _guarded(bodies: Iterator[tuple[bytes, bool]]) -> Iterator[tuple[bytes | Non
 
 
 def conform_block(block: ParsedBlock, schema: Schema, source: str) -> ParsedBlock:
-    """``block``'s rows conformed to ``schema``; rows that do not fit join its rejects."""
+    """``block``'s rows conformed to ``schema`` and hashed; rows that do not fit are rejects.
+
+    Categories stay dictionary-encoded until they are hashed (once per distinct value).
+    """
     table = block.table.combine_chunks()
     batch = table.to_batches()[0] if table.num_rows else _empty(table)
-    typed, rejects = conform(batch, schema, source=source, lines=block.lines)
+    typed, rejects = conform(batch, schema, source=source, lines=block.lines, keep_dictionary=True)
+    hashes = row_hashes(typed)
     lines = block.lines
     if rejects:
         lines = lines[~np.isin(lines, [r.line for r in rejects])]
         rejects = sorted(block.rejects + rejects, key=lambda r: r.line)
     else:
         rejects = block.rejects
+    arrays = [
+        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in typed.columns
+    ]
     return ParsedBlock(
-        pa.Table.from_batches([typed]),
+        pa.Table.from_arrays(arrays, schema=schema.arrow_schema()),
         lines,
         rejects,
         consumed=block.consumed,
         carry=block.carry,
         conformed=True,
+        hashes=hashes,
     )
 
 
@@ -295,16 +311,23 @@ def _append(pending: ParsedBlock, block: ParsedBlock) -> None:
     if block.table.num_rows:
         pending.table = pa.concat_tables([pending.table, block.table])
         pending.lines = np.concatenate((pending.lines, block.lines))
+        if pending.hashes is not None and block.hashes is not None:
+            pending.hashes = np.concatenate((pending.hashes, block.hashes))
 
 
 def _take(pending: ParsedBlock, layout: Layout, rows: int) -> Chunk:
     """The first ``rows`` rows of ``pending`` and all its rejects, removed from it."""
     table = pending.table.slice(0, rows).combine_chunks()
     batch = table.to_batches()[0] if table.num_rows else _empty(table)
-    chunk = Chunk(batch, layout.name, pending.lines[:rows], pending.rejects, pending.conformed)
+    hashes = None if pending.hashes is None else pending.hashes[:rows]
+    chunk = Chunk(
+        batch, layout.name, pending.lines[:rows], pending.rejects, pending.conformed, hashes
+    )
     pending.table, pending.lines, pending.rejects = (
         pending.table.slice(rows),
         pending.lines[rows:],
         [],
     )
+    if pending.hashes is not None:
+        pending.hashes = pending.hashes[rows:]
     return chunk

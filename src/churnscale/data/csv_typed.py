@@ -6,9 +6,9 @@ it without reading the value again:
 - numeric columns as ``float64``: pyarrow reads a number with the same routine that ``conform``
   casts text with, and fails on anything that is not a plain number, a null token or an
   ``inf``/``nan`` spelling;
-- boolean, datetime and target columns as dictionaries, so ``conform`` checks each distinct
-  value once with its own rules;
-- id and categorical columns as text, as before.
+- categorical, boolean, datetime and target columns as dictionaries, so ``conform`` checks
+  each distinct value once with its own rules (and the fingerprint hashes it once);
+- id columns as text, as before.
 
 A block whose numeric column holds a value pyarrow cannot read (text in a number, a null token
 spelt with spaces) or reads as NaN (``nan`` and its variants, whose bits ``conform`` decides)
@@ -35,7 +35,7 @@ TEXT = pa.string()
 CODES = pa.dictionary(pa.int32(), pa.string())
 _ROLE_TYPES: dict[Role, pa.DataType] = {
     Role.ID: TEXT,
-    Role.CATEGORICAL: TEXT,
+    Role.CATEGORICAL: CODES,
     Role.NUMERIC: pa.float64(),
     Role.BOOLEAN: CODES,
     Role.DATETIME: CODES,

@@ -30,13 +30,17 @@ _NULL = np.uint64(0x6A09E667F3BCC909)
 _CANONICAL_NAN = np.float64("nan")
 
 
-def mix64(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser applied in place to a ``uint64`` array (which it returns)."""
-    values ^= values >> np.uint64(30)
-    values *= _M1
-    values ^= values >> np.uint64(27)
-    values *= _M2
-    values ^= values >> np.uint64(31)
+def mix64(values: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+    """The splitmix64 finaliser applied in place to a ``uint64`` array (which it returns).
+
+    ``scratch`` (same shape and type) holds the shifted values instead of a new array each time.
+    """
+    shifted = np.empty_like(values) if scratch is None else scratch
+    for shift, factor in ((30, _M1), (27, _M2), (31, None)):
+        np.right_shift(values, np.uint64(shift), out=shifted)
+        np.bitwise_xor(values, shifted, out=values)
+        if factor is not None:
+            np.multiply(values, factor, out=values)
     return values
 
 
@@ -135,10 +139,26 @@ def _fixed_width_bits(array: pa.Array) -> np.ndarray:
     return bits
 
 
+def _dictionary_hash(array: pa.DictionaryArray) -> np.ndarray:
+    """Each row's value hashed once per distinct value: the same codes as the decoded rows."""
+    dictionary = array.dictionary
+    if dictionary.null_count or not len(dictionary):
+        return column_hash(array.cast(array.type.value_type))
+    value_hash = _string_values_hash(dictionary)
+    indices = array.indices
+    hashed: np.ndarray = value_hash[pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)]
+    if indices.null_count:
+        valid = np.asarray(indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        hashed = np.where(valid, hashed, _NULL)
+    return hashed
+
+
 def column_hash(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A 64-bit code of every value of ``array`` (raw bits for numbers, a hash for text)."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type) and pa.types.is_string(array.type.value_type):
+        return _dictionary_hash(array)
     if pa.types.is_dictionary(array.type):
         array = array.cast(array.type.value_type)
     kind = array.type
@@ -156,11 +176,12 @@ def column_hash(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def row_hashes(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
     """A 64-bit hash of every row of ``batch``, combining its columns in order."""
     rows = np.zeros(batch.num_rows, dtype=np.uint64)
+    scratch = np.empty_like(rows)
     for index in range(batch.num_columns):
         rows *= _GOLDEN
         rows += column_hash(batch.column(index))
         rows += np.uint64(index + 1)
-        mix64(rows)
+        mix64(rows, scratch)
     return rows
 
 
@@ -173,10 +194,13 @@ class Fingerprint:
 
     def update(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Add ``batch``'s rows."""
-        hashes = row_hashes(batch)
+        self.add_hashes(row_hashes(batch))
+
+    def add_hashes(self, hashes: np.ndarray) -> None:
+        """Add rows by their :func:`row_hashes` (computed elsewhere, e.g. on another thread)."""
         with np.errstate(over="ignore"):
             self.total = np.uint64(self.total + hashes.sum(dtype=np.uint64))
-        self.rows += batch.num_rows
+        self.rows += len(hashes)
 
     def hexdigest(self, schema: Schema) -> str:
         """The fingerprint, covering the schema as well as the rows."""

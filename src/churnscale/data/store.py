@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -188,16 +189,20 @@ def _write_dataset(
     fingerprint = Fingerprint()
     seen = 0
 
-    def store(batch: pa.RecordBatch) -> None:
+    def store(item: tuple[pa.RecordBatch, np.ndarray | None]) -> None:
+        batch, hashes = item
         writer.write(batch)
-        fingerprint.update(batch)
+        if hashes is None:
+            fingerprint.update(batch)
+        else:
+            fingerprint.add_hashes(hashes)
 
     with (
         Quarantine(staging / QUARANTINE_FILE, max_bad_fraction=max_bad_fraction) as quarantine,
         ThreadedSink(store) as sink,
     ):
-        for typed, rows_read in _conformed(chunks, schema, quarantine):
-            sink.put(typed)
+        for typed, hashes, rows_read in _conformed(chunks, schema, quarantine):
+            sink.put((typed, hashes))
             seen += rows_read
             if on_progress is not None:
                 on_progress(rows_read)
@@ -222,15 +227,16 @@ def _write_dataset(
 
 def _conformed(
     chunks: Iterator[Chunk], schema: Schema, quarantine: Quarantine
-) -> Iterator[tuple[pa.RecordBatch, int]]:
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray | None, int]]:
+    """Each chunk's rows in the schema's types, their row hashes if known, and rows read."""
     for chunk in chunks:
         quarantine.add(chunk.rejects)
         if chunk.conformed:
-            yield chunk.batch, chunk.batch.num_rows + len(chunk.rejects)
+            yield chunk.batch, chunk.row_hashes, chunk.batch.num_rows + len(chunk.rejects)
             continue
         typed, rejects = conform(chunk.batch, schema, source=chunk.source, lines=chunk.lines)
         quarantine.add(rejects)
-        yield typed, chunk.batch.num_rows + len(chunk.rejects)
+        yield typed, None, chunk.batch.num_rows + len(chunk.rejects)
 
 
 def check_part(path: Path, name: str, info: DatasetInfo) -> None:
