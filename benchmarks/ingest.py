@@ -142,7 +142,14 @@ def print_conversions(runs: list[Run], size_mb: float, rows: int) -> None:
 def faulty(csv: Path, work: Path, rows: int) -> None:
     """churnscale on the same CSV with 0.1% faulty rows, against polars on the clean file."""
     bad = work / "faulty.csv"
-    broken = inject_faults(csv, bad)
+    # in a child, so that this process stays small (a child's peak RSS counts its parent's)
+    made = subprocess.run(
+        [PYTHON, __file__, "--inject", str(csv), str(bad)], capture_output=True, text=True
+    )
+    if made.returncode:
+        print(f"faulty run skipped: {made.stderr.strip()}")
+        return
+    broken = int(made.stdout)
     runs = [
         run("churnscale, 0.1% bad", churnscale("ingest", str(bad), "--out", str(work / "bad"))),
         run("polars (clean file)", [PYTHON, "-c", POLARS, str(csv), str(work / "pl2.parquet")]),
@@ -237,7 +244,11 @@ def main() -> None:
     parser.add_argument("--cap-mb", type=int, default=1024, help="address-space cap in MiB")
     parser.add_argument("--cap-batch", type=int, default=65_536, help="batch rows, capped run")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory")
+    parser.add_argument("--inject", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.inject:
+        print(inject_faults(*args.inject))
+        return
     work = Path(tempfile.mkdtemp(prefix="churnscale-bench-", dir=args.dir))
     try:
         print(

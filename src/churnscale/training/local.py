@@ -33,7 +33,13 @@ from churnscale.training.plan import (
     SplitSpec,
     plan_split,
 )
-from churnscale.training.sequence import SideSequence, iter_side_tables
+from churnscale.training.sequence import (
+    BinSample,
+    SideSequence,
+    bin_sample_indices,
+    fit_with_bin_sample,
+    iter_side_tables,
+)
 
 ClassWeight = Literal["none", "balanced"]
 #: Share of the training rows set aside for early stopping; the hold-out is never used for it.
@@ -142,6 +148,7 @@ def _dataset(
     *,
     init_model: lgb.Booster | None,
     reference: lgb.Dataset | None = None,
+    sample: BinSample | None = None,
 ) -> lgb.Dataset:
     sequence = SideSequence(plan, side, pre)
     init_score = _raw_scores(init_model, sequence) if init_model is not None else None
@@ -155,9 +162,16 @@ def _dataset(
         params=params,
         free_raw_data=True,
     )
-    if reference is None:  # bins come from a sample of rows: encode only those for it
+    if reference is None and sample is not None:  # kept while fitting the Preprocessor
+        sequence.use_sample(sample)
+    elif reference is None:  # bins come from a sample of rows: encode only those for it
         sequence.expect_sample(dataset._create_sample_indices(total_nrow=len(sequence)))
     return dataset
+
+
+def data_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The LightGBM parameters that decide how a Dataset is binned."""
+    return {k: params[k] for k in ("max_bin", "force_col_wise", "verbosity", "seed")}
 
 
 def _booster(
@@ -168,13 +182,14 @@ def _booster(
     init_model: lgb.Booster | None,
     on_round: Callable[[int, float], None] | None,
     constraints: list[int] | None = None,
+    sample: BinSample | None = None,
 ) -> lgb.Booster:
     """Boost with early stopping on VALID; a given ``init_model``'s trees come first."""
     lgb_params = params.lightgbm_params(constraints)
-    data_params = {k: lgb_params[k] for k in ("max_bin", "force_col_wise", "verbosity", "seed")}
+    binning = data_params(lgb_params)
     try:
-        train = _dataset(plan, TRAIN, pre, data_params, init_model=init_model)
-        valid = _dataset(plan, VALID, pre, data_params, init_model=init_model, reference=train)
+        train = _dataset(plan, TRAIN, pre, binning, init_model=init_model, sample=sample)
+        valid = _dataset(plan, VALID, pre, binning, init_model=init_model, reference=train)
         booster = lgb.Booster(params=lgb_params, train_set=train)
         if init_model is not None:  # continued training: the old trees, then the new ones
             _safe_call(_LIB.LGBM_BoosterMerge(booster._handle, init_model._handle))
@@ -267,7 +282,12 @@ def train_local(
         exclude=exclude,
     )
     rows = check_sides(plan, TEST)
-    pre = init_model.preprocessor if init_model is not None else fit_preprocessor(plan, schema)
+    sample = None
+    if init_model is None:  # one pass fits the Preprocessor and keeps LightGBM's bin sample
+        indices = bin_sample_indices(rows["train"], data_params(params.lightgbm_params()))
+        pre, sample = fit_with_bin_sample(plan, schema, indices)
+    else:
+        pre = init_model.preprocessor
     booster = _booster(
         plan,
         pre,
@@ -275,6 +295,7 @@ def train_local(
         init_model=init_model.booster if init_model is not None else None,
         on_round=on_round,
         constraints=monotone_constraints(schema.metadata, pre.feature_names),
+        sample=sample,
     )
     metadata = {
         "schema": schema.to_dict(),

@@ -8,14 +8,56 @@ yields a side's raw rows the same way.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churnscale.data.schema import Schema
 from churnscale.features.preprocessor import Preprocessor
-from churnscale.training.plan import SplitPlan
+from churnscale.training.plan import TRAIN, SplitPlan
+
+
+@dataclass
+class BinSample:
+    """The training rows LightGBM bins its features from: positions within the side
+    (ascending) and their encoded values (None when there are none)."""
+
+    indices: np.ndarray
+    rows: np.ndarray | None
+
+
+def bin_sample_indices(rows: int, params: dict[str, Any]) -> np.ndarray:
+    """The positions LightGBM's Dataset samples for its bins among ``rows`` rows (a function of
+    the row count and ``params``: ``bin_construct_sample_cnt``, ``data_random_seed``)."""
+    probe = lgb.Dataset(None, params=params)
+    return np.asarray(probe._create_sample_indices(total_nrow=rows), dtype=np.int64)
+
+
+def fit_with_bin_sample(
+    plan: SplitPlan, schema: Schema, indices: np.ndarray, **options: Any
+) -> tuple[Preprocessor, BinSample]:
+    """Fit a Preprocessor on the training side in one streamed pass, keeping the raw rows at
+    ``indices`` on the way; they are encoded once it is fitted, so building LightGBM's bins
+    needs no second read of the data."""
+    pre = Preprocessor(schema, **options)
+    columns = [c.name for c in schema.features]
+    wanted = np.asarray(indices, dtype=np.int64)
+    kept: list[pa.Table] = []
+    start = 0
+    for table in iter_side_tables(plan, TRAIN, columns):
+        lo, hi = np.searchsorted(wanted, [start, start + table.num_rows])
+        if hi > lo:
+            kept.append(table.take(pa.array(wanted[lo:hi] - start)))
+        start += table.num_rows
+        for batch in table.to_batches():
+            pre.partial_fit(batch)
+    pre.finish()
+    rows = pre.transform(pa.concat_tables(kept)) if kept else None
+    return pre, BinSample(wanted, rows)
 
 
 class SideSequence(lgb.Sequence):  # type: ignore[misc]
@@ -57,6 +99,8 @@ class SideSequence(lgb.Sequence):  # type: ignore[misc]
         """Encode just these rows (ascending), ahead of LightGBM's bin sampling, which then
         asks for them one call each. Each row group is still read, but ~200,000 rows are
         encoded instead of the whole side; a row asked out of this order is served as usual.
+        (Training that fits its Preprocessor keeps these rows during the fit instead: see
+        :func:`fit_with_bin_sample`.)
         """
         wanted = np.asarray(indices, dtype=np.int64)
         cuts = np.searchsorted(wanted, self.starts)
@@ -68,8 +112,12 @@ class SideSequence(lgb.Sequence):  # type: ignore[misc]
                 file = pq.ParquetFile(group.file)
                 table = file.read_row_group(group.index, columns=self.columns)
                 parts.append(self.preprocessor.transform(table.take(pa.array(rows))))
-        self._sample, self._sample_at = wanted.tolist(), 0
-        self._sample_rows = np.concatenate(parts) if parts else None
+        self.use_sample(BinSample(wanted, np.concatenate(parts) if parts else None))
+
+    def use_sample(self, sample: BinSample) -> None:
+        """Serve ``sample``'s rows (encoded already) when LightGBM asks for them in order."""
+        self._sample, self._sample_at = sample.indices.tolist(), 0
+        self._sample_rows = sample.rows
 
     def __getitem__(self, index: int | slice | list[int]) -> np.ndarray:
         if not isinstance(index, slice | list):
