@@ -26,8 +26,6 @@ import psutil
 
 from churnscale.training.local import TrainParams
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _flag(name: str, default: int) -> int:
     """A flag's value, read before argparse so that children build the same PARAMS."""
@@ -51,7 +49,7 @@ def dataset_for(rows: int, data_dir: Path) -> Path:
     raw, ds = data_dir / f"raw-{rows}.parquet", data_dir / f"ds-{rows}"
     data_dir.mkdir(parents=True, exist_ok=True)
     if not raw.exists():
-        cli = [str(ROOT / ".venv/bin/churnscale"), "generate", "--rows", str(rows)]
+        cli = [sys.executable, "-m", "churnscale", "generate", "--rows", str(rows)]
         subprocess.run([*cli, "--out", str(raw)], check=True)
     if not ds.exists():
         ingest(str(raw), ds, hints=SchemaHints(target="churned"))

@@ -7,7 +7,7 @@ and records, per Parquet row group, the side of every row;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -119,19 +119,47 @@ class Exclusion:
 
 @dataclass
 class RowGroup:
-    """One Parquet row group and the side of each of its rows."""
+    """One Parquet row group: the side and the label (0/1) of each of its rows."""
 
     file: Path
     index: int
     sides: np.ndarray
+    labels: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int8))
+
+
+class SideLabels:
+    """The labels of each side in storage order, as float32 (what LightGBM keeps), built
+    from the row groups when asked: the plan holds one byte a row for them, not four."""
+
+    def __init__(self, groups: list[RowGroup]) -> None:
+        self._groups = groups
+        self._given: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, side: int) -> np.ndarray:
+        if side in self._given:
+            return self._given[side]
+        parts = [g.labels[g.sides == side] for g in self._groups]
+        labels = np.empty(sum(len(p) for p in parts), dtype=np.float32)
+        at = 0
+        for part in parts:
+            labels[at : at + len(part)] = part
+            at += len(part)
+        return labels
+
+    def __setitem__(self, side: int, labels: np.ndarray) -> None:
+        self._given[side] = labels
 
 
 @dataclass
 class SplitPlan:
-    """The sides of every stored row, with the labels of each side in storage order."""
+    """The side and label of every stored row, by row group; ``labels[side]`` in order."""
 
     groups: list[RowGroup]
-    labels: dict[int, np.ndarray]
+    #: Each side's labels (float32, storage order), built on each access.
+    labels: SideLabels = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.labels = SideLabels(self.groups)
 
     def count(self, side: int) -> int:
         """Rows on ``side``."""
@@ -248,7 +276,6 @@ def plan_split(
     )
     columns = [c for c in (schema.id, schema.target, time_column) if c]
     groups: list[RowGroup] = []
-    labels: dict[int, list[np.ndarray]] = {TRAIN: [], VALID: [], TEST: []}
     offset = 0
     for name in info.files:
         parquet = pq.ParquetFile(dataset / name)
@@ -263,14 +290,9 @@ def plan_split(
             )
             if exclude is not None:
                 sides[exclude.mask(keys)] = LEFT_OUT
-            # float32: LightGBM keeps labels as float32, so this needs no converted copy
-            y = np.asarray(batch.column(schema.target).to_numpy(), dtype=np.float32)
-            for side in labels:
-                labels[side].append(y[sides == side])
-            groups.append(RowGroup(dataset / name, index, sides))
-    return SplitPlan(
-        groups, {s: np.concatenate(v) if v else np.empty(0) for s, v in labels.items()}
-    )
+            y = np.asarray(batch.column(schema.target).to_numpy(), dtype=np.int8)
+            groups.append(RowGroup(dataset / name, index, sides, y))
+    return SplitPlan(groups)
 
 
 def assign_sides(
