@@ -108,14 +108,25 @@ def inject_faults(src: Path, out: Path, *, every: int = 1000, seed: int = 7) -> 
     return len(chosen)
 
 
-def convert_all(csv: Path, work: Path) -> list[Run]:
+def baseline(csv: Path, out: Path, src: Path | None) -> list[Run]:
+    """churnscale from another source tree (``--baseline-src``: e.g. main), if asked."""
+    if src is None:
+        return []
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    command = churnscale("ingest", str(csv), "--out", str(out))
+    return [run(f"churnscale ({src.parent.name})", command, env=env)]
+
+
+def convert_all(csv: Path, work: Path, src: Path | None) -> list[Run]:
     """CSV → Parquet with every tool, one after another."""
     runs = [
         run("churnscale ingest", churnscale("ingest", str(csv), "--out", str(work / "cs"))),
+        *baseline(csv, work / "base", src),
         run("polars sink_parquet", [PYTHON, "-c", POLARS, str(csv), str(work / "pl.parquet")]),
         run("duckdb COPY", [PYTHON, "-c", DUCKDB, str(csv), str(work / "dd.parquet")]),
         run("pyarrow open_csv", [PYTHON, "-c", PYARROW, str(csv), str(work / "pa.parquet")]),
     ]
+    shutil.rmtree(work / "base", ignore_errors=True)
     for r in runs:
         if r.code:
             print(f"warning: {r.name} failed ({r.code}): {r.error}", file=sys.stderr)
@@ -139,7 +150,7 @@ def print_conversions(runs: list[Run], size_mb: float, rows: int) -> None:
         )
 
 
-def faulty(csv: Path, work: Path, rows: int) -> None:
+def faulty(csv: Path, work: Path, rows: int, src: Path | None) -> None:
     """churnscale on the same CSV with 0.1% faulty rows, against polars on the clean file."""
     bad = work / "faulty.csv"
     # in a child, so that this process stays small (a child's peak RSS counts its parent's)
@@ -152,6 +163,7 @@ def faulty(csv: Path, work: Path, rows: int) -> None:
     broken = int(made.stdout)
     runs = [
         run("churnscale, 0.1% bad", churnscale("ingest", str(bad), "--out", str(work / "bad"))),
+        *baseline(bad, work / "base", src),
         run("polars (clean file)", [PYTHON, "-c", POLARS, str(csv), str(work / "pl2.parquet")]),
     ]
     for r in runs:
@@ -161,6 +173,7 @@ def faulty(csv: Path, work: Path, rows: int) -> None:
     print_conversions(runs, bad.stat().st_size / 2**20, rows)
     bad.unlink()
     shutil.rmtree(work / "bad", ignore_errors=True)
+    shutil.rmtree(work / "base", ignore_errors=True)
 
 
 def generator(rows: int, work: Path) -> None:
@@ -244,6 +257,9 @@ def main() -> None:
     parser.add_argument("--cap-mb", type=int, default=1024, help="address-space cap in MiB")
     parser.add_argument("--cap-batch", type=int, default=65_536, help="batch rows, capped run")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory")
+    parser.add_argument(
+        "--baseline-src", type=Path, help="also run churnscale from this src/ (e.g. main's)"
+    )
     parser.add_argument("--inject", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inject:
@@ -262,10 +278,10 @@ def main() -> None:
         )
         if made.code:
             sys.exit(f"could not generate the CSV: {made.error}")
-        runs = convert_all(csv, work)
+        runs = convert_all(csv, work, args.baseline_src)
         print_conversions(runs, csv.stat().st_size / 2**20, args.rows)
         shutil.rmtree(work / "cs", ignore_errors=True)
-        faulty(csv, work, args.rows)
+        faulty(csv, work, args.rows, args.baseline_src)
         csv.unlink()
         generator(args.gen_rows, work)
         if args.cap_rows:
