@@ -2,8 +2,9 @@
 
 ``torchrun --nnodes M --nproc-per-node N … churnscale train DATA --model mlp`` starts M×N
 copies of the command; each reads ``RANK`` and ``WORLD_SIZE`` and joins the process group
-through ``MASTER_ADDR``/``MASTER_PORT`` (``init_method="env://"``). Without those variables
-churnscale spawns its own ranks on this machine.
+through ``MASTER_ADDR``/``MASTER_PORT`` (``init_method="env://"``); ``LOCAL_RANK`` (its
+place on its machine) picks its GPU on CUDA. Without those variables churnscale spawns its own
+ranks on this machine.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ class TorchrunRank:
 
     rank: int
     world: int
+    #: this process's place among the ranks on its machine (``LOCAL_RANK``; ``rank`` if unset)
+    local: int = 0
+    #: ranks on this machine (``LOCAL_WORLD_SIZE``; ``world`` if unset)
+    local_world: int = 1
 
     @property
     def leads(self) -> bool:
@@ -35,10 +40,18 @@ def torchrun_rank() -> TorchrunRank | None:
         return None
     try:
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local = int(os.environ.get("LOCAL_RANK") or rank)
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE") or world)
     except ValueError as exc:
         raise ConfigError(
             "RANK/WORLD_SIZE", expected="integers set by torchrun", received=str(exc)
         ) from exc
     if world < 1 or not 0 <= rank < world:
         raise ConfigError("RANK", expected=f"0 <= RANK < WORLD_SIZE ({world})", received=rank)
-    return TorchrunRank(rank, world)
+    if not 0 <= local < local_world:
+        raise ConfigError(
+            "LOCAL_RANK",
+            expected=f"0 <= LOCAL_RANK < LOCAL_WORLD_SIZE ({local_world})",
+            received=local,
+        )
+    return TorchrunRank(rank, world, local, local_world)

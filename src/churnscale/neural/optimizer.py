@@ -1,7 +1,9 @@
 """AdamW as a few tensor operations (the update of ``torch.optim.AdamW``, decoupled decay).
 
 ``torch.optim`` imports ``torch._dynamo`` on first use, which costs several seconds of CPU in
-every training process; this class does the same arithmetic without it.
+every training process; this class does the same arithmetic without it. The update is written
+with ``torch._foreach_*`` operations (one kernel per operation for all parameters on a GPU,
+not one per parameter), as ``torch.optim.AdamW(foreach=True)`` does.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ class AdamW:
 
     def zero_grad(self) -> None:
         """Reset every gradient to zero (kept allocated, as DDP's buckets expect)."""
-        for p in self.parameters:
-            if p.grad is not None:
-                p.grad.zero_()
+        grads = [p.grad for p in self.parameters if p.grad is not None]
+        if grads:
+            torch._foreach_zero_(grads)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -43,11 +45,19 @@ class AdamW:
         beta1, beta2 = self.betas
         correction1 = 1 - beta1**self.steps
         root2 = math.sqrt(1 - beta2**self.steps)
-        for p, m, v in zip(self.parameters, self.first, self.second, strict=True):
-            if p.grad is None:
-                continue
-            p.mul_(1 - self.lr * self.weight_decay)
-            m.lerp_(p.grad, 1 - beta1)
-            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            denominator = (v.sqrt() / root2).add_(self.eps)
-            p.addcdiv_(m, denominator, value=-self.lr / correction1)
+        chosen = [
+            (p, p.grad, m, v)
+            for p, m, v in zip(self.parameters, self.first, self.second, strict=True)
+            if p.grad is not None
+        ]
+        if not chosen:
+            return
+        params, grads, first, second = (list(t) for t in zip(*chosen, strict=True))
+        torch._foreach_mul_(params, 1 - self.lr * self.weight_decay)
+        torch._foreach_lerp_(first, grads, 1 - beta1)
+        torch._foreach_mul_(second, beta2)
+        torch._foreach_addcmul_(second, grads, grads, value=1 - beta2)
+        denominator = torch._foreach_sqrt(second)
+        torch._foreach_div_(denominator, root2)
+        torch._foreach_add_(denominator, self.eps)
+        torch._foreach_addcdiv_(params, first, denominator, value=-self.lr / correction1)

@@ -7,6 +7,9 @@ from typing import Any
 
 from churnscale.exceptions import ConfigError
 
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass(frozen=True)
 class MlpParams:
@@ -23,6 +26,10 @@ class MlpParams:
     seed: int = 0
     #: intra-op threads per rank; 1 is fastest for a network this small (measured on 2 CPUs)
     threads: int = 1
+    #: auto (CUDA when torch sees a GPU), cpu or cuda; see :mod:`churnscale.neural.device`
+    device: str = "auto"
+    #: fp32, or bf16 autocast of the forward pass (weights and optimizer stay float32)
+    precision: str = "fp32"
 
     def validate(self) -> None:
         """Refuse values that would crash training or silently do nothing."""
@@ -36,6 +43,8 @@ class MlpParams:
             ("max_epochs", self.max_epochs >= 1, "at least 1"),
             ("patience", self.patience >= 1, "at least 1"),
             ("threads", self.threads >= 1, "at least 1"),
+            ("device", self.device in DEVICES, "auto, cpu or cuda"),
+            ("precision", self.precision in PRECISIONS, "fp32 or bf16"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -1,4 +1,4 @@
-"""``train_mlp``: the neural churn model, trained data-parallel over N CPU processes.
+"""``train_mlp``: the neural churn model, trained data-parallel over N processes (CPUs or GPUs).
 
 The split and the Preprocessor are those of LightGBM training (:func:`plan_split` with the same
 early-stopping share, :func:`fit_preprocessor` streamed over the training side), so the two
@@ -9,14 +9,19 @@ own shard (:mod:`churnscale.neural.shards`) and trains under DistributedDataPara
 a process group. Under ``torchrun`` (:mod:`churnscale.neural.launch`) this process is one
 rank of the launcher's job: every rank plans the same split and fits the same Preprocessor
 (both deterministic), trains its shard, and only rank 0 returns the model.
+
+``params.device`` is resolved here, before any data is read (:mod:`churnscale.neural.device`):
+on CUDA each rank trains on its own GPU and the ranks talk over NCCL. Whatever the device, the
+best weights come back to the CPU, so the model is the same float32 bundle, loadable anywhere.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors.torch import load_file
@@ -27,7 +32,8 @@ from churnscale.data.store import load_info
 from churnscale.exceptions import ConfigError, SchemaError, TrainingError
 from churnscale.model.mlp import MlpModel
 from churnscale.model.network import ChurnNet, config_for
-from churnscale.neural.ddp import BEST_FILE, HISTORY_FILE, SHARDS_FILE, Job, run_rank
+from churnscale.neural.ddp import BEST_FILE, HISTORY_FILE, SHARDS_FILE, TIMING_FILE, Job, run_rank
+from churnscale.neural.device import check_precision, check_ranks, resolve_device, visible_gpus
 from churnscale.neural.launch import torchrun_rank
 from churnscale.neural.params import MlpParams
 from churnscale.training.local import EARLY_STOP_FRACTION, check_sides, fit_preprocessor
@@ -46,6 +52,8 @@ class MlpTrainResult:
     rows: dict[str, int]
     history: list[dict[str, float]]
     shards: list[dict[str, int]]
+    #: rank 0's device, seconds reading its shards, placing them, and per epoch; epoch rows
+    timing: dict[str, Any] = field(default_factory=dict)
 
 
 def fit_mlp(
@@ -72,6 +80,10 @@ def fit_mlp(
                 received=workers,
             )
         workers = launched.world
+    device = resolve_device(params.device)
+    check_precision(params.precision, device)
+    local_ranks = workers if launched is None else launched.local_world
+    check_ranks(device, local_ranks=local_ranks, gpus=visible_gpus())
     split = split or SplitSpec(seed=params.seed)
     stored_schema, info = load_info(dataset)
     schema = schema or stored_schema
@@ -98,6 +110,8 @@ def fit_mlp(
             Path(tmp),
             progress and (launched is None or launched.leads),
             init_method=None if launched is None else "env://",
+            device=device,
+            local_rank=None if launched is None else launched.local,
         )
         if launched is not None:
             run_rank(launched.rank, job)
@@ -108,6 +122,7 @@ def fit_mlp(
         state = load_file(str(Path(tmp) / BEST_FILE))
         history = json.loads((Path(tmp) / HISTORY_FILE).read_text())
         shards = json.loads((Path(tmp) / SHARDS_FILE).read_text())
+        timing = json.loads((Path(tmp) / TIMING_FILE).read_text())
     net = ChurnNet(config)
     net.load_state_dict(state)
     best = min(history, key=lambda h: h["valid_loss"])
@@ -118,12 +133,13 @@ def fit_mlp(
         "split": asdict(split),
         "rows": rows,
         "workers": workers,
+        "device": device,
         "best_epoch": int(best["epoch"]),
         "history": history,
     }
     model = MlpModel(pre, net, config, metadata)
     y, scores = _score_holdout(model, plan)
-    return MlpTrainResult(model, y, scores, int(best["epoch"]), rows, history, shards)
+    return MlpTrainResult(model, y, scores, int(best["epoch"]), rows, history, shards, timing)
 
 
 def train_mlp(
@@ -135,8 +151,8 @@ def train_mlp(
     workers: int = 1,
     progress: bool = False,
 ) -> MlpModel | None:
-    """Train the MLP on a stored dataset over ``workers`` CPU processes (DDP, gloo); None on
-    a torchrun rank other than 0."""
+    """Train the MLP on a stored dataset over ``workers`` processes (DDP: NCCL on GPUs, gloo on
+    CPUs; ``params.device``); None on a torchrun rank other than 0."""
     result = fit_mlp(
         dataset, schema=schema, split=split, params=params, workers=workers, progress=progress
     )
