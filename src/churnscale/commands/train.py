@@ -117,6 +117,24 @@ def _params(params_file: Path | None, overrides: dict[str, Any], seed: int, thre
     return TrainParams(**given)
 
 
+def _mlp_flags(model: str, **flags: Any) -> dict[str, Any]:
+    """The ``MlpParams`` fields the MLP flags set, checked before any data is read (a
+    ``--device cuda`` without a GPU fails here, in one line)."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if model != "mlp" and given:
+        flag = "--" + next(iter(given)).replace("_", "-")
+        raise ConfigError(flag, expected="--model mlp", received=f"--model {model}")
+    if not given:
+        return given
+    from churnscale.neural.device import check_precision, resolve_device
+
+    kind = resolve_device(given.get("device", "auto"))
+    check_precision(given.get("precision", "fp32"), kind)
+    if given.get("batch_size", 1) < 1:
+        raise ConfigError("--batch-size", expected="at least 1", received=given["batch_size"])
+    return given
+
+
 def register(app: typer.Typer) -> None:
     """Attach ``train`` and ``evaluate``."""
 
@@ -155,6 +173,23 @@ def register(app: typer.Typer) -> None:
                 help="Processes for --model mlp (DDP); under torchrun its ranks are the workers.",
             ),
         ] = 1,
+        device: Annotated[
+            str | None,
+            typer.Option(
+                "--device", help="For --model mlp: auto (CUDA when present), cpu or cuda."
+            ),
+        ] = None,
+        precision: Annotated[
+            str | None,
+            typer.Option("--precision", help="For --model mlp: fp32, or bf16 autocast."),
+        ] = None,
+        batch_size: Annotated[
+            int | None,
+            typer.Option(
+                "--batch-size",
+                help="For --model mlp: global batch rows per step (1,024; a GPU wants 65,536).",
+            ),
+        ] = None,
         name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "churn",
         experiment: Annotated[str, typer.Option("--experiment")] = "churnscale",
         out: Annotated[
@@ -216,6 +251,7 @@ def register(app: typer.Typer) -> None:
             "monotone": monotone,
         }
         params = _params(params_file, overrides, seed, threads)
+        mlp = _mlp_flags(model, device=device, precision=precision, batch_size=batch_size)
         if split not in ("random", "time"):
             raise ConfigError("--split", expected="random or time", received=split)
         with ExitStack() as stack:
@@ -250,6 +286,7 @@ def register(app: typer.Typer) -> None:
                 profit=ProfitSettings(contact_cost, retention_value, success_rate),
                 model=model,
                 workers=workers,
+                mlp=mlp,
             )
             with _round_progress() as on_round:
                 outcome = run_training(job, settings, on_round=on_round)

@@ -1,9 +1,10 @@
 """Where the MLP trains: the device a ``--device`` request means, each rank's device, the
 collective backend for it, and the autocast precision.
 
-``auto`` is CUDA when torch sees a GPU, else the CPU; ``cuda`` without a GPU is refused in one
-line before any data is read. On CUDA every rank owns one GPU (its local rank's) and the ranks
-talk over NCCL; on the CPU they talk over gloo.
+On CUDA every rank owns one GPU (its local rank's: NCCL refuses two ranks on one GPU) and the
+ranks talk over NCCL; on the CPU they talk over gloo. ``auto`` is CUDA when torch sees a GPU for
+each rank on this machine, else the CPU; ``cuda`` without a GPU, or with fewer GPUs than local
+ranks, is refused in one line before any data is read.
 """
 
 from __future__ import annotations
@@ -14,18 +15,25 @@ from churnscale.exceptions import ConfigError
 from churnscale.neural.params import DEVICES, PRECISIONS
 
 
-def choose_device(requested: str, *, gpus: int) -> str:
-    """The device kind (``cpu`` or ``cuda``) that ``requested`` means with ``gpus`` GPUs."""
+def choose_device(requested: str, *, gpus: int, local_ranks: int = 1) -> str:
+    """The device kind (``cpu`` or ``cuda``) that ``requested`` means for ``local_ranks``
+    ranks on a machine with ``gpus`` GPUs."""
     if requested not in DEVICES:
         raise ConfigError("--device", expected="auto, cpu or cuda", received=requested)
     if requested == "auto":
-        return "cuda" if gpus > 0 else "cpu"
+        return "cuda" if gpus >= max(local_ranks, 1) else "cpu"
     if requested == "cuda" and gpus == 0:
         raise ConfigError(
             "--device",
             expected=f"a CUDA GPU visible to torch {torch.__version__} (it sees none; "
             "use --device cpu or auto)",
             received=requested,
+        )
+    if requested == "cuda" and local_ranks > gpus:
+        raise ConfigError(
+            "--workers",
+            expected=f"at most one rank per GPU with --device cuda ({gpus} visible)",
+            received=local_ranks,
         )
     return requested
 
@@ -35,9 +43,9 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_device(requested: str) -> str:
+def resolve_device(requested: str, *, local_ranks: int = 1) -> str:
     """:func:`choose_device` on this machine."""
-    return choose_device(requested, gpus=visible_gpus())
+    return choose_device(requested, gpus=visible_gpus(), local_ranks=local_ranks)
 
 
 def check_precision(precision: str, kind: str) -> None:
@@ -46,17 +54,6 @@ def check_precision(precision: str, kind: str) -> None:
         raise ConfigError("--precision", expected="fp32 or bf16", received=precision)
     if precision == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("--precision", expected="fp32 on a GPU without bf16", received="bf16")
-
-
-def check_ranks(kind: str, *, local_ranks: int, gpus: int) -> None:
-    """On CUDA each rank on a machine needs its own GPU (NCCL refuses two ranks on one)."""
-    if kind == "cuda" and local_ranks > gpus:
-        raise ConfigError(
-            "--workers",
-            expected=f"at most the {gpus} visible GPU(s) with --device cuda "
-            "(or --device cpu for more CPU processes)",
-            received=local_ranks,
-        )
 
 
 def rank_device(kind: str, local_rank: int) -> torch.device:

@@ -33,7 +33,7 @@ from churnscale.exceptions import ConfigError, SchemaError, TrainingError
 from churnscale.model.mlp import MlpModel
 from churnscale.model.network import ChurnNet, config_for
 from churnscale.neural.ddp import BEST_FILE, HISTORY_FILE, SHARDS_FILE, TIMING_FILE, Job, run_rank
-from churnscale.neural.device import check_precision, check_ranks, resolve_device, visible_gpus
+from churnscale.neural.device import check_precision, resolve_device
 from churnscale.neural.launch import torchrun_rank
 from churnscale.neural.params import MlpParams
 from churnscale.training.local import EARLY_STOP_FRACTION, check_sides, fit_preprocessor
@@ -80,10 +80,9 @@ def fit_mlp(
                 received=workers,
             )
         workers = launched.world
-    device = resolve_device(params.device)
-    check_precision(params.precision, device)
     local_ranks = workers if launched is None else launched.local_world
-    check_ranks(device, local_ranks=local_ranks, gpus=visible_gpus())
+    device = resolve_device(params.device, local_ranks=local_ranks)
+    check_precision(params.precision, device)
     split = split or SplitSpec(seed=params.seed)
     stored_schema, info = load_info(dataset)
     schema = schema or stored_schema

@@ -57,6 +57,8 @@ class TrainJob:
     profit: ProfitSettings = field(default_factory=ProfitSettings)
     model: str = "lightgbm"
     workers: int = 1
+    #: ``MlpParams`` fields set by the train command's MLP flags (device, precision, batch_size)
+    mlp: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Refuse flag combinations that cannot work, before any work starts."""
@@ -315,7 +317,7 @@ def _run_mlp(
     from churnscale.neural.launch import torchrun_rank
 
     def fit() -> MlpTrainResult | None:
-        params = MlpParams(seed=job.params.seed)
+        params = MlpParams(**{**job.mlp, "seed": job.params.seed})
         return fit_mlp(
             job.dataset, schema=schema, split=job.split, params=params, workers=job.workers
         )
@@ -358,7 +360,7 @@ def _run_mlp(
     from churnscale.registry import Registry
 
     workers = job.workers if launched is None else launched.world
-    params = {**_flat_params(job), "model": "mlp", "workers": workers}
+    params = {**_flat_params(job), **job.mlp, "model": "mlp", "workers": workers}
     with Registry(settings).run(
         experiment=job.experiment, run_name=f"{job.name}-mlp-{stamp}", params=params
     ) as run:
