@@ -1,4 +1,4 @@
-"""The neural churn model: a PyTorch MLP trained data-parallel (DDP over gloo) on CPU processes.
+"""The neural churn model: a PyTorch MLP trained data-parallel (DDP: NCCL on GPUs, gloo on CPUs).
 
 Importing this package imports torch.
 """
