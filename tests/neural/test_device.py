@@ -145,3 +145,22 @@ def test_the_device_path_on_cpu_with_bf16_gives_a_float32_bundle(
     assert loaded.metadata["params"]["precision"] == "bf16"
     rows = np.nan_to_num(np.random.default_rng(0).normal(size=(64, result.model.config.width)))
     np.testing.assert_array_equal(loaded.predict_matrix(rows), result.model.predict_matrix(rows))
+
+
+def test_the_train_command_passes_the_mlp_flags_to_training(
+    mlp_dataset: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CHURNSCALE_HOME", str(tmp_path / "home"))
+    flags = ["--device", "cpu", "--precision", "bf16", "--batch-size", "2048"]
+    out = tmp_path / "bundle"
+    command = ["train", str(mlp_dataset), "--model", "mlp", *flags, "--no-register"]
+    monkeypatch.setattr(sys, "argv", ["churnscale", *command, "--out", str(out), "--json"])
+    main()
+    assert '"roc_auc"' in capsys.readouterr().out
+    metadata = MlpModel.load(out).metadata
+    assert metadata["device"] == "cpu"
+    given = {k: metadata["params"][k] for k in ("device", "precision", "batch_size")}
+    assert given == {"device": "cpu", "precision": "bf16", "batch_size": 2048}
