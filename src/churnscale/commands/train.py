@@ -217,6 +217,14 @@ def register(app: typer.Typer) -> None:
                 "spend) to move churn risk one way only (default: on).",
             ),
         ] = None,
+        refit: Annotated[
+            bool,
+            typer.Option(
+                "--refit/--no-refit",
+                help="After evaluation, refit the saved model on every row with the rounds "
+                "found on validation (default); --no-refit keeps the evaluated model.",
+            ),
+        ] = True,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         threads: Annotated[int, typer.Option("--threads", help="0 = all cores.")] = 0,
         contact_cost: ContactOpt = 1.0,
@@ -287,6 +295,7 @@ def register(app: typer.Typer) -> None:
                 model=model,
                 workers=workers,
                 mlp=mlp,
+                refit=refit,
             )
             with _round_progress() as on_round:
                 outcome = run_training(job, settings, on_round=on_round)
@@ -299,6 +308,12 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(json.dumps(outcome.summary(), indent=2, default=str) + "\n")
             return
         _print_summary(outcome.assessment, f"{outcome.version or outcome.bundle}")
+        served = outcome.summary()["served_model"]
+        stdout_console().print(
+            f"hold-out figures: {outcome.rows['test']:,} rows the evaluated model never saw; "
+            f"served model: {served['rows']:,} rows"
+            + (" (refitted on every row)" if served["all_rows"] else "")
+        )
         stdout_console().print(f"report: {outcome.report}")
         if outcome.version:
             stdout_console().print(f"registered: {outcome.version} (run {outcome.run_id})")

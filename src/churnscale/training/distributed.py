@@ -161,37 +161,47 @@ class DistributedRun:
         params: TrainParams,
         time_out: int,
         constraints: list[int] | None = None,
+        *,
+        rounds: int | None = None,
     ) -> lgb.Booster:
         """Encode the parts, then boost with ``lightgbm.dask`` until early stopping
-        (``constraints``: monotone directions per model input, as in local training)."""
+        (``constraints``: monotone directions per model input, as in local training), or
+        exactly ``rounds`` rounds with no early-stopping set (a refit on every row)."""
         pre_f = self.client.scatter(pre, broadcast=True, hash=False)
         encoded = self._each(encode_part, self.parts, self.rule_f, pre_f)
         count_futures = self._each(part_counts, encoded)
         counts = self.watchdog.run(lambda: self.client.gather(count_futures))
-        self.rows = _check_counts(counts)
+        self.rows = _check_counts(counts, train_only=rounds is not None)
         # One array per worker and side, its parts in storage order: LightGBM then sees the
         # same rows in the same order on every run.
         n = len(self.workers)
         mine = [encoded[i::n] for i in range(n)]
         sides = {
             (side, what): self._each(join_parts, mine, side, what)
-            for side in (TRAIN, VALID)
+            for side in ((TRAIN,) if rounds is not None else (TRAIN, VALID))
             for what in ("x", "y")
         }
         rows = [sum(c[TRAIN][0] for c in counts[i::n]) for i in range(n)]
         encoded.clear()  # the joined arrays replace the parts
         mine.clear()
         name = f"churnscale-valid-{uuid.uuid4().hex}"
-        self.client.publish_dataset(**{name: {w: sides[(VALID, w)] for w in ("x", "y")}})
+        if rounds is None:
+            self.client.publish_dataset(**{name: {w: sides[(VALID, w)] for w in ("x", "y")}})
         try:
             width = len(pre.feature_names)
             x = _stack(sides[(TRAIN, "x")], rows, width)
             y = _stack(sides[(TRAIN, "y")], rows, None)
-            model = lgb.DaskLGBMClassifier(
-                client=self.client,
-                **_sklearn_params(params, time_out_minutes=time_out, constraints=constraints),
+            sklearn_params = _sklearn_params(
+                params, time_out_minutes=time_out, constraints=constraints
             )
-            stopper = SharedEarlyStopping(name, rounds=params.early_stopping_rounds)
+            if rounds is not None:
+                sklearn_params["n_estimators"] = rounds
+            model = lgb.DaskLGBMClassifier(client=self.client, **sklearn_params)
+            callbacks = (
+                [SharedEarlyStopping(name, rounds=params.early_stopping_rounds)]
+                if rounds is None
+                else []
+            )
 
             def fit() -> lgb.DaskLGBMClassifier:
                 with warnings.catch_warnings(), self.client.as_current():
@@ -204,13 +214,17 @@ class DistributedRun:
                         y,
                         feature_name=lightgbm_names(pre.feature_names),
                         categorical_feature=pre.categorical_indices,
-                        callbacks=[stopper],
+                        callbacks=callbacks,
                     )
 
             fitted = self.watchdog.run(fit)
         finally:
-            self.client.unpublish_dataset(name)
-        return _plain_booster(fitted.to_local().booster_)
+            if rounds is None:
+                self.client.unpublish_dataset(name)
+        booster = _plain_booster(fitted.to_local().booster_)
+        if rounds is not None:
+            booster.best_iteration = booster.current_iteration()
+        return booster
 
     def score(self, pre: Preprocessor, booster: lgb.Booster) -> tuple[np.ndarray, np.ndarray]:
         """Labels and scores of the hold-out rows, in storage order."""
@@ -232,18 +246,22 @@ def _plain_booster(trained: lgb.Booster) -> lgb.Booster:
     return booster
 
 
-def _check_counts(counts: list[dict[int, tuple[int, int]]]) -> dict[str, int]:
+def _check_counts(
+    counts: list[dict[int, tuple[int, int]]], *, train_only: bool = False
+) -> dict[str, int]:
     rows: dict[str, int] = {}
     for name, side in (("train", TRAIN), ("valid", VALID), ("test", TEST)):
         total = sum(c[side][0] for c in counts)
         positives = sum(c[side][1] for c in counts)
+        rows[name] = total
+        if train_only and side != TRAIN:
+            continue
         if total == 0 or positives in (0, total):
             label = "holdout" if side == TEST else name
             raise TrainingError(
                 f"the {label} split has {total} rows and needs both classes; "
                 "use more data or another --valid-fraction"
             )
-        rows[name] = total
     return rows
 
 
@@ -256,6 +274,7 @@ def train_distributed(
     params: TrainParams | None = None,
     time_out_minutes: int = 5,
     memory_limit: str | int = "auto",
+    refit_rounds: int | None = None,
 ) -> TrainResult:
     """Train on a stored dataset on the Dask cluster ``cluster`` (``local:N`` or an address).
 
@@ -263,6 +282,8 @@ def train_distributed(
     (LightGBM's network time-out, and a ``local:N`` scheduler's worker time-to-live, so a
     stopped worker counts as lost too); a run that would not fit in the workers' memory is refused
     before it starts. ``memory_limit`` applies to the workers of a ``local:N`` cluster.
+    ``refit_rounds``: no evaluation; every row the split uses trains for exactly that many
+    rounds (see :mod:`churnscale.training.refit`), and the result has no hold-out scores.
     """
     params = params or TrainParams()
     params.validate()
@@ -271,7 +292,9 @@ def train_distributed(
     split = split or SplitSpec(seed=params.seed)
     stored_schema, info = load_info(dataset)
     schema = schema or stored_schema
-    rule = side_rule(dataset, schema, split, info, EARLY_STOP_FRACTION)
+    refit = refit_rounds is not None
+    early_stop = 0.0 if refit else EARLY_STOP_FRACTION
+    rule = side_rule(dataset, schema, split, info, early_stop, all_rows=refit)
     parts = list_parts(dataset, info)
     address = ClusterAddress.parse(cluster)
 
@@ -280,8 +303,8 @@ def train_distributed(
             rows=info.rows,
             features=len(schema.features),
             workers=len(limits),
-            holdout_fraction=split.valid_fraction,
-            early_stop_fraction=EARLY_STOP_FRACTION,
+            holdout_fraction=0.0 if refit else split.valid_fraction,
+            early_stop_fraction=early_stop,
         )
         check_worker_memory(need, limits, rows=info.rows, features=len(schema.features))
 
@@ -297,8 +320,8 @@ def train_distributed(
         run = DistributedRun(client, parts, rule)
         pre = run.fit_preprocessor()
         constraints = monotone_constraints(schema.metadata, pre.feature_names)
-        booster = run.train(pre, params, time_out_minutes, constraints)
-        y_holdout, scores = run.score(pre, booster)
+        booster = run.train(pre, params, time_out_minutes, constraints, rounds=refit_rounds)
+        y_holdout, scores = (np.empty(0), np.empty(0)) if refit else run.score(pre, booster)
         workers = len(run.workers)
     metadata = {
         "schema": schema.to_dict(),

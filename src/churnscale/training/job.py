@@ -33,6 +33,7 @@ from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring.reference import build_reference
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import SplitSpec
+from churnscale.training.refit import Evaluated, refit_all_rows, served_summary
 
 #: Called with (stage, round, valid AUC) while boosting; stage names the fold or "final".
 RoundCallback = Callable[[str, int, float], None]
@@ -59,6 +60,9 @@ class TrainJob:
     workers: int = 1
     #: ``MlpParams`` fields set by the train command's MLP flags (device, precision, batch_size)
     mlp: dict[str, Any] = field(default_factory=dict)
+    #: Refit the served model on every row after evaluation (``--no-refit``: keep today's
+    #: model, trained on the training side only).
+    refit: bool = True
 
     def validate(self) -> None:
         """Refuse flag combinations that cannot work, before any work starts."""
@@ -111,6 +115,7 @@ class TrainOutcome:
     run_id: str | None
     rows: dict[str, int]
     best_iteration: int
+    cv: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary ``train --json`` prints."""
@@ -123,6 +128,13 @@ class TrainOutcome:
             "best_iteration": self.best_iteration,
             "parent": self.model.metadata.get("parent"),
             **self.assessment.summary(),
+            "evaluation": {
+                "rows": self.rows,
+                "source": "hold-out rows"
+                + (f" and {self.cv} CV folds" if self.cv else "")
+                + ", scored by models that never saw them",
+            },
+            "served_model": served_summary(self.model),
         }
 
 
@@ -165,14 +177,44 @@ def _cross_validate(
     init: LightGBMModel | None,
     on_round: RoundCallback | None,
     log: Callable[[dict[str, float], int], None],
-) -> list[Evaluation]:
+) -> tuple[list[Evaluation], list[Evaluated]]:
     evaluations: list[Evaluation] = []
+    carried: list[Evaluated] = []
     for fold in range(job.cv or 0):
         result = _train(job, schema, init, on_round, stage=f"fold {fold + 1}/{job.cv}", fold=fold)
         evaluation = evaluate_scores(result.y_holdout, result.scores)
         log({f"cv_{k}": v for k, v in evaluation.headline().items()}, fold)
         evaluations.append(evaluation)
-    return evaluations
+        carried.append(Evaluated.of(result, offset=_offset(init)))
+    return evaluations, carried
+
+
+def _offset(init: LightGBMModel | None) -> int:
+    return init.booster.current_iteration() if init is not None else 0
+
+
+def _served(
+    job: TrainJob,
+    schema: Schema,
+    init: LightGBMModel | None,
+    result: TrainResult,
+    carried: list[Evaluated],
+) -> LightGBMModel:
+    """The model to save and serve: refitted on every row (rounds carried over from the
+    evaluated models), or with ``--no-refit`` the evaluated model itself."""
+    if not job.refit:
+        return result.model
+    model, _ = refit_all_rows(
+        [*carried, Evaluated.of(result, offset=_offset(init))],
+        job.dataset,
+        schema=schema,
+        split=job.split,
+        params=job.params,
+        init_model=init,
+        cluster=job.cluster,
+        time_out_minutes=job.time_out_minutes,
+    )
+    return model
 
 
 def _parent(job: TrainJob, settings: Settings) -> tuple[LightGBMModel | None, str | None]:
@@ -196,7 +238,11 @@ def _flat_params(job: TrainJob) -> dict[str, Any]:
     params.update({f"extra.{k}": v for k, v in job.params.extra.items()})
     params.update({f"split.{k}": v for k, v in asdict(job.split).items()})
     params.update(
-        cv=job.cv, cluster=job.cluster, init_model=job.init_model, dataset=str(job.dataset)
+        cv=job.cv,
+        cluster=job.cluster,
+        init_model=job.init_model,
+        dataset=str(job.dataset),
+        refit=job.refit,
     )
     return params
 
@@ -207,9 +253,10 @@ def _finish(
     folds: list[Evaluation],
     report: Path,
     parent: str | None,
+    model: LightGBMModel,
 ) -> Assessment:
-    """Assess the final model, record it in its metadata and write the report."""
-    model = result.model
+    """Assess ``result`` (the evaluated model's hold-out scores), record it in the served
+    ``model``'s metadata (its explanations and drift reference) and write the report."""
     sample = sample_table(iter_dataset(job.dataset, batch_rows=65_536))
     assessment = assess(
         model,
@@ -228,12 +275,17 @@ def _finish(
         parent=parent or model.metadata.get("parent"),
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    title = f"{job.name}: {len(model.feature_names)} features, {result.rows['train']:,} train rows"
+    served = served_summary(model)
+    title = f"{job.name}: {len(model.feature_names)} features, {served['rows']:,} train rows"
     metadata = {
         "dataset": str(job.dataset),
         "fingerprint": model.metadata.get("data_fingerprint"),
         "best iteration": result.best_iteration,
-        "rows": result.rows,
+        "evaluated on": f"hold-out {result.rows['test']:,} rows, never seen by the evaluated "
+        f"model (trained on {result.rows['train']:,}, early stopping on {result.rows['valid']:,})",
+        "served model": f"{served['rows']:,} rows"
+        + (" (refitted on every row)" if served["all_rows"] else "")
+        + f", {served['rounds']} rounds",
         "parent": parent,
     }
     write_report(assessment, report, title=title, metadata=metadata)
@@ -255,12 +307,13 @@ def run_training(
         return _run_mlp(job, settings, schema, report, stamp)
     if not job.register:
         assert job.out is not None  # validate() guarantees it
-        folds = _cross_validate(job, schema, init, on_round, lambda _m, _s: None)
+        folds, carried = _cross_validate(job, schema, init, on_round, lambda _m, _s: None)
         result = _train(job, schema, init, on_round, stage="final")
-        assessment = _finish(job, result, folds, report, parent)
-        result.model.save(job.out)
+        served = _served(job, schema, init, result, carried)
+        assessment = _finish(job, result, folds, report, parent, served)
+        served.save(job.out)
         return TrainOutcome(
-            result.model,
+            served,
             assessment,
             report,
             job.out,
@@ -268,6 +321,7 @@ def run_training(
             None,
             result.rows,
             result.best_iteration,
+            job.cv,
         )
     from churnscale.registry import Registry
 
@@ -279,25 +333,27 @@ def run_training(
         params=_flat_params(job),
         tags=tags,
     ) as run:
-        folds = _cross_validate(
+        folds, carried = _cross_validate(
             job, schema, init, on_round, lambda m, step: run.log_metrics(m, step=step)
         )
         result = _train(job, schema, init, on_round, stage="final")
-        assessment = _finish(job, result, folds, report, parent)
+        served = _served(job, schema, init, result, carried)
+        assessment = _finish(job, result, folds, report, parent, served)
         metrics = {f"test_{k}": v for k, v in assessment.evaluation.headline().items()}
         metrics.update({f"cv_{k}_mean": m for k, (m, _) in (assessment.folds or {}).items()})
         metrics.update({f"cv_{k}_std": s for k, (_, s) in (assessment.folds or {}).items()})
         metrics["best_iteration"] = float(result.best_iteration)
+        metrics["served_rows"] = float(served_summary(served)["rows"])
         run.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
         run.log_artifact(report, artifact_path="report")
         with tempfile.TemporaryDirectory(dir=settings.home) as scratch:
             bundle = job.out or Path(scratch) / "bundle"
-            result.model.save(bundle)
+            served.save(bundle)
             version = run.register_bundle(
                 bundle, name=job.name, parent=parent, description=f"trained on {job.dataset}"
             )
         return TrainOutcome(
-            result.model,
+            served,
             assessment,
             report,
             job.out,
@@ -305,6 +361,7 @@ def run_training(
             run.run_id,
             result.rows,
             result.best_iteration,
+            job.cv,
         )
 
 

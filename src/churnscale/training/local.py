@@ -140,7 +140,7 @@ def _raw_scores(booster: lgb.Booster, sequence: SideSequence) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def _dataset(
+def side_dataset(
     plan: SplitPlan,
     side: int,
     pre: Preprocessor,
@@ -150,6 +150,8 @@ def _dataset(
     reference: lgb.Dataset | None = None,
     sample: BinSample | None = None,
 ) -> lgb.Dataset:
+    """A LightGBM dataset streamed from one side of ``plan`` (raw scores of ``init_model``
+    as its initial scores; bins from ``reference`` when given)."""
     sequence = SideSequence(plan, side, pre)
     init_score = _raw_scores(init_model, sequence) if init_model is not None else None
     dataset = lgb.Dataset(
@@ -188,8 +190,8 @@ def _booster(
     lgb_params = params.lightgbm_params(constraints)
     binning = data_params(lgb_params)
     try:
-        train = _dataset(plan, TRAIN, pre, binning, init_model=init_model, sample=sample)
-        valid = _dataset(plan, VALID, pre, binning, init_model=init_model, reference=train)
+        train = side_dataset(plan, TRAIN, pre, binning, init_model=init_model, sample=sample)
+        valid = side_dataset(plan, VALID, pre, binning, init_model=init_model, reference=train)
         booster = lgb.Booster(params=lgb_params, train_set=train)
         if init_model is not None:  # continued training: the old trees, then the new ones
             _safe_call(_LIB.LGBM_BoosterMerge(booster._handle, init_model._handle))
@@ -260,6 +262,29 @@ def check_sides(plan: SplitPlan, holdout: int) -> dict[str, int]:
     return rows
 
 
+def model_metadata(
+    schema: Schema,
+    fingerprint: str,
+    params: TrainParams,
+    split: SplitSpec,
+    rows: dict[str, int],
+    booster: lgb.Booster,
+) -> dict[str, Any]:
+    """What a trained model records about how it was made."""
+    metadata: dict[str, Any] = {
+        "schema": schema.to_dict(),
+        "data_fingerprint": fingerprint,
+        "params": params.to_dict(),
+        "split": asdict(split),
+        "rows": rows,
+        "best_iteration": booster.best_iteration,
+        "parent": None,
+    }
+    if "feature_spec" in schema.metadata:  # point-in-time features: the service rebuilds them
+        metadata["feature_spec"] = schema.metadata["feature_spec"]
+    return metadata
+
+
 def train_local(
     dataset: Path,
     *,
@@ -306,17 +331,8 @@ def train_local(
         constraints=monotone_constraints(schema.metadata, pre.feature_names),
         sample=sample,
     )
-    metadata = {
-        "schema": schema.to_dict(),
-        "data_fingerprint": info.fingerprint,
-        "params": params.to_dict(),
-        "split": asdict(split),
-        "rows": rows,
-        "best_iteration": booster.best_iteration,
-        "parent": init_model.metadata.get("reference") if init_model is not None else None,
-    }
-    if "feature_spec" in schema.metadata:  # point-in-time features: the service rebuilds them
-        metadata["feature_spec"] = schema.metadata["feature_spec"]
+    metadata = model_metadata(schema, info.fingerprint, params, split, rows, booster)
+    metadata["parent"] = init_model.metadata.get("reference") if init_model is not None else None
     model = LightGBMModel(pre, booster, metadata)
     return TrainResult(
         model, plan.labels[TEST], score_side(model, plan, TEST), booster.best_iteration, rows

@@ -23,6 +23,7 @@ from churnscale.features.preprocessor import Preprocessor
 from churnscale.training.plan import (
     TEST,
     TRAIN,
+    UNUSED,
     VALID,
     SplitSpec,
     TimeWindow,
@@ -53,6 +54,8 @@ class SideRule:
     early_stop_fraction: float
     window: TimeWindow | None = None
     time_column: str | None = None
+    #: A refit: every row the split uses is on TRAIN (no early-stopping or hold-out rows).
+    all_rows: bool = False
 
     def read(self, part: PartRef, columns: list[str]) -> tuple[pa.Table, np.ndarray]:
         """``columns`` of the part's rows and the side of each row."""
@@ -66,6 +69,8 @@ class SideRule:
         sides = assign_sides(
             table, ids, self.split, self.window, self.time_column, None, 0, self.early_stop_fraction
         )
+        if self.all_rows:
+            sides[sides != UNUSED] = TRAIN
         return table, sides
 
     def labels(self, table: pa.Table) -> np.ndarray:
@@ -75,18 +80,25 @@ class SideRule:
 
 
 def side_rule(
-    dataset: Path, schema: Schema, split: SplitSpec, info: DatasetInfo, early_stop_fraction: float
+    dataset: Path,
+    schema: Schema,
+    split: SplitSpec,
+    info: DatasetInfo,
+    early_stop_fraction: float,
+    *,
+    all_rows: bool = False,
 ) -> SideRule:
-    """The split of ``dataset``; a time split's cutoff is computed once, here."""
+    """The split of ``dataset``; a time split's cutoff is computed once, here (``all_rows``:
+    every row it uses on TRAIN, for a refit)."""
     if schema.target is None:
         raise SchemaError("the dataset has no target column; ingest it with --target")
     column = split.time_column or schema.as_of_column or schema.time_column
     if split.kind == "time" and column is None:
         raise ConfigError("--time-col", expected="a date column for --split time", received=None)
     if split.kind != "time" or column is None:
-        return SideRule(schema, split, early_stop_fraction)
+        return SideRule(schema, split, early_stop_fraction, all_rows=all_rows)
     window = time_window(dataset, info.files, column, split)
-    return SideRule(schema, split, early_stop_fraction, window, column)
+    return SideRule(schema, split, early_stop_fraction, window, column, all_rows=all_rows)
 
 
 def list_parts(dataset: Path, info: DatasetInfo) -> list[PartRef]:

@@ -1,0 +1,122 @@
+"""The served model is refitted on every row; the reported figures still come from unseen rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from churnscale.config import Settings
+from churnscale.data.schema import SchemaHints
+from churnscale.data.splits import holdout_mask
+from churnscale.data.store import ingest, iter_dataset, load_info
+from churnscale.data.synthetic import generate_table
+from churnscale.exceptions import TrainingError
+from churnscale.model import ChurnModel
+from churnscale.training.job import TrainJob, TrainOutcome, run_training
+from churnscale.training.local import TrainParams
+from churnscale.training.plan import TRAIN, SplitSpec
+from churnscale.training.refit import Evaluated, all_rows_plan, refit_rounds
+
+FAST = TrainParams(learning_rate=0.2, max_rounds=60, early_stopping_rounds=10)
+ROWS = 3_000
+HELD_ONLY = "seen-only-in-the-hold-out"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated customers where one plan value occurs only in rows of the default hold-out."""
+    root = tmp_path_factory.mktemp("refit")
+    table = generate_table(ROWS, seed=21)
+    held = holdout_mask(table.column("customer_id"), fraction=0.2, seed=0)
+    marked = np.flatnonzero(held)[:40]
+    plans = table.column("plan").to_pylist()
+    for i in marked:
+        plans[i] = HELD_ONLY
+    table = table.set_column(table.schema.get_field_index("plan"), "plan", pa.array(plans))
+    pq.write_table(table, root / "raw.parquet")
+    hints = SchemaHints(target="churned", id="customer_id")
+    ingest(str(root / "raw.parquet"), root / "ds", hints=hints, batch_rows=1_000)
+    return root / "ds"
+
+
+def _train(dataset: Path, out: Path, *, refit: bool, cv: int | None = None) -> TrainOutcome:
+    job = TrainJob(dataset, params=FAST, cv=cv, register=False, out=out, refit=refit)
+    outcome = run_training(job, Settings(home=out.parent / "home", tracking_uri=None))
+    assert outcome is not None
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def outcomes(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainOutcome]:
+    root = tmp_path_factory.mktemp("outcomes")
+    return {
+        "refit": _train(dataset, root / "refit", refit=True, cv=2),
+        "kept": _train(dataset, root / "kept", refit=False, cv=2),
+    }
+
+
+def test_all_rows_plan_keeps_every_row_and_label_in_storage_order(dataset: Path) -> None:
+    plan = all_rows_plan(dataset, load_info(dataset)[0], SplitSpec())
+    stored = pa.concat_tables(pa.Table.from_batches([b]) for b in iter_dataset(dataset))
+    assert plan.count(TRAIN) == ROWS
+    np.testing.assert_array_equal(plan.labels[TRAIN], stored.column("churned").to_numpy())
+
+
+def test_served_model_saw_every_row(outcomes: dict[str, TrainOutcome]) -> None:
+    refit, kept = outcomes["refit"], outcomes["kept"]
+    served = refit.summary()["served_model"]
+    assert served == {
+        "rows": ROWS,
+        "all_rows": True,
+        "rounds": refit.model.metadata["refit"]["rounds"],
+    }
+    assert refit.model.booster.current_iteration() == served["rounds"]
+    # a category present only in hold-out rows: the refitted Preprocessor learned it
+    assert HELD_ONLY in _vocabulary(refit.model, "plan")
+    assert HELD_ONLY not in _vocabulary(kept.model, "plan")
+    assert kept.summary()["served_model"]["all_rows"] is False
+    assert kept.summary()["served_model"]["rows"] == kept.rows["train"] < ROWS
+    # the bundle on disk is the refitted model
+    saved = ChurnModel.load(refit.bundle)  # type: ignore[arg-type]
+    assert saved.metadata["refit"]["rows"] == ROWS
+
+
+def _vocabulary(model: ChurnModel | object, column: str) -> list[str]:
+    assert isinstance(model, ChurnModel)
+    return next(f.vocabulary for f in model.preprocessor.features_ if f.name == column)
+
+
+def test_reported_metrics_come_from_rows_the_evaluated_models_did_not_see(
+    dataset: Path, outcomes: dict[str, TrainOutcome]
+) -> None:
+    refit, kept = outcomes["refit"], outcomes["kept"]
+    # the refit changes the served model, never the evaluation
+    assert refit.summary()["metrics"] == kept.summary()["metrics"]
+    assert refit.summary()["cv"] == kept.summary()["cv"]
+    assert refit.summary()["holdout_rows"] == refit.rows["test"]
+    # the served model has seen the hold-out rows: its AUC there is no honest figure
+    stored = pa.concat_tables(pa.Table.from_batches([b]) for b in iter_dataset(dataset))
+    held = holdout_mask(stored.column("customer_id"), fraction=0.2, seed=0)
+    rows = stored.filter(pa.array(held))
+    assert rows.num_rows == refit.rows["test"]
+    y = rows.column("churned").to_numpy()
+    served_auc = roc_auc_score(y, refit.model.predict_proba(rows))
+    evaluated_auc = roc_auc_score(y, kept.model.predict_proba(rows))
+    assert kept.summary()["metrics"]["roc_auc"] == pytest.approx(evaluated_auc, abs=1e-9)
+    assert served_auc > evaluated_auc
+    assert pc.sum(pc.equal(rows.column("plan"), HELD_ONLY)).as_py() == 40
+
+
+def test_rounds_scale_with_the_rows() -> None:
+    evaluated = [Evaluated(100, 700), Evaluated(120, 700)]
+    assert refit_rounds(evaluated, 700) == 110
+    assert refit_rounds(evaluated, 1_400, exponent=1.0) == 220
+    assert refit_rounds(evaluated, 1_400, exponent=0.0) == 110
+    with pytest.raises(TrainingError, match="at least one evaluated model"):
+        refit_rounds([], 100)
