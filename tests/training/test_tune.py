@@ -116,6 +116,9 @@ def _check_registered(settings: Settings, dataset: Path, result: TuneResult) -> 
     assert model.metadata["params"]["learning_rate"] == result.best_params["learning_rate"]
     assert model.metadata["tuning"]["best_trial"] == result.best_trial
     assert model.metadata["data_fingerprint"] == load_info(dataset)[1].fingerprint
+    # registered: refitted on every row; the hold-out AUC came from a model without them
+    assert model.metadata["refit"]["rows"] == load_info(dataset)[1].rows
+    assert model.metadata["tuning"]["served"]["all_rows"] is True
     parent = Registry(settings).client.get_run(result.parent_run_id)
     assert parent.data.metrics["holdout_auc"] == pytest.approx(result.holdout_auc)
     assert 0.6 < result.holdout_auc <= 1.0

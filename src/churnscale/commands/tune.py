@@ -37,7 +37,10 @@ def _summary(result: TuneResult) -> Table:
     table.add_row("best CV AUC", f"{result.best_value:.4f}")
     for key, value in sorted(result.best_params.items()):
         table.add_row(f"  {key}", f"{value:.4g}" if isinstance(value, float) else str(value))
-    table.add_row("hold-out AUC (final model)", f"{result.holdout_auc:.4f}")
+    table.add_row("hold-out AUC (model trained without it)", f"{result.holdout_auc:.4f}")
+    served = result.model.metadata["tuning"]["served"]
+    refitted = " (refitted on every row)" if served["all_rows"] else ""
+    table.add_row("registered model's rows", f"{served['rows']:,}{refitted}")
     table.add_row("registered", result.version.reference if result.version else "-")
     table.add_row("parent run", result.parent_run_id)
     table.add_row("wall time", f"{result.seconds:.1f} s")
@@ -79,6 +82,14 @@ def register(app: typer.Typer) -> None:
         ] = 0.2,
         max_rounds: Annotated[int, typer.Option("--max-rounds", help="Boosting rounds.")] = 2_000,
         name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "churn",
+        refit: Annotated[
+            bool,
+            typer.Option(
+                "--refit/--no-refit",
+                help="Refit the registered model on every row after its hold-out AUC is "
+                "measured (default).",
+            ),
+        ] = True,
     ) -> None:
         """Search LightGBM parameters with Optuna, then train and register the best model."""
         from churnscale.config import load_settings
@@ -101,6 +112,7 @@ def register(app: typer.Typer) -> None:
             valid_fraction=valid_fraction,
             model_name=name,
             base=TrainParams(max_rounds=max_rounds, seed=seed),
+            refit=refit,
         )
         spec.validate()
         settings = load_settings()

@@ -60,6 +60,9 @@ class TuneSpec:
     model_name: str = "churn"
     experiment: str = "churnscale-tune"
     base: TrainParams = field(default_factory=TrainParams)
+    #: Refit the registered model on every row (hold-out included) after its hold-out AUC
+    #: is measured; ``--no-refit`` registers the model trained without the hold-out.
+    refit: bool = True
 
     def validate(self) -> None:
         """Refuse flags that cannot work, naming the flag."""

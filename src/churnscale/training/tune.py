@@ -24,6 +24,7 @@ from churnscale.registry.tracking import TrackedRun
 from churnscale.registry.versions import ModelVersion
 from churnscale.training.local import train_local
 from churnscale.training.plan import SplitSpec
+from churnscale.training.refit import Evaluated, refit_all_rows, served_summary
 from churnscale.training.search import COMPLETE, TrialRecord, params_from
 from churnscale.training.study import Search, TuneSpec, prepare_study, storage_url
 
@@ -73,10 +74,17 @@ def track_trial(
 
 
 def train_best(dataset: Path, spec: TuneSpec, best: dict[str, Any]) -> tuple[LightGBMModel, float]:
-    """Train the final model with the best parameters; its AUC on the untouched hold-out."""
+    """Train the final model with the best parameters and measure its AUC on the untouched
+    hold-out; then (unless ``spec.refit`` is off) refit it on every row, hold-out included,
+    with the rounds carried over (:mod:`churnscale.training.refit`)."""
     split = SplitSpec(seed=spec.seed, valid_fraction=spec.valid_fraction)
-    result = train_local(dataset, split=split, params=params_from(best, spec.base))
-    return result.model, float(roc_auc_score(result.y_holdout, result.scores))
+    params = params_from(best, spec.base)
+    result = train_local(dataset, split=split, params=params)
+    holdout_auc = float(roc_auc_score(result.y_holdout, result.scores))
+    if not spec.refit:
+        return result.model, holdout_auc
+    model, _ = refit_all_rows([Evaluated.of(result)], dataset, split=split, params=params)
+    return model, holdout_auc
 
 
 def tune(
@@ -119,6 +127,8 @@ def tune(
             "best_trial": best.number,
             "cv_auc": best.value,
             "holdout_auc": holdout_auc,
+            "holdout_auc_from": "a model trained without the hold-out rows",
+            "served": served_summary(model),
         }
         parent.log_params({f"best.{k}": v for k, v in best.params.items()})
         metrics = {"best_cv_auc": float(best.value), "holdout_auc": holdout_auc}
