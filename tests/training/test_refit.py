@@ -17,7 +17,7 @@ from churnscale.data.splits import holdout_mask
 from churnscale.data.store import ingest, iter_dataset, load_info
 from churnscale.data.synthetic import generate_table
 from churnscale.exceptions import TrainingError
-from churnscale.model import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
 from churnscale.training.job import TrainJob, TrainOutcome, run_training
 from churnscale.training.local import TrainParams
 from churnscale.training.plan import TRAIN, SplitSpec
@@ -83,12 +83,12 @@ def test_served_model_saw_every_row(outcomes: dict[str, TrainOutcome]) -> None:
     assert kept.summary()["served_model"]["all_rows"] is False
     assert kept.summary()["served_model"]["rows"] == kept.rows["train"] < ROWS
     # the bundle on disk is the refitted model
-    saved = ChurnModel.load(refit.bundle)  # type: ignore[arg-type]
+    saved = LightGBMModel.load(refit.bundle)  # type: ignore[arg-type]
     assert saved.metadata["refit"]["rows"] == ROWS
 
 
-def _vocabulary(model: ChurnModel | object, column: str) -> list[str]:
-    assert isinstance(model, ChurnModel)
+def _vocabulary(model: LightGBMModel | object, column: str) -> list[str]:
+    assert isinstance(model, LightGBMModel)
     return next(f.vocabulary for f in model.preprocessor.features_ if f.name == column)
 
 

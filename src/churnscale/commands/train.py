@@ -225,6 +225,14 @@ def register(app: typer.Typer) -> None:
                 "found on validation (default); --no-refit keeps the evaluated model.",
             ),
         ] = True,
+        time_budget: Annotated[
+            float | None,
+            typer.Option(
+                "--time-budget",
+                help="Seconds for a quality preset: search, then a weighted ensemble of "
+                "LightGBM models served as one model.",
+            ),
+        ] = None,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         threads: Annotated[int, typer.Option("--threads", help="0 = all cores.")] = 0,
         contact_cost: ContactOpt = 1.0,
@@ -296,6 +304,7 @@ def register(app: typer.Typer) -> None:
                 workers=workers,
                 mlp=mlp,
                 refit=refit,
+                time_budget=time_budget,
             )
             with _round_progress() as on_round:
                 outcome = run_training(job, settings, on_round=on_round)

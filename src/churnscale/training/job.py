@@ -63,6 +63,8 @@ class TrainJob:
     #: Refit the served model on every row after evaluation (``--no-refit``: keep today's
     #: model, trained on the training side only).
     refit: bool = True
+    #: ``--time-budget S``: search + ensemble served as one model (training/budget.py).
+    time_budget: float | None = None
 
     def validate(self) -> None:
         """Refuse flag combinations that cannot work, before any work starts."""
@@ -97,6 +99,8 @@ class TrainJob:
             from churnscale.training.cluster import ClusterAddress
 
             ClusterAddress.parse(self.cluster)
+        if self.time_budget is not None:
+            _check_budget(self)
         if self.time_out_minutes < 1:
             raise ConfigError(
                 "--time-out", expected="at least 1 minute", received=self.time_out_minutes
@@ -135,6 +139,7 @@ class TrainOutcome:
                 + ", scored by models that never saw them",
             },
             "served_model": served_summary(self.model),
+            "time_budget": self.model.metadata.get("time_budget"),
         }
 
 
@@ -187,6 +192,40 @@ def _cross_validate(
         evaluations.append(evaluation)
         carried.append(Evaluated.of(result, offset=_offset(init)))
     return evaluations, carried
+
+
+def _check_budget(job: TrainJob) -> None:
+    """``--time-budget`` searches on its own hold-out split: refuse what it cannot combine."""
+    for flag, value in (
+        ("--cv", job.cv),
+        ("--cluster", job.cluster),
+        ("--init-model", job.init_model),
+    ):
+        if value is not None:
+            raise ConfigError(flag, expected="no --time-budget", received=value)
+    if job.split.kind != "random":
+        raise ConfigError("--split", expected="random with --time-budget", received=job.split.kind)
+    if job.model != "lightgbm" or not job.refit:
+        raise ConfigError("--time-budget", expected="LightGBM with refit", received=job.model)
+
+
+def _final(
+    job: TrainJob,
+    schema: Schema,
+    init: LightGBMModel | None,
+    on_round: RoundCallback | None,
+    carried: list[Evaluated],
+) -> tuple[TrainResult, LightGBMModel]:
+    """The evaluated model's hold-out result and the model to save and serve."""
+    if job.time_budget is not None:
+        from churnscale.training.budget import train_with_budget
+
+        budget = train_with_budget(
+            job.dataset, job.time_budget, schema=schema, split=job.split, base=job.params
+        )
+        return budget.evaluated, budget.served
+    result = _train(job, schema, init, on_round, stage="final")
+    return result, _served(job, schema, init, result, carried)
 
 
 def _offset(init: LightGBMModel | None) -> int:
@@ -308,8 +347,7 @@ def run_training(
     if not job.register:
         assert job.out is not None  # validate() guarantees it
         folds, carried = _cross_validate(job, schema, init, on_round, lambda _m, _s: None)
-        result = _train(job, schema, init, on_round, stage="final")
-        served = _served(job, schema, init, result, carried)
+        result, served = _final(job, schema, init, on_round, carried)
         assessment = _finish(job, result, folds, report, parent, served)
         served.save(job.out)
         return TrainOutcome(
@@ -336,8 +374,7 @@ def run_training(
         folds, carried = _cross_validate(
             job, schema, init, on_round, lambda m, step: run.log_metrics(m, step=step)
         )
-        result = _train(job, schema, init, on_round, stage="final")
-        served = _served(job, schema, init, result, carried)
+        result, served = _final(job, schema, init, on_round, carried)
         assessment = _finish(job, result, folds, report, parent, served)
         metrics = {f"test_{k}": v for k, v in assessment.evaluation.headline().items()}
         metrics.update({f"cv_{k}_mean": m for k, (m, _) in (assessment.folds or {}).items()})
