@@ -19,11 +19,11 @@ from churnscale.data.synthetic import generate_table
 from churnscale.exceptions import TrainingError
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.training.job import TrainJob, TrainOutcome, run_training
-from churnscale.training.local import TrainParams
+from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import TRAIN, SplitSpec
-from churnscale.training.refit import Evaluated, all_rows_plan, refit_rounds
+from churnscale.training.refit import Evaluated, all_rows_plan, refit_rounds, served_summary
 
-FAST = TrainParams(learning_rate=0.2, max_rounds=60, early_stopping_rounds=10)
+FAST = TrainParams(learning_rate=0.2, max_rounds=60, early_stopping_rounds=10, threads=1)
 ROWS = 3_000
 HELD_ONLY = "seen-only-in-the-hold-out"
 
@@ -53,12 +53,14 @@ def _train(dataset: Path, out: Path, *, refit: bool, cv: int | None = None) -> T
 
 
 @pytest.fixture(scope="module")
-def outcomes(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainOutcome]:
-    root = tmp_path_factory.mktemp("outcomes")
-    return {
-        "refit": _train(dataset, root / "refit", refit=True, cv=2),
-        "kept": _train(dataset, root / "kept", refit=False, cv=2),
-    }
+def refitted(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
+    return _train(dataset, tmp_path_factory.mktemp("refit") / "model", refit=True, cv=2)
+
+
+@pytest.fixture(scope="module")
+def evaluated(dataset: Path) -> TrainResult:
+    """The model ``--no-refit`` would save: trained without the hold-out rows."""
+    return train_local(dataset, params=FAST)
 
 
 def test_all_rows_plan_keeps_every_row_and_label_in_storage_order(dataset: Path) -> None:
@@ -68,22 +70,16 @@ def test_all_rows_plan_keeps_every_row_and_label_in_storage_order(dataset: Path)
     np.testing.assert_array_equal(plan.labels[TRAIN], stored.column("churned").to_numpy())
 
 
-def test_served_model_saw_every_row(outcomes: dict[str, TrainOutcome]) -> None:
-    refit, kept = outcomes["refit"], outcomes["kept"]
-    served = refit.summary()["served_model"]
-    assert served == {
-        "rows": ROWS,
-        "all_rows": True,
-        "rounds": refit.model.metadata["refit"]["rounds"],
-    }
-    assert refit.model.booster.current_iteration() == served["rounds"]
+def test_served_model_saw_every_row(refitted: TrainOutcome, evaluated: TrainResult) -> None:
+    served = refitted.summary()["served_model"]
+    rounds = refitted.model.metadata["refit"]["rounds"]
+    assert served == {"rows": ROWS, "all_rows": True, "rounds": rounds}
+    assert refitted.model.booster.current_iteration() == rounds
     # a category present only in hold-out rows: the refitted Preprocessor learned it
-    assert HELD_ONLY in _vocabulary(refit.model, "plan")
-    assert HELD_ONLY not in _vocabulary(kept.model, "plan")
-    assert kept.summary()["served_model"]["all_rows"] is False
-    assert kept.summary()["served_model"]["rows"] == kept.rows["train"] < ROWS
+    assert HELD_ONLY in _vocabulary(refitted.model, "plan")
+    assert HELD_ONLY not in _vocabulary(evaluated.model, "plan")
     # the bundle on disk is the refitted model
-    saved = LightGBMModel.load(refit.bundle)  # type: ignore[arg-type]
+    saved = LightGBMModel.load(refitted.bundle)  # type: ignore[arg-type]
     assert saved.metadata["refit"]["rows"] == ROWS
 
 
@@ -93,24 +89,36 @@ def _vocabulary(model: LightGBMModel | object, column: str) -> list[str]:
 
 
 def test_reported_metrics_come_from_rows_the_evaluated_models_did_not_see(
-    dataset: Path, outcomes: dict[str, TrainOutcome]
+    dataset: Path, refitted: TrainOutcome, evaluated: TrainResult
 ) -> None:
-    refit, kept = outcomes["refit"], outcomes["kept"]
-    # the refit changes the served model, never the evaluation
-    assert refit.summary()["metrics"] == kept.summary()["metrics"]
-    assert refit.summary()["cv"] == kept.summary()["cv"]
-    assert refit.summary()["holdout_rows"] == refit.rows["test"]
-    # the served model has seen the hold-out rows: its AUC there is no honest figure
+    summary = refitted.summary()
+    assert summary["holdout_rows"] == refitted.rows["test"] == evaluated.rows["test"]
+    # the reported hold-out figure is the model trained without the hold-out rows...
+    reported = roc_auc_score(evaluated.y_holdout, evaluated.scores)
+    assert summary["metrics"]["roc_auc"] == pytest.approx(reported, abs=1e-12)
+    # ...and each CV figure the fold model's, on its own unseen fold
+    folds = [
+        roc_auc_score(r.y_holdout, r.scores)
+        for r in (train_local(dataset, params=FAST, folds=2, fold=k) for k in range(2))
+    ]
+    assert summary["cv"]["roc_auc"]["mean"] == pytest.approx(np.mean(folds), abs=1e-12)
+    # the served model has seen the hold-out rows: its AUC there would be no honest figure
     stored = pa.concat_tables(pa.Table.from_batches([b]) for b in iter_dataset(dataset))
-    held = holdout_mask(stored.column("customer_id"), fraction=0.2, seed=0)
-    rows = stored.filter(pa.array(held))
-    assert rows.num_rows == refit.rows["test"]
-    y = rows.column("churned").to_numpy()
-    served_auc = roc_auc_score(y, refit.model.predict_proba(rows))
-    evaluated_auc = roc_auc_score(y, kept.model.predict_proba(rows))
-    assert kept.summary()["metrics"]["roc_auc"] == pytest.approx(evaluated_auc, abs=1e-9)
-    assert served_auc > evaluated_auc
+    rows = stored.filter(pa.array(holdout_mask(stored.column("customer_id"), fraction=0.2)))
+    assert rows.num_rows == summary["holdout_rows"]
     assert pc.sum(pc.equal(rows.column("plan"), HELD_ONLY)).as_py() == 40
+    y = rows.column("churned").to_numpy()
+    served_auc = roc_auc_score(y, refitted.model.predict_proba(rows))
+    assert served_auc > summary["metrics"]["roc_auc"]
+    assert summary["evaluation"]["rows"] == evaluated.rows
+
+
+def test_without_refit_the_served_model_is_the_evaluated_one(evaluated: TrainResult) -> None:
+    assert served_summary(evaluated.model) == {
+        "rows": evaluated.rows["train"],
+        "all_rows": False,
+        "rounds": evaluated.best_iteration,
+    }
 
 
 def test_rounds_scale_with_the_rows() -> None:
