@@ -31,6 +31,7 @@ from churnscale.training.cluster import (
 from churnscale.training.distributed import train_distributed
 from churnscale.training.job import TrainJob, run_training
 from churnscale.training.local import TrainParams, TrainResult, train_local
+from churnscale.training.refit import Evaluated, refit_all_rows, refit_rounds
 
 FAST = TrainParams(learning_rate=0.2, max_rounds=60, early_stopping_rounds=10)
 ROWS = 50_000
@@ -69,6 +70,17 @@ def test_model_is_a_plain_bundle(distributed_result: TrainResult, tmp_path: Path
     one = loaded.predict_proba_one(table.to_pylist()[0])
     assert one == pytest.approx(float(loaded.predict_proba(table.slice(0, 1))[0]), abs=1e-9)
     assert loaded.metadata["trainer"] == {"kind": "lightgbm.dask", "workers": 2}
+
+
+def test_refit_on_the_cluster_sees_every_row(
+    dataset: Path, distributed_result: TrainResult
+) -> None:
+    evaluated = [Evaluated.of(distributed_result)]
+    model, refit = refit_all_rows(evaluated, dataset, params=FAST, cluster="local:2")
+    assert refit.rows == ROWS and model.metadata["refit"]["rows"] == ROWS
+    expected = refit_rounds(evaluated, ROWS)
+    assert refit.rounds == expected == model.booster.current_iteration()
+    assert model.metadata["trainer"] == {"kind": "lightgbm.dask", "workers": 2}
 
 
 def test_memory_pre_check_refuses_before_starting(dataset: Path) -> None:

@@ -1,0 +1,94 @@
+"""Boosters averaged into one LightGBM model, and the ``--time-budget`` preset that serves it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from churnscale.data.schema import SchemaHints
+from churnscale.data.store import ingest
+from churnscale.data.synthetic import generate_table
+from churnscale.exceptions import ConfigError, TrainingError
+from churnscale.model import ChurnModel
+from churnscale.serving.predictor import Predictor
+from churnscale.training.budget import Candidate, select, train_with_budget
+from churnscale.training.ensemble import merge_models
+from churnscale.training.local import TrainParams
+
+ROWS = 1_500
+
+
+@pytest.fixture(scope="module")
+def boosters() -> tuple[list[lgb.Booster], np.ndarray]:
+    """Three boosters of different shapes on data with a categorical and missing values."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1_000, 5))
+    x[:, 4] = rng.integers(0, 6, 1_000)
+    x[rng.random(1_000) < 0.1, 2] = np.nan
+    y = (x[:, 0] + x[:, 1] ** 2 + (x[:, 4] == 2) + rng.normal(size=1_000) > 1).astype(int)
+    data = lgb.Dataset(x, y, categorical_feature=[4], params={"verbosity": -1})
+    shapes = [(7, 0, 40), (31, 1, 60), (15, 2, 20)]
+    base = {"objective": "binary", "verbosity": -1, "bagging_fraction": 0.8, "bagging_freq": 1}
+    trained = [
+        lgb.train({**base, "num_leaves": leaves, "seed": seed, "num_threads": 1}, data, rounds)
+        for leaves, seed, rounds in shapes
+    ]
+    return trained, x
+
+
+def test_merged_model_is_the_weighted_average(
+    boosters: tuple[list[lgb.Booster], np.ndarray],
+) -> None:
+    trained, x = boosters
+    weights = [0.5, 0.3, 0.2]
+    merged = merge_models(trained, weights)
+    raw = sum(w * b.predict(x, raw_score=True) for w, b in zip(weights, trained, strict=True))
+    assert merged.num_trees() == sum(b.num_trees() for b in trained)
+    np.testing.assert_allclose(merged.predict(x, raw_score=True), raw, atol=1e-12)
+    # internal values are scaled too, so SHAP contributions still add up to the raw score
+    contributions = merged.predict(x[:50], pred_contrib=True)
+    np.testing.assert_allclose(contributions.sum(axis=1), raw[:50], atol=1e-12)
+    with pytest.raises(TrainingError, match="one weight per booster"):
+        merge_models(trained, [1.0])
+
+
+def test_budget_serves_one_compiled_model_from_every_row(tmp_path: Path) -> None:
+    table = generate_table(ROWS, seed=5)
+    pq.write_table(table, tmp_path / "raw.parquet")
+    hints = SchemaHints(target="churned", id="customer_id")
+    ingest(str(tmp_path / "raw.parquet"), tmp_path / "ds", hints=hints)
+    base = TrainParams(learning_rate=0.2, max_rounds=60, early_stopping_rounds=10, threads=1)
+    outcome = train_with_budget(tmp_path / "ds", 10, base=base, folds=2)
+    served = outcome.served
+    assert served.metadata["refit"]["rows"] == ROWS
+    assert outcome.evaluated.rows["test"] == outcome.evaluated.y_holdout.size > 0
+    assert outcome.evaluated.rows["train"] + outcome.evaluated.rows["test"] == ROWS
+    members = served.metadata["ensemble"]
+    assert served.booster.num_trees() == sum(m["rounds"] for m in members)
+    assert sum(m["weight"] for m in members) == pytest.approx(1.0)
+    assert roc_auc_score(outcome.evaluated.y_holdout, outcome.evaluated.scores) > 0.7
+    loaded = ChurnModel.load(served.save(tmp_path / "bundle"))
+    predictor = Predictor(loaded)  # the serving fast path: one compiled model
+    matrix = loaded.preprocessor.transform(table.slice(0, 200))
+    rows = np.ascontiguousarray(matrix, dtype=np.float64)
+    expected = loaded.predict_matrix(rows)
+    assert predictor.predict_one(rows[0]) == pytest.approx(expected[0], abs=1e-9)
+    np.testing.assert_allclose(predictor.predict_matrix(rows), expected, atol=1e-9)
+    with pytest.raises(ConfigError, match="--time-budget"):
+        train_with_budget(tmp_path / "ds", 5)
+
+
+def test_greedy_selection_weights_the_better_candidate() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400).astype(float)
+    good = y * 2.0 + rng.normal(size=400)
+    weak = y * 0.5 + rng.normal(size=400)
+    params = TrainParams()
+    candidates = [Candidate(params, roc_auc_score(y, s), s, [10], [100], 1.0) for s in (weak, good)]
+    picked = select(candidates, y)
+    assert picked.get(1, 0) > picked.get(0, 0)
