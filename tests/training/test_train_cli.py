@@ -184,6 +184,8 @@ def test_failed_run_registers_nothing(
         (["train", "{csv}", "--target", "churned", "--init-model", "churn@nope"], "churn@nope"),
         (["train", "{csv}", "--target", "churned", "--init-model", "../x/"], "../x/"),
         (["train", "{csv}", "--target", "churned", "--cluster", "udp://x"], "--cluster"),
+        (["train", "{csv}", "--target", "churned", "--time-budget", "60", "--cv", "3"], "--cv"),
+        (["train", "{csv}", "--target", "churned", "--time-budget", "5"], "--time-budget"),
         (["evaluate", "churn/7", "{csv}"], "churn/7"),
         (["evaluate", "{missing}/", "{csv}"], "no bundle"),
     ],

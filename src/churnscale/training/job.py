@@ -196,6 +196,8 @@ def _cross_validate(
 
 def _check_budget(job: TrainJob) -> None:
     """``--time-budget`` searches on its own hold-out split: refuse what it cannot combine."""
+    if job.time_budget is not None and job.time_budget < 10:
+        raise ConfigError("--time-budget", expected="at least 10 seconds", received=job.time_budget)
     for flag, value in (
         ("--cv", job.cv),
         ("--cluster", job.cluster),
