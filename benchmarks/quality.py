@@ -18,7 +18,8 @@ Every fold result is appended to a JSON Lines file, so a run can be resumed and 
 printed from what is there:
 
     .venv/bin/python benchmarks/quality.py run --systems defaults,no-refit --results ours.jsonl
-    /work/bench-venv/bin/python benchmarks/quality_peers.py --dataset telco --system flaml >> peers.jsonl
+    /work/bench-venv/bin/python benchmarks/quality_peers.py --dataset telco --system flaml \
+        >> peers.jsonl
     .venv/bin/python benchmarks/quality.py table ours.jsonl peers.jsonl
 """
 
@@ -149,44 +150,58 @@ def run(systems: list[str], datasets: list[str], results: Path) -> None:
                 print(json.dumps(record), flush=True)
 
 
-def table(paths: list[Path]) -> None:
-    aucs: dict[tuple[str, str], list[float]] = defaultdict(list)
-    extra: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+def _load(paths: list[Path]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Fold records by (dataset, system); only complete 5-fold runs count."""
+    records: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for path in paths:
         for line in path.read_text().splitlines():
             r = json.loads(line)
-            aucs[(r["dataset"], r["system"])].append(r["auc"])
-            extra[(r["dataset"], r["system"])].append(r)
-    mean = {k: float(np.mean(v)) for k, v in aucs.items() if len(v) == 5}
+            records[(r["dataset"], r["system"])].append(r)
+    return {k: v for k, v in records.items() if len({r["fold"] for r in v}) == 5}
+
+
+def _mean(
+    records: dict[tuple[str, str], list[dict[str, Any]]], key: tuple[str, str], field: str = "auc"
+) -> float | None:
+    rows = records.get(key)
+    return float(np.mean([r[field] for r in rows])) if rows else None
+
+
+def _fmt(value: float | None, fmt: str = ".4f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def table(paths: list[Path]) -> None:
+    """The issue's table: churnscale beside the best peer, then every peer."""
+    records = _load(paths)
     print(
-        "| dataset | churnscale defaults | --no-refit | --time-budget 300 | trees (defaults / "
-        "budget) | µs a prediction (defaults / budget) | best peer | gap defaults | gap budget |"
+        "| dataset | churnscale defaults | --no-refit | --time-budget 300 | best peer "
+        "| gap defaults | gap budget | trees defaults / budget | µs a prediction defaults / budget "
+        "|"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name in DATASETS:
-        peers = {p: mean[(name, p)] for p in PEERS if (name, p) in mean}
-        best = max(peers, key=lambda p: peers[p]) if peers else None
-
-        def cell(system: str, key: str = "auc", fmt: str = ".4f") -> str:
-            values = [r[key] for r in extra.get((name, system), [])]
-            return format(float(np.mean(values)), fmt) if len(values) == 5 else "-"
-
-        gap = lambda s: (
-            f"{mean[(name, s)] - peers[best]:+.4f}" if best and (name, s) in mean else "-"
-        )
-        peer = f"{best} {peers[best]:.4f}" if best else "-"
+        peers = {p: _mean(records, (name, p)) for p in PEERS}
+        known = {p: v for p, v in peers.items() if v is not None}
+        best = max(known, key=lambda p: known[p]) if known else None
+        ours = {s: _mean(records, (name, s)) for s in FLAGS}
+        gaps = {s: None if best is None or v is None else v - known[best] for s, v in ours.items()}
+        trees = [_fmt(_mean(records, (name, s), "trees"), ".0f") for s in ("defaults", "budget")]
+        cost = [
+            _fmt(_mean(records, (name, s), "us_per_prediction"), ".1f")
+            for s in ("defaults", "budget")
+        ]
+        peer = f"{best} {known[best]:.4f}" if best else "-"
         print(
-            f"| {name} | {cell('defaults')} | {cell('no-refit')} | {cell('budget')} | "
-            f"{cell('defaults', 'trees', '.0f')} / {cell('budget', 'trees', '.0f')} | "
-            f"{cell('defaults', 'us_per_prediction', '.1f')} / "
-            f"{cell('budget', 'us_per_prediction', '.1f')} | {peer} | {gap('defaults')} | "
-            f"{gap('budget')} |"
+            f"| {name} | {_fmt(ours['defaults'])} | {_fmt(ours['no-refit'])} "
+            f"| {_fmt(ours['budget'])} | {peer} | {_fmt(gaps['defaults'], '+.4f')} "
+            f"| {_fmt(gaps['budget'], '+.4f')} | {' / '.join(trees)} | {' / '.join(cost)} |"
         )
     print()
     print("| dataset | " + " | ".join(PEERS) + " |")
     print("|---|" + "---|" * len(PEERS))
     for name in DATASETS:
-        cells = [f"{mean[(name, p)]:.4f}" if (name, p) in mean else "-" for p in PEERS]
+        cells = [_fmt(_mean(records, (name, p))) for p in PEERS]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

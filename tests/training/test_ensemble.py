@@ -14,8 +14,8 @@ from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.exceptions import ConfigError, TrainingError
-from churnscale.model import ChurnModel
-from churnscale.serving.predictor import Predictor
+from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.predictor import Predictor
 from churnscale.training.budget import Candidate, select, train_with_budget
 from churnscale.training.ensemble import merge_models
 from churnscale.training.local import TrainParams
@@ -72,7 +72,7 @@ def test_budget_serves_one_compiled_model_from_every_row(tmp_path: Path) -> None
     assert served.booster.num_trees() == sum(m["rounds"] for m in members)
     assert sum(m["weight"] for m in members) == pytest.approx(1.0)
     assert roc_auc_score(outcome.evaluated.y_holdout, outcome.evaluated.scores) > 0.7
-    loaded = ChurnModel.load(served.save(tmp_path / "bundle"))
+    loaded = LightGBMModel.load(served.save(tmp_path / "bundle"))
     predictor = Predictor(loaded)  # the serving fast path: one compiled model
     matrix = loaded.preprocessor.transform(table.slice(0, 200))
     rows = np.ascontiguousarray(matrix, dtype=np.float64)
