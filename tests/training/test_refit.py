@@ -126,5 +126,10 @@ def test_rounds_scale_with_the_rows() -> None:
     assert refit_rounds(evaluated, 700) == 110
     assert refit_rounds(evaluated, 1_400, exponent=1.0) == 220
     assert refit_rounds(evaluated, 1_400, exponent=0.0) == 110
+    # the round carried over: the first within the tolerance of the best early-stopping AUC
+    curve = np.array([0.80, 0.90, 0.9004, 0.9006, 0.89])
+    result = TrainResult(None  # type: ignore[arg-type], np.empty(0), np.empty(0), 4, {"train": 9}, curve)
+    assert Evaluated.of(result, tolerance=0.0005) == Evaluated(3, 9)
+    assert Evaluated.of(result, tolerance=0.0) == Evaluated(4, 9)
     with pytest.raises(TrainingError, match="at least one evaluated model"):
         refit_rounds([], 100)

@@ -123,6 +123,8 @@ class TrainResult:
     scores: np.ndarray
     best_iteration: int
     rows: dict[str, int]
+    #: Early-stopping AUC after each new round (empty where it was not recorded, e.g. Dask).
+    valid_auc: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 def fit_preprocessor(plan: SplitPlan, schema: Schema, **options: Any) -> Preprocessor:
@@ -322,18 +324,26 @@ def train_local(
         pre, sample = fit_with_bin_sample(plan, schema, indices)
     else:
         pre = init_model.preprocessor
+    curve: list[float] = []
+
+    def record(round_: int, auc: float) -> None:
+        curve.append(auc)
+        if on_round is not None:
+            on_round(round_, auc)
+
     booster = _booster(
         plan,
         pre,
         params,
         init_model=init_model.booster if init_model is not None else None,
-        on_round=on_round,
+        on_round=record,
         constraints=monotone_constraints(schema.metadata, pre.feature_names),
         sample=sample,
     )
     metadata = model_metadata(schema, info.fingerprint, params, split, rows, booster)
     metadata["parent"] = init_model.metadata.get("reference") if init_model is not None else None
     model = LightGBMModel(pre, booster, metadata)
+    scores = score_side(model, plan, TEST)
     return TrainResult(
-        model, plan.labels[TEST], score_side(model, plan, TEST), booster.best_iteration, rows
+        model, plan.labels[TEST], scores, booster.best_iteration, rows, np.asarray(curve)
     )

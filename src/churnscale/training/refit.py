@@ -5,10 +5,11 @@ saw those rows. The model that is saved, registered and served is then fitted on
 every row the split could use (train, early-stopping and hold-out sides together; rows a time
 window leaves unused, or an :class:`~churnscale.training.plan.Exclusion` names, stay out) for a
 fixed number of boosting rounds carried over from the evaluated models: the mean of their
-early-stopping best iterations, each scaled by ``(all rows / its training rows) **
-ROUNDS_EXPONENT`` (a larger set supports more rounds before it overfits; the exponent was
-measured, see docs/benchmarks.md). Parameters, Preprocessor options and monotone constraints
-are the evaluated models'; the Preprocessor is fitted again on all rows.
+early-stopping rounds (the first round within ``ROUND_TOLERANCE`` AUC of the best), each scaled
+by ``(all rows / its training rows) ** ROUNDS_EXPONENT`` (a larger set supports more rounds
+before it overfits; both were measured, see docs/benchmarks.md). Parameters, Preprocessor
+options and monotone constraints are the evaluated models'; the Preprocessor is fitted again
+on all rows.
 
 Memory is that of training: the same streamed :class:`SideSequence` over one side, the side
 now holding every row, and no early-stopping set.
@@ -41,6 +42,9 @@ from churnscale.training.plan import TEST, TRAIN, VALID, Exclusion, SplitPlan, S
 
 #: Rounds carried over grow with the training set as ``(rows / evaluated rows) ** this``.
 ROUNDS_EXPONENT = 1.0
+#: The round carried over is the first whose early-stopping AUC is within this of the best:
+#: the same AUC in fewer trees (measured, docs/benchmarks.md).
+ROUND_TOLERANCE = 0.0005
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,15 @@ class Evaluated:
     train_rows: int
 
     @classmethod
-    def of(cls, result: TrainResult, *, offset: int = 0) -> Evaluated:
-        """From a training result; ``offset``: trees of a continued model's parent."""
+    def of(
+        cls, result: TrainResult, *, offset: int = 0, tolerance: float = ROUND_TOLERANCE
+    ) -> Evaluated:
+        """From a training result: the first round whose early-stopping AUC is within
+        ``tolerance`` of the best (the best round where no curve was recorded, as on Dask);
+        ``offset``: trees of a continued model's parent."""
+        curve = result.valid_auc
+        if curve.size:
+            return cls(int(np.argmax(curve >= curve.max() - tolerance)) + 1, result.rows["train"])
         return cls(max(result.best_iteration - offset, 1), result.rows["train"])
 
 
