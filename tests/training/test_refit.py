@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -128,7 +129,8 @@ def test_rounds_scale_with_the_rows() -> None:
     assert refit_rounds(evaluated, 1_400, exponent=0.0) == 110
     # the round carried over: the first within the tolerance of the best early-stopping AUC
     curve = np.array([0.80, 0.90, 0.9004, 0.9006, 0.89])
-    result = TrainResult(None  # type: ignore[arg-type], np.empty(0), np.empty(0), 4, {"train": 9}, curve)
+    no_model = cast(LightGBMModel, None)
+    result = TrainResult(no_model, np.empty(0), np.empty(0), 4, {"train": 9}, curve)
     assert Evaluated.of(result, tolerance=0.0005) == Evaluated(3, 9)
     assert Evaluated.of(result, tolerance=0.0) == Evaluated(4, 9)
     with pytest.raises(TrainingError, match="at least one evaluated model"):
