@@ -18,6 +18,7 @@ AUC of every candidate and policy, and of choosing among candidates by early-sto
 
     .venv/bin/python benchmarks/defaults.py record --out defaults.jsonl
     .venv/bin/python benchmarks/defaults.py report defaults.jsonl
+    .venv/bin/python benchmarks/defaults.py generator --work /tmp/g100k
 """
 
 from __future__ import annotations
@@ -191,6 +192,44 @@ def _selections(recs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {"select lr05 by ES AUC": best, "select lr05, fewest trees within 0.001": cheapest}
 
 
+def generator(work: Path) -> None:
+    """The default model on the project generator's 100,000 rows: trees and fresh-row AUC of
+    today's model, of refits by the best round, and by the first round within a tolerance."""
+    import pyarrow.parquet as pq
+
+    from churnscale.data.schema import SchemaHints
+    from churnscale.data.store import ingest
+    from churnscale.data.synthetic import generate_table
+    from churnscale.training.local import TrainParams, train_local
+    from churnscale.training.refit import refit_local
+
+    if not (work / "ds").exists():
+        work.mkdir(parents=True, exist_ok=True)
+        pq.write_table(generate_table(100_000, seed=1), work / "raw.parquet")
+        hints = SchemaHints(target="churned", id="customer_id")
+        ingest(str(work / "raw.parquet"), work / "ds", hints=hints)
+    test = generate_table(50_000, seed=99)
+    y = test.column("churned").to_numpy()
+    curve: list[float] = []
+    params = TrainParams(threads=1)
+    result = train_local(work / "ds", params=params, on_round=lambda _r, a: curve.append(a))
+    aucs = np.asarray(curve)
+    best = int(aucs.argmax()) + 1
+    out: dict[str, Any] = {
+        "today": {"trees": best, "auc": float(roc_auc_score(y, result.model.predict_proba(test)))}
+    }
+    rounds = {"best x 1/0.72": round(best / FIT_SHARE)}
+    for tol in (0.0002, 0.0005, 0.001):
+        first = int(np.argmax(aucs >= aucs.max() - tol)) + 1
+        rounds[f"within {tol} x 1/0.72"] = round(first / FIT_SHARE)
+    full, _ = refit_local(work / "ds", rounds=max(rounds.values()), params=params)
+    x = full.preprocessor.transform(test)
+    for name, count in rounds.items():
+        scores = full.booster.predict(x, num_iteration=count)
+        out[name] = {"trees": count, "auc": float(roc_auc_score(y, scores))}
+    print(json.dumps(out, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,8 +239,12 @@ def main() -> None:
     rep = sub.add_parser("report")
     rep.add_argument("path", type=Path)
     rep.add_argument("--policy", default="refit e=1.0")
+    gen = sub.add_parser("generator")
+    gen.add_argument("--work", type=Path, required=True)
     args = parser.parse_args()
-    if args.command == "record":
+    if args.command == "generator":
+        generator(args.work)
+    elif args.command == "record":
         record(args.out, [s for s in args.shapes.split(",") if s])
     else:
         report(args.path, args.policy)
