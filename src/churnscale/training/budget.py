@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import logit
@@ -45,6 +45,9 @@ from churnscale.training.local import (
 from churnscale.training.parts import binary_auc
 from churnscale.training.plan import TRAIN, VALID, Exclusion, SplitSpec, plan_split
 from churnscale.training.refit import ROUNDS_EXPONENT, all_rows_plan
+
+if TYPE_CHECKING:
+    from churnscale.training.job import TrainJob
 
 #: Parameter sets tried first (before TPE): varied capacity and learning rate.
 PORTFOLIO: tuple[dict[str, Any], ...] = (
@@ -205,6 +208,24 @@ def _fit(
     metadata = model_metadata(schema, info.fingerprint, members[0].params, split, counts, booster)
     metadata["ensemble"] = [m.to_dict() for m in members]
     return LightGBMModel(pre, booster, metadata), rows
+
+
+def check_flags(job: TrainJob) -> None:
+    """``--time-budget`` searches on its own hold-out split: refuse what it cannot combine."""
+    seconds = job.time_budget or 0.0
+    if seconds < 10:
+        raise ConfigError("--time-budget", expected="at least 10 seconds", received=seconds)
+    for flag, value in (
+        ("--cv", job.cv),
+        ("--cluster", job.cluster),
+        ("--init-model", job.init_model),
+    ):
+        if value is not None:
+            raise ConfigError(flag, expected="no --time-budget", received=value)
+    if job.split.kind != "random":
+        raise ConfigError("--split", expected="random with --time-budget", received=job.split.kind)
+    if job.model != "lightgbm" or not job.refit:
+        raise ConfigError("--time-budget", expected="LightGBM with refit", received=job.model)
 
 
 def train_with_budget(

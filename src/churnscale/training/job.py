@@ -33,7 +33,13 @@ from churnscale.model.lightgbm import LightGBMModel
 from churnscale.monitoring.reference import build_reference
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import SplitSpec
-from churnscale.training.refit import Evaluated, refit_all_rows, served_summary
+from churnscale.training.refit import (
+    Evaluated,
+    provenance,
+    refit_all_rows,
+    report_provenance,
+    served_summary,
+)
 
 #: Called with (stage, round, valid AUC) while boosting; stage names the fold or "final".
 RoundCallback = Callable[[str, int, float], None]
@@ -100,7 +106,9 @@ class TrainJob:
 
             ClusterAddress.parse(self.cluster)
         if self.time_budget is not None:
-            _check_budget(self)
+            from churnscale.training.budget import check_flags
+
+            check_flags(self)
         if self.time_out_minutes < 1:
             raise ConfigError(
                 "--time-out", expected="at least 1 minute", received=self.time_out_minutes
@@ -132,14 +140,7 @@ class TrainOutcome:
             "best_iteration": self.best_iteration,
             "parent": self.model.metadata.get("parent"),
             **self.assessment.summary(),
-            "evaluation": {
-                "rows": self.rows,
-                "source": "hold-out rows"
-                + (f" and {self.cv} CV folds" if self.cv else "")
-                + ", scored by models that never saw them",
-            },
-            "served_model": served_summary(self.model),
-            "time_budget": self.model.metadata.get("time_budget"),
+            **provenance(self.rows, self.cv, self.model),
         }
 
 
@@ -190,25 +191,8 @@ def _cross_validate(
         evaluation = evaluate_scores(result.y_holdout, result.scores)
         log({f"cv_{k}": v for k, v in evaluation.headline().items()}, fold)
         evaluations.append(evaluation)
-        carried.append(Evaluated.of(result, offset=_offset(init)))
+        carried.append(Evaluated.of(result))
     return evaluations, carried
-
-
-def _check_budget(job: TrainJob) -> None:
-    """``--time-budget`` searches on its own hold-out split: refuse what it cannot combine."""
-    if job.time_budget is not None and job.time_budget < 10:
-        raise ConfigError("--time-budget", expected="at least 10 seconds", received=job.time_budget)
-    for flag, value in (
-        ("--cv", job.cv),
-        ("--cluster", job.cluster),
-        ("--init-model", job.init_model),
-    ):
-        if value is not None:
-            raise ConfigError(flag, expected="no --time-budget", received=value)
-    if job.split.kind != "random":
-        raise ConfigError("--split", expected="random with --time-budget", received=job.split.kind)
-    if job.model != "lightgbm" or not job.refit:
-        raise ConfigError("--time-budget", expected="LightGBM with refit", received=job.model)
 
 
 def _final(
@@ -218,7 +202,9 @@ def _final(
     on_round: RoundCallback | None,
     carried: list[Evaluated],
 ) -> tuple[TrainResult, LightGBMModel]:
-    """The evaluated model's hold-out result and the model to save and serve."""
+    """The evaluated model's hold-out result and the model to save and serve: refitted on
+    every row (training/refit.py), the ``--time-budget`` ensemble, or (``--no-refit``) the
+    evaluated model itself."""
     if job.time_budget is not None:
         from churnscale.training.budget import train_with_budget
 
@@ -227,26 +213,10 @@ def _final(
         )
         return budget.evaluated, budget.served
     result = _train(job, schema, init, on_round, stage="final")
-    return result, _served(job, schema, init, result, carried)
-
-
-def _offset(init: LightGBMModel | None) -> int:
-    return init.booster.current_iteration() if init is not None else 0
-
-
-def _served(
-    job: TrainJob,
-    schema: Schema,
-    init: LightGBMModel | None,
-    result: TrainResult,
-    carried: list[Evaluated],
-) -> LightGBMModel:
-    """The model to save and serve: refitted on every row (rounds carried over from the
-    evaluated models), or with ``--no-refit`` the evaluated model itself."""
     if not job.refit:
-        return result.model
-    model, _ = refit_all_rows(
-        [*carried, Evaluated.of(result, offset=_offset(init))],
+        return result, result.model
+    served, _ = refit_all_rows(
+        [*carried, Evaluated.of(result)],
         job.dataset,
         schema=schema,
         split=job.split,
@@ -255,7 +225,7 @@ def _served(
         cluster=job.cluster,
         time_out_minutes=job.time_out_minutes,
     )
-    return model
+    return result, served
 
 
 def _parent(job: TrainJob, settings: Settings) -> tuple[LightGBMModel | None, str | None]:
@@ -322,11 +292,7 @@ def _finish(
         "dataset": str(job.dataset),
         "fingerprint": model.metadata.get("data_fingerprint"),
         "best iteration": result.best_iteration,
-        "evaluated on": f"hold-out {result.rows['test']:,} rows, never seen by the evaluated "
-        f"model (trained on {result.rows['train']:,}, early stopping on {result.rows['valid']:,})",
-        "served model": f"{served['rows']:,} rows"
-        + (" (refitted on every row)" if served["all_rows"] else "")
-        + f", {served['rounds']} rounds",
+        **report_provenance(result.rows, model),
         "parent": parent,
     }
     write_report(assessment, report, title=title, metadata=metadata)

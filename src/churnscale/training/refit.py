@@ -55,16 +55,14 @@ class Evaluated:
     train_rows: int
 
     @classmethod
-    def of(
-        cls, result: TrainResult, *, offset: int = 0, tolerance: float = ROUND_TOLERANCE
-    ) -> Evaluated:
-        """From a training result: the first round whose early-stopping AUC is within
-        ``tolerance`` of the best (the best round where no curve was recorded, as on Dask);
-        ``offset``: trees of a continued model's parent."""
+    def of(cls, result: TrainResult, *, tolerance: float = ROUND_TOLERANCE) -> Evaluated:
+        """From a training result: the first new round whose early-stopping AUC is within
+        ``tolerance`` of the best (the best round where no curve was recorded, as on Dask,
+        which trains no continued models)."""
         curve = result.valid_auc
         if curve.size:
             return cls(int(np.argmax(curve >= curve.max() - tolerance)) + 1, result.rows["train"])
-        return cls(max(result.best_iteration - offset, 1), result.rows["train"])
+        return cls(max(result.best_iteration, 1), result.rows["train"])
 
 
 @dataclass(frozen=True)
@@ -248,4 +246,29 @@ def served_summary(model: LightGBMModel | Any) -> dict[str, Any]:
         "rows": int(rows.get("train", 0)),
         "all_rows": False,
         "rounds": model.metadata.get("best_iteration"),
+    }
+
+
+def provenance(rows: dict[str, int], cv: int | None, model: LightGBMModel | Any) -> dict[str, Any]:
+    """What ``train --json`` says about where its figures came from and what the served
+    model saw (and, for ``--time-budget``, the ensemble)."""
+    folds = f" and {cv} CV folds" if cv else ""
+    return {
+        "evaluation": {
+            "rows": rows,
+            "source": f"hold-out rows{folds}, scored by models that never saw them",
+        },
+        "served_model": served_summary(model),
+        "time_budget": model.metadata.get("time_budget"),
+    }
+
+
+def report_provenance(rows: dict[str, int], model: LightGBMModel | Any) -> dict[str, str]:
+    """The same, as lines of the HTML report's metadata table."""
+    served = served_summary(model)
+    refitted = " (refitted on every row)" if served["all_rows"] else ""
+    return {
+        "evaluated on": f"hold-out {rows['test']:,} rows, never seen by the evaluated model "
+        f"(trained on {rows['train']:,}, early stopping on {rows['valid']:,})",
+        "served model": f"{served['rows']:,} rows{refitted}, {served['rounds']} rounds",
     }
