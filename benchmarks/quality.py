@@ -156,12 +156,12 @@ def run(systems: list[str], datasets: list[str], results: Path, order: list[int]
 
 def _load(paths: list[Path]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Fold records by (dataset, system); only complete 5-fold runs count."""
-    records: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    records: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     for path in paths:
         for line in path.read_text().splitlines():
             r = json.loads(line)
-            records[(r["dataset"], r["system"])].append(r)
-    return {k: v for k, v in records.items() if len({r["fold"] for r in v}) == 5}
+            records[(r["dataset"], r["system"])].setdefault(r["fold"], r)  # first run of a fold
+    return {k: list(v.values()) for k, v in records.items() if len(v) == 5}
 
 
 def _mean(
