@@ -99,26 +99,12 @@ def refit_rounds(
 def all_rows_plan(
     dataset: Path, schema: Schema, split: SplitSpec, *, exclude: Exclusion | None = None
 ) -> SplitPlan:
-    """``split``'s plan with its train, early-stopping and hold-out rows all on TRAIN."""
+    """``split``'s plan with its train, early-stopping and hold-out rows all on TRAIN (each
+    row group keeps its labels, so ``labels[TRAIN]`` is every used row's, in storage order)."""
     plan = plan_split(dataset, schema, split, exclude=exclude)
-    merged = (TRAIN, VALID, TEST)
-    cursor = dict.fromkeys(merged, 0)
-    labels: list[np.ndarray] = []
     for group in plan.groups:
-        y = np.zeros(group.sides.size, dtype=np.float32)
-        for side in merged:
-            mask = group.sides == side
-            count = int(mask.sum())
-            y[mask] = plan.labels[side][cursor[side] : cursor[side] + count]
-            cursor[side] += count
-        used = np.isin(group.sides, merged)
-        labels.append(y[used])
+        used = np.isin(group.sides, (TRAIN, VALID, TEST))
         group.sides = np.where(used, TRAIN, group.sides).astype(np.int8)
-    plan.labels = {
-        TRAIN: np.concatenate(labels) if labels else np.empty(0, dtype=np.float32),
-        VALID: np.empty(0, dtype=np.float32),
-        TEST: np.empty(0, dtype=np.float32),
-    }
     return plan
 
 
