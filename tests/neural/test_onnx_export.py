@@ -14,10 +14,11 @@ from sklearn.metrics import roc_auc_score
 
 from churnscale.data.synthetic import generate_table
 from churnscale.exceptions import ConfigError, ExportError, IntegrityError
-from churnscale.export import export_model, load_bundle, verified_onnx
+from churnscale.export import export_model, verified_onnx
 from churnscale.export.onnx_graphs import onnx_session, run_onnx
 from churnscale.export.writer import FLOAT_TOLERANCE, INT8_TOLERANCE
 from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.loading import load_bundle
 from churnscale.neural import MlpModel, MlpTrainResult
 from churnscale.neural.compress import dense_sparsity
 from churnscale.training.local import TrainParams, train_local

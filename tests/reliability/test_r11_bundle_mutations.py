@@ -18,7 +18,8 @@ import pytest
 
 from churnscale.artifacts import MANIFEST, verify_directory
 from churnscale.exceptions import IntegrityError
-from churnscale.model.lightgbm import METADATA_FILE, MODEL_FILE, PREPROCESSOR_FILE, LightGBMModel
+from churnscale.model.bundle import METADATA_FILE, PREPROCESSOR_FILE
+from churnscale.model.lightgbm import MODEL_FILE, LightGBMModel
 
 pytestmark = pytest.mark.reliability
 FILES = (MODEL_FILE, PREPROCESSOR_FILE, METADATA_FILE, MANIFEST)

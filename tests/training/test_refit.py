@@ -19,9 +19,10 @@ from churnscale.data.store import ingest, iter_dataset, load_info
 from churnscale.data.synthetic import generate_table
 from churnscale.exceptions import TrainingError
 from churnscale.model.lightgbm import LightGBMModel
-from churnscale.training.job import TrainJob, TrainOutcome, run_training
+from churnscale.training.job import TrainJob, run_training
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import TRAIN, SplitSpec
+from churnscale.training.recording import TrainOutcome
 from churnscale.training.refit import Evaluated, all_rows_plan, refit_rounds, served_summary
 
 FAST = TrainParams(learning_rate=0.2, max_rounds=60, early_stopping_rounds=10, threads=1)

@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export MODEL (checked against it on probe rows) to a new directory with a manifest."""
         from churnscale.config import load_settings
-        from churnscale.export.writer import export_model, load_bundle
+        from churnscale.export.writer import export_model
+        from churnscale.model.loading import load_bundle
         from churnscale.registry.mlflow_registry import Registry
         from churnscale.terminal import stderr_console
 

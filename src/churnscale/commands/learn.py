@@ -132,14 +132,14 @@ def _preprocessor(path: Path) -> Preprocessor:
     """The Preprocessor of a model bundle, or one fitted on a stored dataset."""
     from churnscale.data.store import is_dataset, iter_dataset, load_info
     from churnscale.features.preprocessor import Preprocessor
-    from churnscale.model.lightgbm import LightGBMModel
+    from churnscale.model.loading import load_bundle
 
     if is_dataset(path):
         schema, _ = load_info(path)
         names = [c.name for c in schema.features]
         return Preprocessor(schema).fit(iter_dataset(path, columns=names))
     if (path / "preprocessor.json").exists():
-        return LightGBMModel.load(path).preprocessor
+        return load_bundle(path).preprocessor
     raise ModelNotFoundError(str(path), "neither a model bundle nor a stored dataset")
 
 

@@ -307,7 +307,12 @@ def register(app: typer.Typer) -> None:
                 time_budget=time_budget,
             )
             with _round_progress() as on_round:
-                outcome = run_training(job, settings, on_round=on_round)
+                if model == "mlp":
+                    from churnscale.neural.job import run_mlp_training
+
+                    outcome = run_mlp_training(job, settings)
+                else:
+                    outcome = run_training(job, settings, on_round=on_round)
         if outcome is None:  # a torchrun rank other than 0: it trained its shard, nothing else
             stdout_console().print(
                 "this rank trained its shard; rank 0 assesses, reports and registers"

@@ -22,7 +22,7 @@ from churnscale.evaluation.leakage import LeakageWarning, leakage_warnings, sing
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
 from churnscale.evaluation.report import render_report
 from churnscale.features.preprocessor import column_to_float
-from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.contract import ChurnModel, ExplainableModel
 
 #: Rows used for the single-feature leakage check and the mean |contribution| summary.
 SAMPLE_ROWS = 100_000
@@ -115,7 +115,7 @@ def leakage_on_sample(
 
 
 def assess(
-    model: LightGBMModel | Any,
+    model: ChurnModel,
     y_true: np.ndarray,
     scores: np.ndarray,
     sample: pa.Table,
@@ -142,7 +142,7 @@ def assess(
     warnings = leakage_on_sample(schema, sample, model_auc=evaluation.roc_auc)
     contributions: dict[str, float] = {}
     importance: dict[str, float] = {}
-    if isinstance(model, LightGBMModel):
+    if isinstance(model, ExplainableModel):
         importance = model.importance()
         if sample.num_rows:
             matrix = model.preprocessor.transform(sample)

@@ -23,7 +23,7 @@ from churnscale.data.store import is_dataset, iter_dataset
 from churnscale.evaluation.assessment import SAMPLE_ROWS
 from churnscale.exceptions import ConfigError, SchemaError
 from churnscale.features.preprocessor import column_to_float
-from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.contract import ChurnModel
 
 
 @dataclass
@@ -74,7 +74,7 @@ def _value_column(schema: Schema, name: str | None) -> Role | None:
 
 def score_labelled(
     source: str,
-    model: LightGBMModel,
+    model: ChurnModel,
     *,
     settings: Settings,
     quarantine_path: Path,

@@ -14,12 +14,12 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from churnscale.artifacts import publish_directory, verify_directory
-from churnscale.exceptions import ConfigError, ExportError, ModelNotFoundError
+from churnscale.exceptions import ConfigError, ExportError
 from churnscale.export.onnx_graphs import (
     INPUT,
     OPSET,
@@ -32,7 +32,13 @@ from churnscale.export.onnx_graphs import (
     run_onnx,
 )
 from churnscale.features.preprocessor import Preprocessor
-from churnscale.model.lightgbm import PREPROCESSOR_FILE, LightGBMModel
+from churnscale.model.bundle import PREPROCESSOR_FILE
+from churnscale.model.contract import ChurnModel
+from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.loading import expect_model
+
+if TYPE_CHECKING:
+    from churnscale.model.mlp import MlpModel
 
 ONNX_FILE = "model.onnx"
 INPUT_FILE = "input.json"
@@ -57,29 +63,24 @@ class ExportReport:
     rows_checked: int
 
 
-def load_bundle(path: Path) -> Any:
-    """A ``LightGBMModel`` or an ``MlpModel`` from a verified bundle directory."""
-    if not path.is_dir():
-        raise ModelNotFoundError(str(path), "no bundle directory at this path")
-    from churnscale.model.mlp import MlpModel, is_mlp_bundle
+def export_model(model: ChurnModel, fmt: str, out: Path, *, probe: int = 2_000) -> ExportReport:
+    """Write ``model`` (LightGBM or MLP) to ``out`` in format ``fmt``; verify it."""
+    if isinstance(model, LightGBMModel):
+        if fmt != "onnx":
+            raise ConfigError("--format", expected=" or ".join(LIGHTGBM_FORMATS), received=fmt)
+        return _export_onnx(model, lightgbm_to_onnx(model), out, fmt, probe)
+    from churnscale.model.mlp import MlpModel  # torch, only for an MLP
 
-    return MlpModel.load(path) if is_mlp_bundle(path) else LightGBMModel.load(path)
-
-
-def export_model(model: Any, fmt: str, out: Path, *, probe: int = 2_000) -> ExportReport:
-    """Write ``model`` (LightGBMModel or MlpModel) to ``out`` in format ``fmt``; verify it."""
-    is_mlp = model.metadata.get("model_type") == "mlp"
+    where = str(model.metadata.get("manifest_sha256", "model"))
+    mlp = expect_model(model, MlpModel, reference=where, purpose="export")
     if fmt == "onnx":
-        graph = mlp_to_onnx(model.network, len(model.feature_names)) if is_mlp else None
-        return _export_onnx(model, graph or lightgbm_to_onnx(model), out, fmt, probe)
-    if not is_mlp:
-        raise ConfigError("--format", expected=" or ".join(LIGHTGBM_FORMATS), received=fmt)
+        return _export_onnx(mlp, mlp_to_onnx(mlp.network, len(mlp.feature_names)), out, fmt, probe)
     if fmt == "onnx-int8":
-        return _export_onnx_int8(model, out, probe)
-    return _export_bundle(model, fmt, out, probe)
+        return _export_onnx_int8(mlp, out, probe)
+    return _export_bundle(mlp, fmt, out, probe)
 
 
-def _export_onnx(model: Any, graph: bytes, out: Path, fmt: str, probe: int) -> ExportReport:
+def _export_onnx(model: ChurnModel, graph: bytes, out: Path, fmt: str, probe: int) -> ExportReport:
     rows = probe_rows(model.preprocessor, rows=probe)
     expected = model.predict_matrix(rows)
     with tempfile.TemporaryDirectory(prefix="churnscale-onnx-") as tmp:
@@ -93,7 +94,7 @@ def _export_onnx(model: Any, graph: bytes, out: Path, fmt: str, probe: int) -> E
     return report
 
 
-def _export_onnx_int8(model: Any, out: Path, probe: int) -> ExportReport:
+def _export_onnx_int8(model: MlpModel, out: Path, probe: int) -> ExportReport:
     with tempfile.TemporaryDirectory(prefix="churnscale-onnx-") as tmp:
         source, target = Path(tmp) / "float.onnx", Path(tmp) / ONNX_FILE
         source.write_bytes(mlp_to_onnx(model.network, len(model.feature_names)))
@@ -102,7 +103,7 @@ def _export_onnx_int8(model: Any, out: Path, probe: int) -> ExportReport:
     return _export_onnx(model, graph, out, "onnx-int8", probe)
 
 
-def _export_bundle(model: Any, fmt: str, out: Path, probe: int) -> ExportReport:
+def _export_bundle(model: MlpModel, fmt: str, out: Path, probe: int) -> ExportReport:
     from churnscale.model.mlp import MlpModel
     from churnscale.neural.compress import compress
 
@@ -125,11 +126,11 @@ def _check(expected: np.ndarray, got: np.ndarray, tolerance: float, fmt: str) ->
     return diff
 
 
-def _publish_onnx(model: Any, graph: bytes, out: Path, report: ExportReport) -> None:
+def _publish_onnx(model: ChurnModel, graph: bytes, out: Path, report: ExportReport) -> None:
     export = {
         **asdict(report),
         "opset": OPSET,
-        "model_type": model.metadata.get("model_type", "lightgbm"),
+        "model_type": model.model_type,
         "source_manifest_sha256": model.metadata.get("manifest_sha256"),
     }
 

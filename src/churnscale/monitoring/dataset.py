@@ -24,13 +24,13 @@ from churnscale.monitoring.reference import build_reference
 
 if TYPE_CHECKING:
     from churnscale.config import Settings
-    from churnscale.model.lightgbm import LightGBMModel
+    from churnscale.model.contract import ChurnModel
 
 
 class ConformedSource:
     """The conformed batches of a source, counting the rows read and rejected."""
 
-    def __init__(self, source: str, model: LightGBMModel, settings: Settings) -> None:
+    def __init__(self, source: str, model: ChurnModel, settings: Settings) -> None:
         self.source = source
         self.schema = model.preprocessor.schema.without_target()
         self.settings = settings
@@ -78,7 +78,7 @@ class ConformedSource:
 
 
 def source_drift(
-    model: LightGBMModel,
+    model: ChurnModel,
     reference: DriftReference,
     source: str,
     *,
@@ -99,6 +99,6 @@ def source_drift(
     )
 
 
-def source_reference(model: LightGBMModel, source: str, *, settings: Settings) -> DriftReference:
+def source_reference(model: ChurnModel, source: str, *, settings: Settings) -> DriftReference:
     """A reference profile built from ``source`` (for bundles saved without one)."""
     return build_reference(model, ConformedSource(source, model, settings))

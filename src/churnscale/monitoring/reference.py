@@ -26,7 +26,7 @@ from churnscale.model.reference import PREDICTION, DriftReference
 
 if TYPE_CHECKING:
     from churnscale.features.preprocessor import Preprocessor
-    from churnscale.model.lightgbm import LightGBMModel
+    from churnscale.model.contract import ChurnModel
 
 #: Rows held to place the bin edges before counting streams on.
 DEFAULT_SAMPLE_ROWS = 65_536
@@ -105,7 +105,7 @@ def _count(reference: DriftReference, matrix: np.ndarray, probabilities: np.ndar
 
 
 def build_reference(
-    model: LightGBMModel,
+    model: ChurnModel,
     batches: Iterable[pa.RecordBatch | pa.Table],
     *,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,

@@ -60,4 +60,11 @@ def dense_sparsity(net: nn.Module) -> float:
 
 def _derived(model: MlpModel, network: nn.Module, variant: str) -> MlpModel:
     metadata = {**model.metadata, "compressed_from": model.metadata.get("manifest_sha256")}
-    return MlpModel(model.preprocessor, network, model.config, metadata, variant=variant)
+    return MlpModel(
+        model.preprocessor,
+        network,
+        model.config,
+        metadata,
+        variant=variant,
+        reference=model.reference,
+    )

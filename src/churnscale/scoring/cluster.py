@@ -37,8 +37,9 @@ from churnscale.data.dask_io import Piece, read_row_group, source_pieces
 from churnscale.data.quarantine import Quarantine, Reject
 from churnscale.data.schema import Schema
 from churnscale.exceptions import ChurnscaleError, SchemaError, ScoringError, SourceError
+from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
-from churnscale.model.loading import load_model
+from churnscale.model.loading import expect_model, load_model
 from churnscale.model.predictor import Predictor
 from churnscale.scoring.batches import (
     DECILE,
@@ -93,7 +94,7 @@ def score_on_cluster(
     ClusterAddress.parse(cluster)  # a bad address fails before any work
     if out.exists():
         raise SourceError(str(out), "already exists; choose a new output directory")
-    model = load_model(reference, settings)  # verified here first: a bad reference fails fast
+    model = _lightgbm(load_model(reference, settings), reference)  # a bad one fails fast here
     stored, pieces = source_pieces(source, storage_options=settings.storage_options())
     job = _job(source, reference, model, settings, stored=stored, reasons=reasons, out=out)
     staging = Path(job.staging)
@@ -193,7 +194,7 @@ def worker_model(job: ScoringJob) -> tuple[LightGBMModel, Predictor]:
     key = (job.reference, job.manifest)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            model = load_model(job.reference, job.settings)
+            model = _lightgbm(load_model(job.reference, job.settings), job.reference)
             found = model.metadata.get("manifest_sha256")
             if found != job.manifest:
                 raise ScoringError(
@@ -205,6 +206,10 @@ def worker_model(job: ScoringJob) -> tuple[LightGBMModel, Predictor]:
                 Predictor(model, kind=job.settings.predictor, cache=job.settings.compiled_cache),
             )
         return _MODELS[key]
+
+
+def _lightgbm(model: ChurnModel, reference: str) -> LightGBMModel:
+    return expect_model(model, LightGBMModel, reference=reference, purpose="scoring")
 
 
 def score_piece(piece: Piece, index: int, job: ScoringJob) -> PieceResult:

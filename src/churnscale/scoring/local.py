@@ -30,7 +30,9 @@ from churnscale.config import Settings
 from churnscale.data.pipeline import ThreadedSink, prefetched
 from churnscale.data.quarantine import Quarantine
 from churnscale.exceptions import SchemaError, SourceError
+from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.loading import expect_model, model_version
 from churnscale.model.predictor import Predictor
 from churnscale.scoring.batches import (
     DECILE,
@@ -57,7 +59,7 @@ class ScoreInfo:
 
 def score(
     source: str,
-    model: LightGBMModel,
+    model: ChurnModel,
     out: Path,
     *,
     settings: Settings,
@@ -69,20 +71,21 @@ def score(
     """Score every row of ``source`` into the Parquet file ``out``.
 
     ``predictor``: one already built for ``model`` (its trees compiled once, as the service
-    holds it); by default one is built here.
+    holds it); by default one is built here. Scoring takes a LightGBM model (compiled trees).
     """
+    trees = expect_model(model, LightGBMModel, reference=model_version(model), purpose="scoring")
     if out.exists():
         raise SourceError(str(out), "already exists; choose a new output file")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.scores.arrow")
     quarantine_path = out.with_name(f"{out.name}.quarantine.jsonl")
     predictor = predictor or Predictor(
-        model, kind=settings.predictor, cache=settings.compiled_cache
+        trees, kind=settings.predictor, cache=settings.compiled_cache
     )
-    stage = _ScoreStage(staging, model, predictor, reasons, threads)
+    stage = _ScoreStage(staging, trees, predictor, reasons, threads)
     try:
         with Quarantine(quarantine_path, max_bad_fraction=settings.max_bad_fraction) as quarantine:
-            seen = _run_pipeline(source, model, stage, quarantine, settings, on_progress)
+            seen = _run_pipeline(source, trees, stage, quarantine, settings, on_progress)
             stage.close()
             quarantine.check(seen)
         if stage.histogram.rows == 0:

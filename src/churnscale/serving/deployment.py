@@ -15,7 +15,8 @@ from typing import Any
 from churnscale.artifacts import verify_directory
 from churnscale.config import Settings
 from churnscale.exceptions import ConfigError, IncompatibleModelError, ModelNotFoundError
-from churnscale.model.loading import load_bundle, resolve_bundle
+from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.loading import expect_model, load_bundle, resolve_bundle
 from churnscale.serving.metrics import ServiceMetrics
 from churnscale.serving.routing import RoutingConfig, assign_arm
 from churnscale.serving.service import PredictionService
@@ -139,7 +140,10 @@ def _arm(
     digest = str(verify_directory(bundle)["manifest_sha256"])
     service = reused.get(digest)
     if service is None:
-        service = PredictionService(load_bundle(bundle, settings), settings)
+        model = expect_model(
+            load_bundle(bundle, settings), LightGBMModel, reference=reference, purpose="serving"
+        )
+        service = PredictionService(model, settings)
         service.warm()
         log.info("loaded %s (%s) for arm %s", reference, service.version, name)
     return ArmService(

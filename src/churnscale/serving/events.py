@@ -26,7 +26,7 @@ from churnscale.data.schema import Schema
 from churnscale.exceptions import ChurnscaleError
 from churnscale.features.customer import features_for_customer
 from churnscale.features.spec import FeatureSpec
-from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.contract import ChurnModel
 from churnscale.serving.customer import _DATE_PATTERN, CustomerDecoder
 from churnscale.serving.errors import InvalidInputError
 
@@ -43,7 +43,7 @@ class Event(msgspec.Struct, forbid_unknown_fields=True):
     amount: Annotated[float, _FINITE] | None = None
 
 
-def feature_spec_of(model: LightGBMModel) -> FeatureSpec | None:
+def feature_spec_of(model: ChurnModel) -> FeatureSpec | None:
     """The FeatureSpec a model was trained with (metadata, else its schema), if any."""
     stored = model.metadata.get("feature_spec")
     stored = stored or model.preprocessor.schema.metadata.get("feature_spec")

@@ -15,6 +15,7 @@ import pyarrow as pa
 from churnscale.config import Settings
 from churnscale.data.conform import conform
 from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.loading import model_version
 from churnscale.model.predictor import Predictor
 from churnscale.serving.customer import CustomerDecoder
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
@@ -22,15 +23,6 @@ from churnscale.serving.events import EventCustomerDecoder, feature_spec_of
 
 if TYPE_CHECKING:
     from churnscale.serving.monitoring import PredictionObserver
-
-
-def model_version(model: LightGBMModel) -> str:
-    """A registered version when the registry set one, else the bundle's manifest digest."""
-    version = model.metadata.get("version")
-    if version is not None:
-        return str(version)
-    digest = str(model.metadata.get("manifest_sha256", "unknown"))
-    return f"sha256:{digest[:12]}"
 
 
 class PredictionService:

@@ -1,45 +1,40 @@
-"""One training job end to end: data → (CV folds) → model → assessment → report → registry.
+"""One LightGBM training job end to end: data → (CV folds) → model → assessment → registry.
 
-``churnscale train`` is this module with flags. Everything happens inside one MLflow run:
-parameters, per-fold and hold-out metrics, the HTML report and the bundle are logged, and the
-bundle becomes a new registered version. If any step fails the run is marked FAILED and
-nothing is registered (:meth:`~churnscale.registry.Registry.run`).
+``churnscale train`` is this module with flags (``--model mlp`` is
+:func:`churnscale.neural.job.run_mlp_training`). Both record their run the same way
+(:mod:`churnscale.training.recording`): parameters, per-fold and hold-out metrics, the HTML
+report and the bundle are logged inside one MLflow run, and the bundle becomes a new
+registered version; if any step fails the run is marked FAILED and nothing is registered.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from churnscale.config import Settings
 from churnscale.data.schema import Schema
-from churnscale.data.store import iter_dataset, load_info
-from churnscale.evaluation.assessment import (
-    Assessment,
-    ProfitSettings,
-    assess,
-    sample_table,
-    write_report,
-)
+from churnscale.data.store import load_info
+from churnscale.evaluation.assessment import ProfitSettings
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
-from churnscale.exceptions import ConfigError, TrainingError
+from churnscale.exceptions import ConfigError
 from churnscale.model.lightgbm import LightGBMModel
-from churnscale.monitoring.reference import build_reference
+from churnscale.model.loading import expect_model, load_model
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import SplitSpec
-from churnscale.training.refit import (
-    Evaluated,
-    provenance,
-    refit_all_rows,
-    report_provenance,
-    served_summary,
+from churnscale.training.recording import (
+    MetricLog,
+    RunRecord,
+    Trained,
+    TrainOutcome,
+    finish,
+    record_training,
+    report_path,
+    started_at,
 )
+from churnscale.training.refit import Evaluated, refit_all_rows, report_provenance, served_summary
 
 #: Called with (stage, round, valid AUC) while boosting; stage names the fold or "final".
 RoundCallback = Callable[[str, int, float], None]
@@ -73,8 +68,8 @@ class TrainJob:
     time_budget: float | None = None
 
     def validate(self) -> None:
-        """Refuse flag combinations that cannot work, before any work starts."""
-        self.params.validate()
+        """Refuse flag combinations that cannot work, before any work starts (the LightGBM
+        parameters are checked by the trainer that uses them)."""
         if self.model not in ("lightgbm", "mlp"):
             raise ConfigError("--model", expected="lightgbm or mlp", received=self.model)
         if self.model == "mlp":
@@ -114,34 +109,20 @@ class TrainJob:
                 "--time-out", expected="at least 1 minute", received=self.time_out_minutes
             )
 
-
-@dataclass
-class TrainOutcome:
-    """What a training job produced."""
-
-    model: LightGBMModel | Any
-    assessment: Assessment
-    report: Path
-    bundle: Path | None
-    version: str | None
-    run_id: str | None
-    rows: dict[str, int]
-    best_iteration: int
-    cv: int | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """The JSON summary ``train --json`` prints."""
-        return {
-            "model": self.version,
-            "run_id": self.run_id,
-            "bundle": str(self.bundle) if self.bundle else None,
-            "report": str(self.report),
-            "rows": self.rows,
-            "best_iteration": self.best_iteration,
-            "parent": self.model.metadata.get("parent"),
-            **self.assessment.summary(),
-            **provenance(self.rows, self.cv, self.model),
-        }
+    def run_record(
+        self, *, run_name: str, params: dict[str, Any], description: str, **extra: Any
+    ) -> RunRecord:
+        """Where this job is recorded (``extra``: the run's tags and parent)."""
+        return RunRecord(
+            experiment=self.experiment,
+            name=self.name,
+            run_name=run_name,
+            params=params,
+            description=description,
+            register=self.register,
+            out=self.out,
+            **extra,
+        )
 
 
 def _train(
@@ -182,7 +163,7 @@ def _cross_validate(
     schema: Schema,
     init: LightGBMModel | None,
     on_round: RoundCallback | None,
-    log: Callable[[dict[str, float], int], None],
+    log: MetricLog,
 ) -> tuple[list[Evaluation], list[Evaluated]]:
     evaluations: list[Evaluation] = []
     carried: list[Evaluated] = []
@@ -232,9 +213,8 @@ def _parent(job: TrainJob, settings: Settings) -> tuple[LightGBMModel | None, st
     """The model to continue from and its registry reference (``NAME/VERSION``) if it has one."""
     if job.init_model is None:
         return None, None
-    from churnscale.model.loading import load_model
-
-    model = load_model(job.init_model, settings)
+    loaded = load_model(job.init_model, settings)
+    model = expect_model(loaded, LightGBMModel, reference=job.init_model, purpose="--init-model")
     parent: str | None = None
     if not Path(job.init_model).expanduser().is_dir():
         from churnscale.registry import Registry
@@ -244,7 +224,8 @@ def _parent(job: TrainJob, settings: Settings) -> tuple[LightGBMModel | None, st
     return model, parent
 
 
-def _flat_params(job: TrainJob) -> dict[str, Any]:
+def run_params(job: TrainJob) -> dict[str, Any]:
+    """The job's parameters as the MLflow run records them (flat names)."""
     params = {k: v for k, v in job.params.to_dict().items() if k != "extra"}
     params.update({f"extra.{k}": v for k, v in job.params.extra.items()})
     params.update({f"split.{k}": v for k, v in asdict(job.split).items()})
@@ -258,191 +239,47 @@ def _flat_params(job: TrainJob) -> dict[str, Any]:
     return params
 
 
-def _finish(
-    job: TrainJob,
-    result: TrainResult,
-    folds: list[Evaluation],
-    report: Path,
-    parent: str | None,
-    model: LightGBMModel,
-) -> Assessment:
-    """Assess ``result`` (the evaluated model's hold-out scores), record it in the served
-    ``model``'s metadata (its explanations and drift reference) and write the report."""
-    sample = sample_table(iter_dataset(job.dataset, batch_rows=65_536))
-    assessment = assess(
-        model,
-        result.y_holdout,
-        result.scores,
-        sample,
-        profit=job.profit,
-        fold_evaluations=folds or None,
-    )
-    # The drift reference: feature and score histograms of the sample (bounded, one pass).
-    model.reference = build_reference(model, sample.to_batches())
-    model.metadata.update(
-        metrics=assessment.evaluation.headline(),
-        cv={m: list(v) for m, v in (assessment.folds or {}).items()} or None,
-        leakage_warnings=[w.message for w in assessment.warnings],
-        parent=parent or model.metadata.get("parent"),
-        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    served = served_summary(model)
-    title = f"{job.name}: {len(model.feature_names)} features, {served['rows']:,} train rows"
-    metadata = {
-        "dataset": str(job.dataset),
-        "fingerprint": model.metadata.get("data_fingerprint"),
-        "best iteration": result.best_iteration,
-        **report_provenance(result.rows, model),
-        "parent": parent,
-    }
-    write_report(assessment, report, title=title, metadata=metadata)
-    return assessment
-
-
 def run_training(
     job: TrainJob, settings: Settings, *, on_round: RoundCallback | None = None
-) -> TrainOutcome | None:
-    """Train, assess, report and (unless ``job.register`` is off) register one model; None on
-    a torchrun rank other than 0 (``--model mlp`` under torchrun), which only trains."""
+) -> TrainOutcome:
+    """Train, assess, report and (unless ``job.register`` is off) register one LightGBM model."""
     job.validate()
+    if job.model != "lightgbm":
+        raise ConfigError("--model", expected="lightgbm for this job", received=job.model)
     schema, _ = load_info(job.dataset)
     init, parent = _parent(job, settings)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    report = job.report or settings.home / "reports" / f"{job.name}-{stamp}.html"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    if job.model == "mlp":
-        return _run_mlp(job, settings, schema, report, stamp)
-    if not job.register:
-        assert job.out is not None  # validate() guarantees it
-        folds, carried = _cross_validate(job, schema, init, on_round, lambda _m, _s: None)
-        result, served = _final(job, schema, init, on_round, carried)
-        assessment = _finish(job, result, folds, report, parent, served)
-        served.save(job.out)
-        return TrainOutcome(
-            served,
-            assessment,
-            report,
-            job.out,
-            None,
-            None,
-            result.rows,
-            result.best_iteration,
-            job.cv,
-        )
-    from churnscale.registry import Registry
+    stamp = started_at()
+    report = report_path(job.report, settings, name=job.name, stamp=stamp)
 
-    registry = Registry(settings)
-    tags = {"churnscale.kind": "train", "churnscale.parent": parent or ""}
-    with registry.run(
-        experiment=job.experiment,
+    def train(log: MetricLog) -> Trained:
+        folds, carried = _cross_validate(job, schema, init, on_round, log)
+        result, model = _final(job, schema, init, on_round, carried)  # evaluated, served
+        rows = f"{served_summary(model)['rows']:,} train rows"
+        assessment = finish(
+            model,
+            (result.y_holdout, result.scores),
+            dataset=job.dataset,
+            profit=job.profit,
+            report=report,
+            title=f"{job.name}: {len(model.feature_names)} features, {rows}",
+            details={
+                "dataset": str(job.dataset),
+                "fingerprint": model.metadata.get("data_fingerprint"),
+                "best iteration": result.best_iteration,
+                **report_provenance(result.rows, model),
+                "parent": parent,
+            },
+            folds=folds,
+            parent=parent,
+        )
+        return Trained(model, assessment, result.rows, result.best_iteration)
+
+    record = job.run_record(
         run_name=f"{job.name}-{stamp}",
-        params=_flat_params(job),
-        tags=tags,
-    ) as run:
-        folds, carried = _cross_validate(
-            job, schema, init, on_round, lambda m, step: run.log_metrics(m, step=step)
-        )
-        result, served = _final(job, schema, init, on_round, carried)
-        assessment = _finish(job, result, folds, report, parent, served)
-        metrics = {f"test_{k}": v for k, v in assessment.evaluation.headline().items()}
-        metrics.update({f"cv_{k}_mean": m for k, (m, _) in (assessment.folds or {}).items()})
-        metrics.update({f"cv_{k}_std": s for k, (_, s) in (assessment.folds or {}).items()})
-        metrics["best_iteration"] = float(result.best_iteration)
-        metrics["served_rows"] = float(served_summary(served)["rows"])
-        run.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
-        run.log_artifact(report, artifact_path="report")
-        with tempfile.TemporaryDirectory(dir=settings.home) as scratch:
-            bundle = job.out or Path(scratch) / "bundle"
-            served.save(bundle)
-            version = run.register_bundle(
-                bundle, name=job.name, parent=parent, description=f"trained on {job.dataset}"
-            )
-        return TrainOutcome(
-            served,
-            assessment,
-            report,
-            job.out,
-            version.reference,
-            run.run_id,
-            result.rows,
-            result.best_iteration,
-            job.cv,
-        )
-
-
-def _run_mlp(
-    job: TrainJob, settings: Settings, schema: Schema, report: Path, stamp: str
-) -> TrainOutcome | None:
-    """``--model mlp``: the PyTorch MLP trained with DDP over ``job.workers`` processes, or
-    over torchrun's ranks, where ranks other than 0 train their shard and return None."""
-    from churnscale.neural import MlpParams, MlpTrainResult, fit_mlp
-    from churnscale.neural.launch import torchrun_rank
-
-    def fit() -> MlpTrainResult | None:
-        params = MlpParams(**{**job.mlp, "seed": job.params.seed})
-        return fit_mlp(
-            job.dataset, schema=schema, split=job.split, params=params, workers=job.workers
-        )
-
-    launched = torchrun_rank()
-    if launched is not None and not launched.leads:
-        fit()  # this rank's shard; rank 0 assesses, reports and registers, nothing is tracked
-        return None
-
-    def train() -> tuple[MlpTrainResult, Assessment]:
-        result = fit()
-        if result is None:  # pragma: no cover - only torchrun followers get None, handled above
-            raise TrainingError("rank 0 received no model")
-        sample = sample_table(iter_dataset(job.dataset, batch_rows=65_536))
-        assessment = assess(
-            result.model, result.y_holdout, result.scores, sample, profit=job.profit
-        )
-        result.model.metadata.update(
-            metrics=assessment.evaluation.headline(),
-            leakage_warnings=[w.message for w in assessment.warnings],
-            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-        title = f"{job.name}: MLP on {len(result.model.feature_names)} features"
-        metadata = {
-            "dataset": str(job.dataset),
-            "best epoch": result.best_epoch,
-            "rows": result.rows,
-            "workers": result.model.metadata["workers"],
-        }
-        write_report(assessment, report, title=title, metadata=metadata)
-        return result, assessment
-
-    if not job.register:
-        assert job.out is not None  # validate() guarantees it
-        result, assessment = train()
-        result.model.save(job.out)
-        return TrainOutcome(
-            result.model, assessment, report, job.out, None, None, result.rows, result.best_epoch
-        )
-    from churnscale.registry import Registry
-
-    workers = job.workers if launched is None else launched.world
-    params = {**_flat_params(job), **job.mlp, "model": "mlp", "workers": workers}
-    with Registry(settings).run(
-        experiment=job.experiment, run_name=f"{job.name}-mlp-{stamp}", params=params
-    ) as run:
-        result, assessment = train()
-        metrics = {f"test_{k}": v for k, v in assessment.evaluation.headline().items()}
-        run.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
-        run.log_artifact(report, artifact_path="report")
-        with tempfile.TemporaryDirectory(dir=settings.home) as scratch:
-            bundle = job.out or Path(scratch) / "bundle"
-            result.model.save(bundle)
-            version = run.register_bundle(
-                bundle, name=job.name, description=f"MLP trained on {job.dataset}"
-            )
-        return TrainOutcome(
-            result.model,
-            assessment,
-            report,
-            job.out,
-            version.reference,
-            run.run_id,
-            result.rows,
-            result.best_epoch,
-        )
+        params=run_params(job),
+        description=f"trained on {job.dataset}",
+        tags={"churnscale.kind": "train", "churnscale.parent": parent or ""},
+        parent=parent,
+        cv=job.cv,
+    )
+    return record_training(record, settings, report=report, train=train)

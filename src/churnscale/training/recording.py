@@ -1,0 +1,204 @@
+"""Recording a training job, for every model kind: assessment, report, MLflow run, registry.
+
+A kind's job (:func:`churnscale.training.job.run_training` for LightGBM,
+:func:`churnscale.neural.job.run_mlp_training` for the MLP) fits its model inside the callback
+it hands to :func:`record_training`, which runs it inside one MLflow run (or none with
+``--no-register``), logs the metrics and the report, saves the bundle and registers it. If any
+step fails the run is marked FAILED and nothing is registered
+(:meth:`~churnscale.registry.Registry.run`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from churnscale.config import Settings
+from churnscale.data.store import iter_dataset
+from churnscale.evaluation.assessment import (
+    Assessment,
+    ProfitSettings,
+    assess,
+    sample_table,
+    write_report,
+)
+from churnscale.evaluation.metrics import Evaluation
+from churnscale.exceptions import ConfigError
+from churnscale.model.contract import ChurnModel
+from churnscale.monitoring.reference import build_reference
+from churnscale.training.refit import provenance, served_summary
+
+#: Logs metrics at a step (an MLflow run's ``log_metrics``, or nothing without a run).
+MetricLog = Callable[[dict[str, float], int], None]
+
+
+@dataclass
+class Trained:
+    """A fitted and assessed model, ready to be saved and registered."""
+
+    model: ChurnModel
+    assessment: Assessment
+    rows: dict[str, int]
+    best_iteration: int
+
+
+@dataclass
+class TrainOutcome:
+    """What a training job produced."""
+
+    model: ChurnModel
+    assessment: Assessment
+    report: Path
+    bundle: Path | None
+    version: str | None
+    run_id: str | None
+    rows: dict[str, int]
+    best_iteration: int
+    cv: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON summary ``train --json`` prints."""
+        return {
+            "model": self.version,
+            "run_id": self.run_id,
+            "bundle": str(self.bundle) if self.bundle else None,
+            "report": str(self.report),
+            "rows": self.rows,
+            "best_iteration": self.best_iteration,
+            "parent": self.model.metadata.get("parent"),
+            **self.assessment.summary(),
+            **provenance(self.rows, self.cv, self.model),
+        }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Where one job is recorded: its MLflow run and registered model, or only ``out``."""
+
+    experiment: str
+    name: str
+    run_name: str
+    params: dict[str, Any]
+    description: str
+    register: bool = True
+    out: Path | None = None
+    tags: dict[str, str] | None = None
+    parent: str | None = None
+    #: CV folds evaluated before the final model (named in the summary's provenance).
+    cv: int | None = None
+
+
+def started_at() -> str:
+    """The job's timestamp, as it appears in run and report names."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def report_path(report: Path | None, settings: Settings, *, name: str, stamp: str) -> Path:
+    """Where a job's HTML report goes (``--report``, else under ``<home>/reports``)."""
+    report = report or settings.home / "reports" / f"{name}-{stamp}.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    return report
+
+
+def finish(
+    model: ChurnModel,
+    holdout: tuple[np.ndarray, np.ndarray],
+    *,
+    dataset: Path,
+    profit: ProfitSettings,
+    report: Path,
+    title: str,
+    details: Mapping[str, Any],
+    folds: list[Evaluation] | None = None,
+    parent: str | None = None,
+) -> Assessment:
+    """Assess ``model`` on its hold-out (labels, scores), give it its drift reference, record
+    both in its metadata and write the report."""
+    y_holdout, scores = holdout
+    sample = sample_table(iter_dataset(dataset, batch_rows=65_536))
+    assessment = assess(
+        model, y_holdout, scores, sample, profit=profit, fold_evaluations=folds or None
+    )
+    # The drift reference: feature and score histograms of the sample (bounded, one pass).
+    model.reference = build_reference(model, sample.to_batches())
+    model.metadata.update(
+        metrics=assessment.evaluation.headline(),
+        cv={m: list(v) for m, v in (assessment.folds or {}).items()} or None,
+        leakage_warnings=[w.message for w in assessment.warnings],
+        parent=parent or model.metadata.get("parent"),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    write_report(assessment, report, title=title, metadata=details)
+    return assessment
+
+
+def record_training(
+    record: RunRecord,
+    settings: Settings,
+    *,
+    report: Path,
+    train: Callable[[MetricLog], Trained],
+) -> TrainOutcome:
+    """Run ``train`` inside one MLflow run and register its model (or, with ``--no-register``,
+    without a run and keep the bundle at ``--out`` only)."""
+    if not record.register:
+        if record.out is None:
+            raise ConfigError("--out", expected="a bundle path when --no-register", received=None)
+        trained = train(lambda _metrics, _step: None)
+        trained.model.save(record.out)
+        return _outcome(trained, record, report)
+    from churnscale.registry import Registry
+
+    with Registry(settings).run(
+        experiment=record.experiment,
+        run_name=record.run_name,
+        params=record.params,
+        tags=record.tags,
+    ) as run:
+        trained = train(lambda metrics, step: run.log_metrics(metrics, step=step))
+        run.log_metrics(_run_metrics(trained))
+        run.log_artifact(report, artifact_path="report")
+        with tempfile.TemporaryDirectory(dir=settings.home) as scratch:
+            bundle = record.out or Path(scratch) / "bundle"
+            trained.model.save(bundle)
+            version = run.register_bundle(
+                bundle, name=record.name, parent=record.parent, description=record.description
+            )
+        return _outcome(trained, record, report, version.reference, run.run_id)
+
+
+def _run_metrics(trained: Trained) -> dict[str, float]:
+    """Hold-out metrics, CV mean and std of each, and the best iteration (finite ones only)."""
+    folds = trained.assessment.folds or {}
+    metrics = {f"test_{k}": v for k, v in trained.assessment.evaluation.headline().items()}
+    metrics.update({f"cv_{k}_mean": m for k, (m, _) in folds.items()})
+    metrics.update({f"cv_{k}_std": s for k, (_, s) in folds.items()})
+    metrics["best_iteration"] = float(trained.best_iteration)
+    metrics["served_rows"] = float(served_summary(trained.model)["rows"])
+    return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+
+
+def _outcome(
+    trained: Trained,
+    record: RunRecord,
+    report: Path,
+    version: str | None = None,
+    run_id: str | None = None,
+) -> TrainOutcome:
+    return TrainOutcome(
+        model=trained.model,
+        assessment=trained.assessment,
+        report=report,
+        bundle=record.out,
+        version=version,
+        run_id=run_id,
+        rows=trained.rows,
+        best_iteration=trained.best_iteration,
+        cv=record.cv,
+    )

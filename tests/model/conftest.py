@@ -1,0 +1,63 @@
+"""One small model of every kind, trained once for the contract checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import torch
+
+from churnscale.data.schema import SchemaHints
+from churnscale.data.store import ingest
+from churnscale.data.synthetic import generate_table
+from churnscale.data.writers import write_batches
+from churnscale.model import ChurnModel
+from churnscale.monitoring import build_reference
+from churnscale.neural import MlpParams, fit_mlp
+from churnscale.training.local import TrainParams, train_local
+
+torch.set_num_threads(1)  # a tiny network: one thread is fastest on a shared machine
+
+#: Every model kind; each must pass every check of test_contract.py.
+KINDS = ("lightgbm", "mlp")
+
+
+@pytest.fixture(scope="session")
+def contract_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("contract")
+    write_batches(generate_table(3_000, 21).to_batches(), root / "raw.parquet")
+    ingest(str(root / "raw.parquet"), root / "ds", hints=SchemaHints(target="churned"))
+    return root / "ds"
+
+
+@pytest.fixture(scope="session")
+def customers() -> pa.Table:
+    """Customers the models never saw, without the target."""
+    return generate_table(300, 22).drop_columns(["churned"])
+
+
+def _with_reference(model: ChurnModel, customers: pa.Table) -> ChurnModel:
+    model.reference = build_reference(model, customers.to_batches())
+    return model
+
+
+@pytest.fixture(scope="session")
+def lightgbm_model(contract_dataset: Path, customers: pa.Table) -> ChurnModel:
+    params = TrainParams(learning_rate=0.3, max_rounds=20, early_stopping_rounds=5)
+    return _with_reference(train_local(contract_dataset, params=params).model, customers)
+
+
+@pytest.fixture(scope="session")
+def mlp_model(contract_dataset: Path, customers: pa.Table) -> ChurnModel:
+    params = MlpParams(hidden=[8], embedding_dim=2, batch_size=256, max_epochs=2, patience=1)
+    result = fit_mlp(contract_dataset, params=params, workers=1)
+    assert result is not None  # None only on a torchrun rank other than 0
+    return _with_reference(result.model, customers)
+
+
+@pytest.fixture(params=KINDS)
+def model(request: pytest.FixtureRequest) -> ChurnModel:
+    """Each kind in turn."""
+    found: ChurnModel = request.getfixturevalue(f"{request.param}_model")
+    return found
