@@ -105,7 +105,7 @@ class ModelMonitor:
             self.window = LiveWindow(self.settings.drift_window_rows, width)
             self.reference = service.model.reference
             self.version = service.version
-        service.observer = PredictionObserver(
+        service.observer = MonitorObserver(
             self, version=service.version, arm=arm or "", window=self.window if primary else None
         )
 
@@ -125,8 +125,9 @@ class ModelMonitor:
         return profile.report(self.thresholds, model_version=self.version)
 
 
-class PredictionObserver:
-    """What a :class:`PredictionService` calls after each prediction (the hook it holds)."""
+class MonitorObserver:
+    """The :class:`~churnscale.serving.service.PredictionObserver` a monitor installs: each
+    prediction into the drift window (primary model only) and the prediction log."""
 
     def __init__(
         self, monitor: ModelMonitor, *, version: str, arm: str, window: LiveWindow | None

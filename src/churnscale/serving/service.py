@@ -7,7 +7,7 @@ protocol adapter calls it, so they cannot disagree with each other or with batch
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -21,8 +21,20 @@ from churnscale.serving.customer import CustomerDecoder
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.events import EventCustomerDecoder, feature_spec_of
 
-if TYPE_CHECKING:
-    from churnscale.serving.monitoring import PredictionObserver
+
+class PredictionObserver(Protocol):
+    """Told about every prediction a service answers (the live drift window and the feedback
+    log of :class:`~churnscale.serving.monitoring.ModelMonitor` install one)."""
+
+    def observe_one(self, customer_id: str | None, row: np.ndarray, probability: float) -> None:
+        """One answered customer (``row`` is reused by the service: copy what you keep)."""
+        ...
+
+    def observe_many(
+        self, ids: Sequence[Any], matrix: np.ndarray, probabilities: np.ndarray
+    ) -> None:
+        """A batch of answered customers."""
+        ...
 
 
 class PredictionService:
