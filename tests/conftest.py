@@ -14,7 +14,10 @@ import pyarrow as pa
 import pytest
 
 from churnscale.config import Settings
+from churnscale.data.schema import SchemaHints
+from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
+from churnscale.data.writers import write_batches
 from churnscale.registry import Registry
 from churnscale.unpickling import UnpicklingAudit
 
@@ -31,6 +34,15 @@ def seed() -> int:
 def small_table() -> pa.Table:
     """5,000 generated customers."""
     return generate_table(5_000, seed=3)
+
+
+@pytest.fixture(scope="session")
+def churn_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6,000 generated customers (seed 11) stored as a dataset with target ``churned``."""
+    root = tmp_path_factory.mktemp("churn")
+    write_batches(generate_table(6_000, 11).to_batches(), root / "raw.parquet")
+    ingest(str(root / "raw.parquet"), root / "ds", hints=SchemaHints(target="churned"))
+    return root / "ds"
 
 
 @pytest.fixture(scope="session")

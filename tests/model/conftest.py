@@ -8,10 +8,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from churnscale.data.schema import SchemaHints
-from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
-from churnscale.data.writers import write_batches
 from churnscale.model import ChurnModel
 from churnscale.monitoring import build_reference
 from churnscale.neural import MlpParams, fit_mlp
@@ -21,14 +18,6 @@ torch.set_num_threads(1)  # a tiny network: one thread is fastest on a shared ma
 
 #: Every model kind; each must pass every check of test_contract.py.
 KINDS = ("lightgbm", "mlp")
-
-
-@pytest.fixture(scope="session")
-def contract_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("contract")
-    write_batches(generate_table(3_000, 21).to_batches(), root / "raw.parquet")
-    ingest(str(root / "raw.parquet"), root / "ds", hints=SchemaHints(target="churned"))
-    return root / "ds"
 
 
 @pytest.fixture(scope="session")
@@ -43,15 +32,15 @@ def _with_reference(model: ChurnModel, customers: pa.Table) -> ChurnModel:
 
 
 @pytest.fixture(scope="session")
-def lightgbm_model(contract_dataset: Path, customers: pa.Table) -> ChurnModel:
+def lightgbm_model(churn_dataset: Path, customers: pa.Table) -> ChurnModel:
     params = TrainParams(learning_rate=0.3, max_rounds=20, early_stopping_rounds=5)
-    return _with_reference(train_local(contract_dataset, params=params).model, customers)
+    return _with_reference(train_local(churn_dataset, params=params).model, customers)
 
 
 @pytest.fixture(scope="session")
-def mlp_model(contract_dataset: Path, customers: pa.Table) -> ChurnModel:
+def mlp_model(churn_dataset: Path, customers: pa.Table) -> ChurnModel:
     params = MlpParams(hidden=[8], embedding_dim=2, batch_size=256, max_epochs=2, patience=1)
-    result = fit_mlp(contract_dataset, params=params, workers=1)
+    result = fit_mlp(churn_dataset, params=params, workers=1)
     assert result is not None  # None only on a torchrun rank other than 0
     return _with_reference(result.model, customers)
 

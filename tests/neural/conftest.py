@@ -7,10 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from churnscale.data.schema import SchemaHints
-from churnscale.data.store import ingest
-from churnscale.data.synthetic import generate_table
-from churnscale.data.writers import write_batches
 from churnscale.neural import MlpParams, MlpTrainResult, fit_mlp
 
 torch.set_num_threads(1)  # tiny networks: one thread is fastest on a shared machine
@@ -20,11 +16,8 @@ TINY = MlpParams(hidden=[16, 8], embedding_dim=4, batch_size=256, max_epochs=4, 
 
 
 @pytest.fixture(scope="session")
-def mlp_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mlp")
-    write_batches(generate_table(6_000, 11).to_batches(), root / "raw.parquet")
-    ingest(str(root / "raw.parquet"), root / "ds", hints=SchemaHints(target="churned"))
-    return root / "ds"
+def mlp_dataset(churn_dataset: Path) -> Path:
+    return churn_dataset
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,9 @@ from churnscale.neural.params import MlpParams
 from churnscale.neural.training import MlpTrainResult, fit_mlp
 from churnscale.training.job import TrainJob, run_params
 from churnscale.training.recording import (
+    Fitted,
     MetricLog,
-    Trained,
     TrainOutcome,
-    finish,
     record_training,
     report_path,
     started_at,
@@ -46,16 +45,16 @@ def run_mlp_training(job: TrainJob, settings: Settings) -> TrainOutcome | None:
         fit()  # this rank's shard; rank 0 assesses, reports and registers, nothing is tracked
         return None
 
-    def train(_log: MetricLog) -> Trained:
+    def train(_log: MetricLog) -> Fitted:
         result = fit()
         if result is None:  # pragma: no cover - only torchrun followers get None, handled above
             raise TrainingError("rank 0 received no model")
-        assessment = finish(
+        return Fitted(
             result.model,
-            (result.y_holdout, result.scores),
-            dataset=job.dataset,
-            profit=job.profit,
-            report=report,
+            result.y_holdout,
+            result.scores,
+            result.rows,
+            result.best_epoch,
             title=f"{job.name}: MLP on {len(result.model.feature_names)} features",
             details={
                 "dataset": str(job.dataset),
@@ -64,7 +63,6 @@ def run_mlp_training(job: TrainJob, settings: Settings) -> TrainOutcome | None:
                 "workers": result.model.metadata["workers"],
             },
         )
-        return Trained(result.model, assessment, result.rows, result.best_epoch)
 
     workers = job.workers if launched is None else launched.world
     record = job.run_record(

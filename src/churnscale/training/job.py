@@ -25,11 +25,10 @@ from churnscale.model.loading import expect_model, load_model
 from churnscale.training.local import TrainParams, TrainResult, train_local
 from churnscale.training.plan import SplitSpec
 from churnscale.training.recording import (
+    Fitted,
     MetricLog,
     RunRecord,
-    Trained,
     TrainOutcome,
-    finish,
     record_training,
     report_path,
     started_at,
@@ -114,6 +113,8 @@ class TrainJob:
     ) -> RunRecord:
         """Where this job is recorded (``extra``: the run's tags and parent)."""
         return RunRecord(
+            dataset=self.dataset,
+            profit=self.profit,
             experiment=self.experiment,
             name=self.name,
             run_name=run_name,
@@ -251,16 +252,16 @@ def run_training(
     stamp = started_at()
     report = report_path(job.report, settings, name=job.name, stamp=stamp)
 
-    def train(log: MetricLog) -> Trained:
+    def train(log: MetricLog) -> Fitted:
         folds, carried = _cross_validate(job, schema, init, on_round, log)
         result, model = _final(job, schema, init, on_round, carried)  # evaluated, served
         rows = f"{served_summary(model)['rows']:,} train rows"
-        assessment = finish(
+        return Fitted(
             model,
-            (result.y_holdout, result.scores),
-            dataset=job.dataset,
-            profit=job.profit,
-            report=report,
+            result.y_holdout,
+            result.scores,
+            result.rows,
+            result.best_iteration,
             title=f"{job.name}: {len(model.feature_names)} features, {rows}",
             details={
                 "dataset": str(job.dataset),
@@ -270,9 +271,7 @@ def run_training(
                 "parent": parent,
             },
             folds=folds,
-            parent=parent,
         )
-        return Trained(model, assessment, result.rows, result.best_iteration)
 
     record = job.run_record(
         run_name=f"{job.name}-{stamp}",

@@ -3,16 +3,16 @@
 A kind's job (:func:`churnscale.training.job.run_training` for LightGBM,
 :func:`churnscale.neural.job.run_mlp_training` for the MLP) fits its model inside the callback
 it hands to :func:`record_training`, which runs it inside one MLflow run (or none with
-``--no-register``), logs the metrics and the report, saves the bundle and registers it. If any
-step fails the run is marked FAILED and nothing is registered
-(:meth:`~churnscale.registry.Registry.run`).
+``--no-register``), assesses the model on its hold-out, gives it its drift reference, writes
+and logs the report and the metrics, saves the bundle and registers it. If any step fails the
+run is marked FAILED and nothing is registered (:meth:`~churnscale.registry.Registry.run`).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,13 +39,17 @@ MetricLog = Callable[[dict[str, float], int], None]
 
 
 @dataclass
-class Trained:
-    """A fitted and assessed model, ready to be saved and registered."""
+class Fitted:
+    """A fitted model with its hold-out labels and scores, and how its report is titled."""
 
     model: ChurnModel
-    assessment: Assessment
+    y_holdout: np.ndarray
+    scores: np.ndarray
     rows: dict[str, int]
     best_iteration: int
+    title: str
+    details: dict[str, Any]
+    folds: list[Evaluation] = field(default_factory=list)
 
 
 @dataclass
@@ -79,8 +83,11 @@ class TrainOutcome:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """Where one job is recorded: its MLflow run and registered model, or only ``out``."""
+    """How one job is assessed (its data, the profit settings) and where it is recorded: its
+    MLflow run and registered model, or only ``out``."""
 
+    dataset: Path
+    profit: ProfitSettings
     experiment: str
     name: str
     run_name: str
@@ -106,24 +113,18 @@ def report_path(report: Path | None, settings: Settings, *, name: str, stamp: st
     return report
 
 
-def finish(
-    model: ChurnModel,
-    holdout: tuple[np.ndarray, np.ndarray],
-    *,
-    dataset: Path,
-    profit: ProfitSettings,
-    report: Path,
-    title: str,
-    details: Mapping[str, Any],
-    folds: list[Evaluation] | None = None,
-    parent: str | None = None,
-) -> Assessment:
-    """Assess ``model`` on its hold-out (labels, scores), give it its drift reference, record
-    both in its metadata and write the report."""
-    y_holdout, scores = holdout
-    sample = sample_table(iter_dataset(dataset, batch_rows=65_536))
+def assess_fitted(fitted: Fitted, record: RunRecord, report: Path) -> Assessment:
+    """Assess the model on its hold-out, give it its drift reference, record both in its
+    metadata and write the report."""
+    model = fitted.model
+    sample = sample_table(iter_dataset(record.dataset, batch_rows=65_536))
     assessment = assess(
-        model, y_holdout, scores, sample, profit=profit, fold_evaluations=folds or None
+        model,
+        fitted.y_holdout,
+        fitted.scores,
+        sample,
+        profit=record.profit,
+        fold_evaluations=fitted.folds or None,
     )
     # The drift reference: feature and score histograms of the sample (bounded, one pass).
     model.reference = build_reference(model, sample.to_batches())
@@ -131,10 +132,10 @@ def finish(
         metrics=assessment.evaluation.headline(),
         cv={m: list(v) for m, v in (assessment.folds or {}).items()} or None,
         leakage_warnings=[w.message for w in assessment.warnings],
-        parent=parent or model.metadata.get("parent"),
+        parent=record.parent or model.metadata.get("parent"),
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    write_report(assessment, report, title=title, metadata=details)
+    write_report(assessment, report, title=fitted.title, metadata=fitted.details)
     return assessment
 
 
@@ -143,16 +144,17 @@ def record_training(
     settings: Settings,
     *,
     report: Path,
-    train: Callable[[MetricLog], Trained],
+    train: Callable[[MetricLog], Fitted],
 ) -> TrainOutcome:
     """Run ``train`` inside one MLflow run and register its model (or, with ``--no-register``,
     without a run and keep the bundle at ``--out`` only)."""
     if not record.register:
         if record.out is None:
             raise ConfigError("--out", expected="a bundle path when --no-register", received=None)
-        trained = train(lambda _metrics, _step: None)
-        trained.model.save(record.out)
-        return _outcome(trained, record, report)
+        fitted = train(lambda _metrics, _step: None)
+        assessment = assess_fitted(fitted, record, report)
+        fitted.model.save(record.out)
+        return _outcome(fitted, assessment, record, report)
     from churnscale.registry import Registry
 
     with Registry(settings).run(
@@ -161,44 +163,47 @@ def record_training(
         params=record.params,
         tags=record.tags,
     ) as run:
-        trained = train(lambda metrics, step: run.log_metrics(metrics, step=step))
-        run.log_metrics(_run_metrics(trained))
+        fitted = train(lambda metrics, step: run.log_metrics(metrics, step=step))
+        assessment = assess_fitted(fitted, record, report)
+        run.log_metrics(_run_metrics(assessment, fitted))
         run.log_artifact(report, artifact_path="report")
         with tempfile.TemporaryDirectory(dir=settings.home) as scratch:
             bundle = record.out or Path(scratch) / "bundle"
-            trained.model.save(bundle)
+            fitted.model.save(bundle)
             version = run.register_bundle(
                 bundle, name=record.name, parent=record.parent, description=record.description
             )
-        return _outcome(trained, record, report, version.reference, run.run_id)
+        return _outcome(fitted, assessment, record, report, version.reference, run.run_id)
 
 
-def _run_metrics(trained: Trained) -> dict[str, float]:
-    """Hold-out metrics, CV mean and std of each, and the best iteration (finite ones only)."""
-    folds = trained.assessment.folds or {}
-    metrics = {f"test_{k}": v for k, v in trained.assessment.evaluation.headline().items()}
+def _run_metrics(assessment: Assessment, fitted: Fitted) -> dict[str, float]:
+    """Hold-out metrics, CV mean and std of each, the best iteration and the rows the saved
+    model saw (finite ones only)."""
+    folds = assessment.folds or {}
+    metrics = {f"test_{k}": v for k, v in assessment.evaluation.headline().items()}
     metrics.update({f"cv_{k}_mean": m for k, (m, _) in folds.items()})
     metrics.update({f"cv_{k}_std": s for k, (_, s) in folds.items()})
-    metrics["best_iteration"] = float(trained.best_iteration)
-    metrics["served_rows"] = float(served_summary(trained.model)["rows"])
+    metrics["best_iteration"] = float(fitted.best_iteration)
+    metrics["served_rows"] = float(served_summary(fitted.model)["rows"])
     return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
 
 
 def _outcome(
-    trained: Trained,
+    fitted: Fitted,
+    assessment: Assessment,
     record: RunRecord,
     report: Path,
     version: str | None = None,
     run_id: str | None = None,
 ) -> TrainOutcome:
     return TrainOutcome(
-        model=trained.model,
-        assessment=trained.assessment,
+        model=fitted.model,
+        assessment=assessment,
         report=report,
         bundle=record.out,
         version=version,
         run_id=run_id,
-        rows=trained.rows,
-        best_iteration=trained.best_iteration,
+        rows=fitted.rows,
+        best_iteration=fitted.best_iteration,
         cv=record.cv,
     )
