@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from churnscale.artifacts import MANIFEST, publish_directory, verify_directory
+from churnscale.artifacts import (
+    MANIFEST,
+    publish_directory,
+    replaced_on_success,
+    verify_directory,
+    write_atomically,
+)
 from churnscale.exceptions import IntegrityError
 
 
@@ -60,3 +66,22 @@ def test_failed_publish_leaves_nothing_and_never_overwrites(tmp_path: Path) -> N
     _publish(tmp_path / "b")
     with pytest.raises(IntegrityError, match="already exists"):
         _publish(tmp_path / "b")
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_file_is_replaced_whole(tmp_path: Path, durable: bool) -> None:
+    path = tmp_path / "deep" / "report.html"
+    write_atomically(path, "old", durable=durable)
+    write_atomically(path, b"new", durable=durable)
+    assert path.read_text() == "new"
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "scores.parquet"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="cut short"), replaced_on_success(path) as partial:
+        partial.write_text("half")
+        raise RuntimeError("cut short")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]

@@ -5,6 +5,10 @@ Any directory of artifacts (a model bundle, an exported model, a checkpoint) is 
 manifest written last, and the directory renamed into place, so a reader sees either nothing
 or a complete, checksum-valid version. :func:`verify_directory` refuses a missing, extra,
 truncated or altered file, or an edited manifest.
+
+A single file (a report, a checkpoint, a cache record, a scored Parquet file) is replaced whole
+the same way: :func:`write_atomically` for bytes or text in hand, :func:`replaced_on_success`
+for a writer that streams into a path.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +114,42 @@ def _fsync_tree(directory: Path) -> None:
     for p in _files(directory):
         with p.open("rb") as handle:
             os.fsync(handle.fileno())
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def replaced_on_success(path: Path) -> Iterator[Path]:
+    """A hidden temporary path beside ``path`` (``.NAME.XXXXXXXX.tmp``, same file system) to
+    write into: renamed over ``path`` when the block ends, removed when it raises. A reader
+    sees the old file or the new one, never part of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes | str, *, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` (text as UTF-8) whole; ``durable`` also fsyncs the file
+    before the rename and the directory after it, so the new file survives a crash."""
+    with replaced_on_success(path) as temporary:
+        with temporary.open("wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+    if durable:
+        _fsync_directory(path.parent)
 
 
 def publish_directory(target: Path, fill: Callable[[Path], None]) -> dict[str, Any]:

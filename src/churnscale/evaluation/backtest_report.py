@@ -8,9 +8,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from churnscale.artifacts import write_atomically
 from churnscale.evaluation import plots
 from churnscale.evaluation.backtest import Backtest, BacktestStep
-from churnscale.evaluation.report import _environment, _write_atomically
+from churnscale.evaluation.report import page_templates
 from churnscale.version import __version__
 
 HEADERS = (
@@ -67,7 +68,7 @@ def render_backtest(backtest: Backtest, *, path: Path) -> Path:
     mode = f"rolling, {backtest.window} date(s)" if backtest.window else "expanding window"
     subtitle = f"{backtest.dataset} · {mode} · gap {backtest.gap_days} day(s)"
     page = (
-        _environment()
+        page_templates()
         .get_template("backtest.html.j2")
         .render(
             title="Out-of-time backtest",
@@ -79,5 +80,5 @@ def render_backtest(backtest: Backtest, *, path: Path) -> Path:
             generated=datetime.now(UTC).isoformat(timespec="seconds"),
         )
     )
-    _write_atomically(path, page)
+    write_atomically(path, page)
     return path

@@ -6,8 +6,6 @@ The page has no external references: styles are inline and every plot is a base6
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +15,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
+from churnscale.artifacts import write_atomically
 from churnscale.evaluation import plots
 from churnscale.evaluation.leakage import LeakageWarning
 from churnscale.evaluation.metrics import Evaluation
@@ -46,9 +45,11 @@ class Plot:
     wide: bool = False
 
 
-def _environment() -> Environment:
+def page_templates(package: str = "churnscale.evaluation") -> Environment:
+    """The Jinja2 environment of the HTML pages whose templates are in ``package``
+    (autoescaped; an undefined name is an error)."""
     return Environment(
-        loader=PackageLoader("churnscale.evaluation", "templates"),
+        loader=PackageLoader(package, "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -108,19 +109,6 @@ def _feature_rows(
     return [(name, gain.get(name), shap.get(name)) for name in names]
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(handle, 0o644)  # mkstemp makes the file private; a report is meant to be read
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def render_report(
     evaluation: Evaluation,
     *,
@@ -143,7 +131,7 @@ def render_report(
     if path.exists() and path.is_dir():
         raise EvaluationError("path", expected="a file path for the report", received=str(path))
     page = (
-        _environment()
+        page_templates()
         .get_template(TEMPLATE)
         .render(
             title=title,
@@ -158,5 +146,5 @@ def render_report(
             metadata=sorted((metadata or {}).items()),
         )
     )
-    _write_atomically(path, page)
+    write_atomically(path, page)
     return path

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
+from churnscale.artifacts import write_atomically
 from churnscale.evaluation import plots
-from churnscale.evaluation.report import Plot, _write_atomically
+from churnscale.evaluation.report import Plot, page_templates
 from churnscale.exceptions import ConfigError
 from churnscale.monitoring.drift import DriftReport, FeatureDrift
 from churnscale.version import __version__
@@ -24,16 +24,6 @@ from churnscale.version import __version__
 TEMPLATE = "drift.html.j2"
 #: Features drawn bin by bin: every drifting one, then the largest PSI, up to this many.
 DISTRIBUTION_PLOTS = 6
-
-
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("churnscale.monitoring", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def psi_figure(report: DriftReport) -> Callable[[Figure], None]:
@@ -90,7 +80,7 @@ def render_drift_report(
     if path.is_dir():
         raise ConfigError("--report", expected="a file path for the report", received=str(path))
     page = (
-        _environment()
+        page_templates("churnscale.monitoring")
         .get_template(TEMPLATE)
         .render(
             title=title,
@@ -102,5 +92,5 @@ def render_drift_report(
             metadata=sorted((metadata or {}).items()),
         )
     )
-    _write_atomically(path, page)
+    write_atomically(path, page)
     return path

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import pickle
 import secrets
 import stat
@@ -26,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from churnscale.artifacts import write_atomically
 from churnscale.exceptions import ConfigError, IntegrityError
 from churnscale.unpickling import loads_authenticated
 
@@ -146,20 +146,4 @@ class CheckpointStore:
 
     def save(self, checkpoint: Checkpoint) -> None:
         """Replace the checkpoint atomically and durably."""
-        write_atomic(self.path, encode_checkpoint(checkpoint, self.key))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path``: temporary file, fsync, rename, fsync of the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        write_atomically(self.path, encode_checkpoint(checkpoint, self.key), durable=True)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from churnscale.artifacts import verify_directory
+from churnscale.artifacts import verify_directory, write_atomically
 from churnscale.exceptions import IntegrityError
 from churnscale.registry.references import check_name, check_version
 
@@ -130,10 +130,7 @@ class BundleCache:
 
 
 def _write_json(path: Path, body: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(body, indent=2, sort_keys=True))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

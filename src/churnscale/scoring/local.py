@@ -17,7 +17,6 @@ most likely to churn, 10 = the least) and published with a rename.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churnscale.artifacts import replaced_on_success
 from churnscale.config import Settings
 from churnscale.data.pipeline import ThreadedSink, prefetched
 from churnscale.data.quarantine import Quarantine
@@ -177,14 +177,9 @@ def with_deciles(batch: pa.RecordBatch, edges: np.ndarray) -> pa.RecordBatch:
 
 def write_with_deciles(staging: Path, out: Path, edges: np.ndarray) -> None:
     """Write the staged scores with deciles as the Parquet file ``out`` (atomic rename)."""
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        with pa.memory_map(str(staging)) as source:
-            reader = pa.ipc.open_file(source)
-            schema = reader.schema.append(pa.field(DECILE, pa.int8()))
-            with pq.ParquetWriter(partial, schema, **output_options(schema)) as writer:  # type: ignore[arg-type]
-                for index in range(reader.num_record_batches):
-                    writer.write_batch(with_deciles(reader.get_batch(index), edges))
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    with replaced_on_success(out) as partial, pa.memory_map(str(staging)) as source:
+        reader = pa.ipc.open_file(source)
+        schema = reader.schema.append(pa.field(DECILE, pa.int8()))
+        with pq.ParquetWriter(partial, schema, **output_options(schema)) as writer:  # type: ignore[arg-type]
+            for index in range(reader.num_record_batches):
+                writer.write_batch(with_deciles(reader.get_batch(index), edges))

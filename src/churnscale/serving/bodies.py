@@ -7,21 +7,17 @@ chunk of a streamed body, so a client cannot make the service hold more than the
 from __future__ import annotations
 
 import io
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
+from starlette.types import Message, Receive
 
 from churnscale.serving.errors import (
     InvalidInputError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
 
 JSON = "application/json"
 CSV = "text/csv"

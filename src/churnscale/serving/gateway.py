@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churnscale.exceptions import ChurnscaleError, DeadlineExceededError, OverloadedError
 from churnscale.serving.bodies import (
@@ -44,12 +45,6 @@ from churnscale.serving.metrics import PredictionTally, ServiceMetrics
 from churnscale.serving.security import AccessRole, ApiKeys, key_in_headers, route_role
 from churnscale.serving.service import PredictionService
 from churnscale.serving.shadow import ShadowScorer
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PREDICT_PATH = "/v1/predict"
 #: Largest request head (path, query and headers) served; uvicorn itself never sends 431.
