@@ -34,8 +34,6 @@ class ModelBase(ABC):
 
     #: The kind of model; recorded in ``metadata.json`` and used to pick the loader.
     model_type: ClassVar[str]
-    #: What :meth:`predict` returns, by name.
-    outputs: ClassVar[tuple[str, ...]] = (CHURN_PROBABILITY,)
     #: The bundle files of this model type (besides the preprocessor and metadata).
     model_files: ClassVar[frozenset[str]]
     #: Errors of this type's readers that mean an unreadable bundle (besides ValueError, ...).
@@ -52,6 +50,11 @@ class ModelBase(ABC):
         self.metadata: dict[str, Any] = {**(metadata or {}), "model_type": self.model_type}
         #: The training data's drift reference profile (None for bundles saved without one).
         self.reference = reference
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """What :meth:`predict` returns, by name: a binary churn model's probability."""
+        return (CHURN_PROBABILITY,)
 
     @property
     def feature_names(self) -> list[str]:

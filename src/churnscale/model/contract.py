@@ -49,14 +49,18 @@ class ChurnModel(Protocol):
 
     #: The kind of model, recorded in the bundle's metadata (``lightgbm``, ``mlp``, ...).
     model_type: ClassVar[str]
-    #: Names of what :meth:`predict` returns, in order.
-    outputs: ClassVar[tuple[str, ...]]
     #: Raw customer values → the encoded matrix the model reads.
     preprocessor: Preprocessor
     #: Schema, data fingerprint, parameters, metrics, lineage; saved as ``metadata.json``.
     metadata: dict[str, Any]
     #: The training data's drift reference profile (None when the bundle has none).
     reference: DriftReference | None
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Names of what :meth:`predict` returns, in order (they may depend on the fitted
+        model, e.g. a survival model's horizons)."""
+        ...
 
     @property
     def feature_names(self) -> list[str]:
