@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from churnscale.config import Settings
 from churnscale.exceptions import IncompatibleModelError, IntegrityError, ModelNotFoundError
 from churnscale.model.base import ModelBase
 from churnscale.model.bundle import declared_model_type
 from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
+
+if TYPE_CHECKING:
+    from churnscale.config import Settings
 
 M = TypeVar("M", bound=ModelBase)
 
