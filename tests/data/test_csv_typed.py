@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from churnscale.data import store
-from churnscale.data.chunk import Chunk
+from churnscale.data.chunk import Chunk, SchemaSlot
 from churnscale.data.conform import conform
 from churnscale.data.csv_reader import read_csv_chunks
-from churnscale.data.readers import SchemaSlot, read_chunks
+from churnscale.data.readers import read_chunks
 from churnscale.data.schema import ColumnSpec, Role, Schema, SchemaHints
 from churnscale.data.synthetic import GeneratorSpec, generate
 from churnscale.data.writers import write_batches

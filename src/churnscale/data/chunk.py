@@ -1,4 +1,5 @@
-"""``Chunk``: what every reader yields, a bounded batch of one file's rows with their lines."""
+"""What every reader yields and reads into: ``Chunk``, a bounded batch of one file's rows with
+their lines, and ``SchemaSlot``, the schema the rows are read in (given, or inferred)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import numpy as np
 import pyarrow as pa
 
 from churnscale.data.quarantine import Reject
+from churnscale.data.schema import Schema, SchemaHints, infer_schema
+
+#: Rows a schema is inferred from (the head of a stream read before the rest).
+SAMPLE_ROWS = 50_000
 
 
 @dataclass
@@ -25,3 +30,22 @@ class Chunk:
     conformed: bool = False
     #: With ``conformed``: each row's fingerprint hash, computed by the reader.
     row_hashes: np.ndarray | None = None
+
+
+@dataclass
+class SchemaSlot:
+    """The schema rows are read in: given, or inferred from the first rows of the stream.
+
+    A reader that can parse straight into the schema's types (CSV) does so once the schema is
+    known, and infers it from the first :data:`SAMPLE_ROWS` rows itself when it holds them all.
+    """
+
+    schema: Schema | None = None
+    hints: SchemaHints | None = None
+    #: Rows handed out as text before the schema was known (then a reader may not infer it).
+    raw_rows: int = 0
+
+    def infer(self, sample: pa.Table) -> Schema:
+        """Infer the schema from ``sample`` (the stream's first rows) and keep it."""
+        self.schema = infer_schema(sample, self.hints)
+        return self.schema

@@ -4,9 +4,9 @@ The file (plain or gzip) is read in byte blocks cut at line ends, so memory stay
 few blocks. Blocks are parsed on a pool of threads (:mod:`churnscale.data.csv_block`: a numpy
 scan, then pyarrow; faulty lines cut out first, each one a :class:`Reject` with its line and
 reason) and put back in file order. Without a schema, rows are text. With a
-:class:`~churnscale.data.readers.SchemaSlot`, blocks are parsed straight into the schema's types
+:class:`~churnscale.data.chunk.SchemaSlot`, blocks are parsed straight into the schema's types
 (:mod:`churnscale.data.csv_typed`) and conformed on the pool, so chunks come back conformed; a
-reader holding the stream's first :data:`~churnscale.data.readers.SAMPLE_ROWS` rows infers the
+reader holding the stream's first :data:`~churnscale.data.chunk.SAMPLE_ROWS` rows infers the
 schema from them first. The quarantine rule for quoting is in :mod:`churnscale.data.csv_scan`.
 """
 
@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from churnscale.data.chunk import Chunk
+from churnscale.data.chunk import SAMPLE_ROWS, Chunk, SchemaSlot
 from churnscale.data.conform import conform
 from churnscale.data.csv_block import BlockError, ParsedBlock, empty_batch, parse_block
 from churnscale.data.csv_scan import Layout
 from churnscale.data.csv_typed import TypedParser
 from churnscale.data.fingerprint import row_hashes
-from churnscale.data.readers import SAMPLE_ROWS, SchemaSlot
 from churnscale.data.schema import Schema
 from churnscale.exceptions import ConfigError, SourceError
 

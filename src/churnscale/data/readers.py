@@ -8,7 +8,6 @@ their exact place; peak memory is a few chunks whatever the file size.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import fsspec
@@ -17,34 +16,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churnscale.data.chunk import Chunk
+from churnscale.data.chunk import SAMPLE_ROWS, Chunk, SchemaSlot
 from churnscale.data.quarantine import Reject
-from churnscale.data.schema import Schema, SchemaHints, infer_schema
 from churnscale.exceptions import SourceError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz")
 DEFAULT_BATCH_ROWS = 262_144
-
-
-@dataclass
-class SchemaSlot:
-    """The schema rows are read in: given, or inferred from the first rows of the stream.
-
-    A reader that can parse straight into the schema's types (CSV) does so once the schema is
-    known, and infers it from the first :data:`SAMPLE_ROWS` rows itself when it holds them all.
-    """
-
-    schema: Schema | None = None
-    hints: SchemaHints | None = None
-    #: Rows handed out as text before the schema was known (then a reader may not infer it).
-    raw_rows: int = 0
-
-    def infer(self, sample: pa.Table) -> Schema:
-        """Infer the schema from ``sample`` (the stream's first rows) and keep it."""
-        self.schema = infer_schema(sample, self.hints)
-        return self.schema
 
 
 def file_format(path: str) -> str:
@@ -239,9 +218,6 @@ def _jsonl_chunk(
 
 def _preview(raw: bytes) -> str:
     return raw[:200].decode("utf-8", errors="replace").rstrip("\r\n")
-
-
-SAMPLE_ROWS = 50_000
 
 
 def read_sample(

@@ -23,12 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnscale.artifacts import sha256_file
-from churnscale.data.chunk import Chunk
+from churnscale.data.chunk import Chunk, SchemaSlot
 from churnscale.data.conform import conform
 from churnscale.data.fingerprint import Fingerprint
 from churnscale.data.pipeline import ThreadedSink
 from churnscale.data.quarantine import Quarantine
-from churnscale.data.readers import SchemaSlot, peek_sample, read_chunks, read_sample
+from churnscale.data.readers import peek_sample, read_chunks, read_sample
 from churnscale.data.schema import Schema, SchemaHints, infer_schema
 from churnscale.exceptions import (
     ChurnscaleError,
