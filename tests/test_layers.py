@@ -126,6 +126,15 @@ def test_the_import_graph_is_read() -> None:
     assert "churnscale.model.mlp" in EDGES["churnscale.model.loading"]  # a lazy import counts
 
 
+def test_every_module_has_a_layer() -> None:
+    """A new package or root module must be placed in LAYERS (and docs/architecture.md)."""
+    named = {prefix for prefixes in LAYERS for prefix in prefixes}
+    unplaced = sorted(
+        m for m in MODULES if ".".join(m.split(".")[:2]) not in named and m != "churnscale"
+    )
+    assert unplaced == []
+
+
 def test_no_module_imports_from_a_higher_layer() -> None:
     upward = [
         f"{m} (layer {layer_of(m)}) imports {t} (layer {layer_of(t)})"
