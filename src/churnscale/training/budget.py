@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.special import logit
@@ -45,9 +45,6 @@ from churnscale.training.local import (
 from churnscale.training.parts import binary_auc
 from churnscale.training.plan import TRAIN, VALID, Exclusion, SplitSpec, plan_split
 from churnscale.training.refit import ROUNDS_EXPONENT, all_rows_plan
-
-if TYPE_CHECKING:
-    from churnscale.training.job import TrainJob
 
 #: Parameter sets tried first (before TPE): varied capacity and learning rate.
 PORTFOLIO: tuple[dict[str, Any], ...] = (
@@ -210,7 +207,26 @@ def _fit(
     return LightGBMModel(pre, booster, metadata), rows
 
 
-def check_flags(job: TrainJob) -> None:
+class BudgetFlags(Protocol):
+    """The flags of a training job that ``--time-budget`` must check (a ``TrainJob``)."""
+
+    @property
+    def time_budget(self) -> float | None: ...
+    @property
+    def cv(self) -> int | None: ...
+    @property
+    def cluster(self) -> str | None: ...
+    @property
+    def init_model(self) -> str | None: ...
+    @property
+    def split(self) -> SplitSpec: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def refit(self) -> bool: ...
+
+
+def check_flags(job: BudgetFlags) -> None:
     """``--time-budget`` searches on its own hold-out split: refuse what it cannot combine."""
     seconds = job.time_budget or 0.0
     if seconds < 10:
