@@ -57,6 +57,7 @@ def _register_commands() -> None:
         backtest,
         data,
         drift,
+        evaluate,
         export,
         features,
         learn,
@@ -70,7 +71,7 @@ def _register_commands() -> None:
 
     for area in (data, backtest, export, models, drift, retrain, features, learn, score):
         area.register(app)
-    for area in (serve, train, tune):
+    for area in (serve, train, evaluate, tune):
         area.register(app)
 
 

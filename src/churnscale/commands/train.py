@@ -1,4 +1,4 @@
-"""``churnscale train`` and ``churnscale evaluate``: a model from data; a model judged on data."""
+"""``churnscale train``: a model from data, evaluated on rows it never saw, and registered."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def _round_progress() -> Iterator[Callable[[str, int, float], None]]:
         yield advance
 
 
-def _print_summary(assessment: Assessment, title: str) -> None:
+def print_summary(assessment: Assessment, title: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -136,7 +136,7 @@ def _mlp_flags(model: str, **flags: Any) -> dict[str, Any]:
 
 
 def register(app: typer.Typer) -> None:
-    """Attach ``train`` and ``evaluate``."""
+    """Attach ``train``."""
 
     @app.command()
     def train(
@@ -321,7 +321,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             sys.stdout.write(json.dumps(outcome.summary(), indent=2, default=str) + "\n")
             return
-        _print_summary(outcome.assessment, f"{outcome.version or outcome.bundle}")
+        print_summary(outcome.assessment, f"{outcome.version or outcome.bundle}")
         served = outcome.summary()["served_model"]
         stdout_console().print(
             f"hold-out figures: {outcome.rows['test']:,} rows the evaluated model never saw; "
@@ -333,70 +333,3 @@ def register(app: typer.Typer) -> None:
             stdout_console().print(f"registered: {outcome.version} (run {outcome.run_id})")
         if outcome.bundle:
             stdout_console().print(f"bundle: {outcome.bundle}")
-
-    @app.command()
-    def evaluate(
-        model: Annotated[str, typer.Argument(help="Bundle path or NAME@ALIAS / NAME/VERSION.")],
-        data: Annotated[str, typer.Argument(help="Labelled dataset, file, glob or s3:// path.")],
-        report: ReportOpt = None,
-        contact_cost: ContactOpt = 1.0,
-        retention_value: RetentionOpt = 10.0,
-        success_rate: SuccessOpt = 1.0,
-        value_column: Annotated[
-            str | None, typer.Option("--value-col", help="Per-customer value column.")
-        ] = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Judge a model on labelled data: metrics, lift, profit, leakage, explanations."""
-        from churnscale.config import load_settings
-        from churnscale.evaluation.assessment import ProfitSettings, assess, write_report
-        from churnscale.evaluation.labelled import score_labelled
-        from churnscale.model.loading import load_model
-        from churnscale.progress import row_progress
-
-        settings = load_settings()
-        loaded = load_model(model, settings)
-        if report is not None and report.is_dir():
-            raise ConfigError("--report", expected="a file path", received=str(report))
-        quarantine = (report or settings.home / "evaluate").with_suffix(".quarantine.jsonl")
-        with row_progress("evaluate") as advance:
-            scored = score_labelled(
-                data,
-                loaded,
-                settings=settings,
-                quarantine_path=quarantine,
-                value_column=value_column,
-                on_progress=advance,
-            )
-        assessment = assess(
-            loaded,
-            scored.y_true,
-            scored.scores,
-            scored.sample,
-            profit=ProfitSettings(contact_cost, retention_value, success_rate),
-            value=scored.value,
-        )
-        if report is not None:
-            write_report(
-                assessment,
-                report,
-                title=f"{model} on {data}",
-                metadata={"model": model, "data": data, "rejected rows": scored.rejected},
-            )
-        summary = {
-            "model": model,
-            "data": data,
-            "report": str(report) if report else None,
-            "rejected": scored.rejected,
-            **assessment.summary(),
-        }
-        if scored.rejected:
-            summary["quarantine"] = str(scored.quarantine)
-        if as_json:
-            sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
-            return
-        _print_summary(assessment, f"{model} on {data}")
-        if report is not None:
-            stdout_console().print(f"report: {report}")
-        if scored.rejected:
-            stderr_console().print(f"{scored.rejected:,} row(s) quarantined: {scored.quarantine}")
