@@ -49,20 +49,10 @@ def run_mlp_training(job: TrainJob, settings: Settings) -> TrainOutcome | None:
         result = fit()
         if result is None:  # pragma: no cover - only torchrun followers get None, handled above
             raise TrainingError("rank 0 received no model")
-        return Fitted(
-            result.model,
-            result.y_holdout,
-            result.scores,
-            result.rows,
-            result.best_epoch,
-            title=f"{job.name}: MLP on {len(result.model.feature_names)} features",
-            details={
-                "dataset": str(job.dataset),
-                "best epoch": result.best_epoch,
-                "rows": result.rows,
-                "workers": result.model.metadata["workers"],
-            },
-        )
+        title = f"{job.name}: MLP on {len(result.model.feature_names)} features"
+        workers = result.model.metadata["workers"]
+        details = {"best epoch": result.best_epoch, "rows": result.rows, "workers": workers}
+        return Fitted.of(result, result.best_epoch, title=title, details=details)
 
     workers = job.workers if launched is None else launched.world
     record = job.run_record(

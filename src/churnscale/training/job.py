@@ -256,22 +256,15 @@ def run_training(
         folds, carried = _cross_validate(job, schema, init, on_round, log)
         result, model = _final(job, schema, init, on_round, carried)  # evaluated, served
         rows = f"{served_summary(model)['rows']:,} train rows"
-        return Fitted(
-            model,
-            result.y_holdout,
-            result.scores,
-            result.rows,
-            result.best_iteration,
-            title=f"{job.name}: {len(model.feature_names)} features, {rows}",
-            details={
-                "dataset": str(job.dataset),
-                "fingerprint": model.metadata.get("data_fingerprint"),
-                "best iteration": result.best_iteration,
-                **report_provenance(result.rows, model),
-                "parent": parent,
-            },
-            folds=folds,
-        )
+        details = {
+            "fingerprint": model.metadata.get("data_fingerprint"),
+            "best iteration": result.best_iteration,
+            **report_provenance(result.rows, model),
+            "parent": parent,
+        }
+        title = f"{job.name}: {len(model.feature_names)} features, {rows}"
+        best = result.best_iteration
+        return Fitted.of(result, best, title=title, details=details, folds=folds, model=model)
 
     record = job.run_record(
         run_name=f"{job.name}-{stamp}",

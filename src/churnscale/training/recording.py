@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,9 +38,23 @@ from churnscale.training.refit import provenance, served_summary
 MetricLog = Callable[[dict[str, float], int], None]
 
 
+class HoldoutResult(Protocol):
+    """What a trainer returns: its model, the hold-out labels and scores, the rows per side."""
+
+    @property
+    def model(self) -> ChurnModel: ...
+    @property
+    def y_holdout(self) -> np.ndarray: ...
+    @property
+    def scores(self) -> np.ndarray: ...
+    @property
+    def rows(self) -> dict[str, int]: ...
+
+
 @dataclass
 class Fitted:
-    """A fitted model with its hold-out labels and scores, and how its report is titled."""
+    """A fitted model with its hold-out labels and scores, and how its report is titled (the
+    report's details start with the dataset)."""
 
     model: ChurnModel
     y_holdout: np.ndarray
@@ -50,6 +64,23 @@ class Fitted:
     title: str
     details: dict[str, Any]
     folds: list[Evaluation] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        result: HoldoutResult,
+        best_iteration: int,
+        *,
+        title: str,
+        details: dict[str, Any],
+        folds: list[Evaluation] | None = None,
+        model: ChurnModel | None = None,
+    ) -> Fitted:
+        """``result``'s hold-out, with the ``model`` to save when it is not the evaluated one
+        (a refit on every row)."""
+        saved = model if model is not None else result.model
+        holdout = (result.y_holdout, result.scores)
+        return cls(saved, *holdout, result.rows, best_iteration, title, details, folds or [])
 
 
 @dataclass
@@ -135,7 +166,8 @@ def assess_fitted(fitted: Fitted, record: RunRecord, report: Path) -> Assessment
         parent=record.parent or model.metadata.get("parent"),
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    write_report(assessment, report, title=fitted.title, metadata=fitted.details)
+    details = {"dataset": str(record.dataset), **fitted.details}
+    write_report(assessment, report, title=fitted.title, metadata=details)
     return assessment
 
 
