@@ -21,7 +21,15 @@ from churnscale.exceptions import ConfigError, SchemaError, SourceError
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.registry import Registry
 from churnscale.training.local import TrainParams
-from churnscale.training.plan import LEFT_OUT, TEST, Exclusion, SplitSpec, plan_split
+from churnscale.training.plan import (
+    LEFT_OUT,
+    TEST,
+    TRAIN,
+    VALID,
+    Exclusion,
+    SplitSpec,
+    plan_split,
+)
 from churnscale.training.search import open_storage
 from churnscale.training.tune import TuneResult, TuneSpec, prepare_study, storage_url, tune
 
@@ -87,7 +95,7 @@ def test_tuning_never_sees_the_final_hold_out(dataset: Path) -> None:
     left_out = np.concatenate([g.sides for g in inner.groups]) == LEFT_OUT
     np.testing.assert_array_equal(held, left_out)
     assert 0.1 < left_out.mean() < 0.3
-    assert sum(v.size for v in inner.labels.values()) == (~left_out).sum()
+    assert sum(inner.labels[side].size for side in (TRAIN, VALID, TEST)) == (~left_out).sum()
 
 
 def test_trials_are_nested_runs_and_a_second_run_resumes(dataset: Path, settings: Settings) -> None:
