@@ -199,11 +199,11 @@ def _fit(
     rows = plan.count(TRAIN)
     pre = fit_preprocessor(plan, schema)
     constraints = monotone_constraints(schema.metadata, pre.feature_names)
-    booster = train_members(plan, pre, members, constraints)
+    booster, grown = train_members(plan, pre, members, constraints)
     _, info = load_info(dataset)
     counts = {"train": rows, "valid": 0, "test": 0}
     metadata = model_metadata(schema, info.fingerprint, members[0].params, split, counts, booster)
-    metadata["ensemble"] = [m.to_dict() for m in members]
+    metadata["ensemble"] = [m.to_dict() for m in grown]
     return LightGBMModel(pre, booster, metadata), rows
 
 

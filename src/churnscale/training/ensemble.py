@@ -87,8 +87,9 @@ def merge_models(boosters: Sequence[lgb.Booster], weights: Sequence[float]) -> l
 
 def train_members(
     plan: SplitPlan, pre: Preprocessor, members: Sequence[Member], constraints: list[int] | None
-) -> lgb.Booster:
-    """Every member boosted on the TRAIN side of ``plan`` (one shared dataset), merged."""
+) -> tuple[lgb.Booster, list[Member]]:
+    """Every member boosted on the TRAIN side of ``plan`` (one shared dataset), merged; and the
+    members as grown (a member stops short of its rounds when no tree can split any more)."""
     if not members:
         raise TrainingError("an ensemble needs at least one member")
     first = members[0].params.lightgbm_params(constraints)
@@ -96,13 +97,15 @@ def train_members(
     data_params["feature_pre_filter"] = False  # members differ in min_child_samples
     train = side_dataset(plan, TRAIN, pre, data_params, init_model=None)
     plan.labels[TRAIN] = np.empty(0, dtype=np.float32)  # LightGBM holds its own copy
-    boosters = []
+    boosters, grown = [], []
     for member in members:
         params = {**member.params.lightgbm_params(constraints), "feature_pre_filter": False}
-        boosters.append(boost_rounds(train, params, member.rounds))
+        booster = boost_rounds(train, params, member.rounds)
+        boosters.append(booster)
+        grown.append(replace(member, rounds=booster.num_trees()))
     merged = merge_models(boosters, [m.weight for m in members])
     merged.best_iteration = merged.current_iteration()
-    return merged
+    return merged, grown
 
 
 def seeded(members: Sequence[Member], seeds: int) -> list[Member]:
