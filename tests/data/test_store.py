@@ -58,6 +58,33 @@ def test_bad_rows_are_quarantined_with_line_and_reason(tmp_path: Path) -> None:
     assert rejects[0].reason == "not a number" and rejects[0].value == "abc"
 
 
+def test_impossible_dates_are_quarantined_not_fatal(tmp_path: Path) -> None:
+    """ISO-shaped but impossible dates (month 13, day 40) are bad rows, like any other."""
+    src = tmp_path / "d.csv"
+    rows = ["id,signup,churn"] + [f"c{i},2025-01-{i % 28 + 1:02d},{i % 2}" for i in range(100)]
+    rows[5] = "c4,2025-13-40,1"
+    rows[7] = "c6,2025-02-30 10:00:00,0"
+    rows[9] = "c8,not a date,0"
+    src.write_text("\n".join(rows) + "\n")
+    schema = Schema(
+        (
+            ColumnSpec("id", Role.ID),
+            ColumnSpec("signup", Role.DATETIME),
+            ColumnSpec("churn", Role.TARGET),
+        )
+    )
+    _, info = ingest(str(src), tmp_path / "ds", schema=schema, max_bad_fraction=0.05)
+    assert info.rows == 97 and info.rejected == 3
+    rejects = read_quarantine(tmp_path / "ds" / "quarantine.jsonl")
+    assert [(r.line, r.column, r.value) for r in rejects] == [
+        (6, "signup", "2025-13-40"),
+        (8, "signup", "2025-02-30 10:00:00"),
+        (10, "signup", "not a date"),
+    ]
+    stored = pa.Table.from_batches(list(iter_dataset(tmp_path / "ds")))
+    assert stored.column("signup").null_count == 0
+
+
 def test_too_many_bad_rows_abort_and_leave_nothing(tmp_path: Path) -> None:
     src = tmp_path / "d.csv"
     src.write_text("id,amount\n" + "".join(f"c{i},{'x' if i % 2 else i}\n" for i in range(100)))

@@ -95,7 +95,25 @@ def _datetime(column: pa.Array) -> Converted:
     ok = pc.fill_null(pc.match_substring_regex(text, DATETIME_PATTERN), False)
     bad = pc.and_not(pc.invert(is_null), ok)
     cleaned = pc.if_else(ok, pc.replace_substring(text, "T", " "), pa.scalar(None, pa.string()))
-    return cleaned.cast(target), bad, "not a date or timestamp (expected ISO 8601)"
+    try:
+        return cleaned.cast(target), bad, "not a date or timestamp (expected ISO 8601)"
+    except pa.ArrowInvalid:  # ISO-shaped but impossible, such as 2025-13-40: find which rows
+        impossible = _impossible_dates(cleaned, target)
+        cleaned = pc.if_else(impossible, pa.scalar(None, pa.string()), cleaned)
+        bad = pc.or_(bad, impossible)
+        return cleaned.cast(target), bad, "not a valid date or timestamp (expected ISO 8601)"
+
+
+def _impossible_dates(cleaned: pa.Array, target: pa.DataType) -> pa.Array:
+    """Which rows of ``cleaned`` do not cast to ``target``, each distinct value tried once."""
+    distinct = pc.unique(cleaned.drop_null())
+    failing = []
+    for value in distinct.to_pylist():
+        try:
+            pa.array([value]).cast(target)
+        except pa.ArrowInvalid:
+            failing.append(value)
+    return pc.fill_null(pc.is_in(cleaned, pa.array(failing, pa.string())), False)
 
 
 def _identifier(column: pa.Array) -> Converted:
