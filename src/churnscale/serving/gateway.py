@@ -267,12 +267,17 @@ class Gateway:
     def _reasons(self, query: bytes) -> bool:
         if not query:
             return self.state.reasons
-        reasons = self.state.reasons
+        reasons, seen = self.state.reasons, False
         for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
             if key != "reasons":  # a misspelt parameter must not be silently ignored
                 raise InvalidInputError(
                     "unknown query parameter; expected: reasons", field=key, location="query"
                 )
+            if seen:  # which of two values was meant is not ours to guess
+                raise InvalidInputError(
+                    "given more than once; send it once", field="reasons", location="query"
+                )
+            seen = True
             if value.lower() not in _TRUE:
                 raise InvalidInputError(
                     f"expected true or false, got {value!r}", field="reasons", location="query"
