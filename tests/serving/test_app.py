@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,33 @@ def test_limits_and_media_types(strict: TestClient, customers: list[dict[str, An
         answer = strict.post(path, content=b"x", headers={"content-type": "application/xml"})
         assert answer.status_code == 415, path
         assert "unsupported content type 'application/xml'" in answer.json()["detail"]
+
+
+def test_numbers_past_the_largest_double_are_refused(
+    client: TestClient, customers: list[dict[str, Any]]
+) -> None:
+    """``max + 1`` as a JSON integer rounds down to the largest double when decoded; the schema
+    calls it out of range, so it must be refused, not scored (an R01 negative case in CI)."""
+    beyond = int(sys.float_info.max) + 1
+    for literal in (str(beyond), f"-{beyond}", "1.7976931348623158e308", "1e400"):
+        one = orjson.dumps({**customers[0], "tenure_months": 0}).replace(
+            b'"tenure_months":0', b'"tenure_months":' + literal.encode()
+        )
+        single = client.post(
+            "/v1/predict", content=one, headers={"content-type": "application/json"}
+        )
+        batch = client.post(
+            "/v1/predict/batch",
+            content=b"[" + one + b"]",
+            headers={"content-type": "application/json"},
+        )
+        assert (single.status_code, batch.status_code) == (422, 422), literal
+        assert single.json()["detail"][0]["loc"] == ["body", "tenure_months"]
+        assert batch.json()["detail"][0]["loc"] == ["body", 0, "tenure_months"]
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["Customer"]
+    assert (
+        schema["properties"]["tenure_months"]["anyOf"][0]["exclusiveMaximum"] == sys.float_info.max
+    )
 
 
 def test_bad_batch_rows_name_row_and_column(client: TestClient, fresh_table: pa.Table) -> None:

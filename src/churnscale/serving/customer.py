@@ -32,12 +32,15 @@ import msgspec
 from churnscale.data.schema import Role, Schema
 from churnscale.serving.errors import InvalidInputError
 
-_FINITE = msgspec.Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)
+# Finite, and strictly inside the largest double: a JSON literal just above it (``max + 1`` as an
+# integer) rounds *down* to the largest double when decoded, so an inclusive bound would accept
+# a number the schema calls out of range. Exclusive bounds refuse it (R01 found the case).
+FINITE = msgspec.Meta(gt=-1.7976931348623157e308, lt=1.7976931348623157e308)
 _DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?$"
 _FIELD = re.compile(r"`\$(?:\[\d+\])?\.([^`]+)`|field `([^`]+)`")
 _ROW = re.compile(r"`\$\[(\d+)\]")
 _TYPES: dict[Role, Any] = {
-    Role.NUMERIC: Annotated[float, _FINITE] | None,
+    Role.NUMERIC: Annotated[float, FINITE] | None,
     Role.CATEGORICAL: str | int | None,
     Role.BOOLEAN: bool | None,
     Role.DATETIME: Annotated[str, msgspec.Meta(pattern=_DATE_PATTERN)] | None,

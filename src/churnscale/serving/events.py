@@ -27,12 +27,11 @@ from churnscale.exceptions import ChurnscaleError
 from churnscale.features.customer import features_for_customer
 from churnscale.features.spec import FeatureSpec
 from churnscale.model.contract import ChurnModel
-from churnscale.serving.customer import _DATE_PATTERN, CustomerDecoder
+from churnscale.serving.customer import _DATE_PATTERN, FINITE, CustomerDecoder
 from churnscale.serving.errors import InvalidInputError
 
 EVENTS = "events"
 _MARKER = b'"events"'
-_FINITE = msgspec.Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)
 
 
 class Event(msgspec.Struct, forbid_unknown_fields=True):
@@ -40,7 +39,7 @@ class Event(msgspec.Struct, forbid_unknown_fields=True):
 
     type: str
     at: Annotated[str, msgspec.Meta(pattern=_DATE_PATTERN)]
-    amount: Annotated[float, _FINITE] | None = None
+    amount: Annotated[float, FINITE] | None = None
 
 
 def feature_spec_of(model: ChurnModel) -> FeatureSpec | None:
