@@ -62,13 +62,14 @@ class Server:
         raise RuntimeError("no VmRSS line")
 
 
-def launch(log: Path, env: dict[str, str], *args: str) -> Server:
-    """Start ``churnscale serve`` with ``CHURNSCALE_*`` settings in ``env`` (no waiting)."""
+def launch(log: Path, env: dict[str, str], *args: str, cwd: Path | None = None) -> Server:
+    """Start ``churnscale serve`` with ``CHURNSCALE_*`` settings in ``env`` (no waiting), in
+    the working directory ``cwd`` (default: this process's)."""
     port = free_port()
     command = [sys.executable, "-m", "churnscale", "serve", "--port", str(port), *args]
     with log.open("ab") as out:
         process = subprocess.Popen(
-            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=cwd
         )
     return Server(process, port, log)
 
@@ -91,9 +92,9 @@ def wait_ready(server: Server, timeout: float = 120.0) -> None:
     raise RuntimeError(f"server did not become ready:\n{server.output()}")
 
 
-def start(log: Path, env: dict[str, str], *args: str) -> Server:
+def start(log: Path, env: dict[str, str], *args: str, cwd: Path | None = None) -> Server:
     """Start the server and wait until it is ready."""
-    server = launch(log, env, *args)
+    server = launch(log, env, *args, cwd=cwd)
     wait_ready(server)
     return server
 

@@ -39,10 +39,17 @@ LOADERS: dict[str, Callable[[Path], ChurnModel]] = {
 }
 
 
-def resolve_bundle(reference: str, settings: Settings) -> Path:
-    """The verified local bundle directory ``reference`` names (a path or a registry reference)."""
+def resolve_bundle(reference: str, settings: Settings, *, working_dir: bool = True) -> Path:
+    """The verified local bundle directory ``reference`` names (a path or a registry reference).
+
+    With ``working_dir=False`` (the service) a bare name (no separator, no leading ``.`` or
+    ``~``) is always a registry name, even when the working directory holds a folder of that
+    name: only an absolute path or one written as a path (``./model``) is a directory.
+    """
+    from churnscale.registry.references import looks_like_path
+
     path = Path(reference).expanduser()
-    if path.is_dir() or path.is_absolute():
+    if path.is_absolute() or (path.is_dir() and (working_dir or looks_like_path(reference))):
         return path  # a missing absolute path fails in load_bundle with ModelNotFoundError
     from churnscale.registry import Registry  # MLflow is imported only for registry references
 

@@ -58,7 +58,8 @@ def check_alias(alias: str) -> str:
     return alias
 
 
-def _looks_like_path(text: str) -> bool:
+def looks_like_path(text: str) -> bool:
+    """Whether a reference names a directory: a separator, or a leading ``.`` or ``~``."""
     return "/" in text or "\\" in text or text.startswith((".", "~"))
 
 
@@ -78,7 +79,7 @@ def parse_reference(text: str, *, allow_paths: bool = True) -> ModelRef | Path:
     versioned = _VERSIONED.fullmatch(text)
     if versioned:
         return ModelRef(check_name(versioned[1]), version=check_version(versioned[2]))
-    if _looks_like_path(text):
+    if looks_like_path(text):
         if not allow_paths:
             raise ConfigError(
                 "model reference", expected="NAME, NAME/VERSION or NAME@ALIAS", received=text

@@ -82,7 +82,16 @@ class Deployment:
 
 
 def routing_from_settings(settings: Settings) -> RoutingConfig:
-    """The routing in force: ``CHURNSCALE_ROUTING`` (file or inline JSON), else one arm."""
+    """The routing in force: ``CHURNSCALE_ROUTING`` (file or inline JSON), else one arm.
+
+    The operator's references that name a directory of the working directory become absolute
+    paths here, once, at start-up: from then on the service resolves a bare name only in the
+    registry (see :func:`_arm`), so a reload can never load a folder of the working directory.
+    """
+    return _anchored(_routing(settings))
+
+
+def _routing(settings: Settings) -> RoutingConfig:
     text = settings.routing
     if text is None:
         if settings.model is None:
@@ -100,6 +109,20 @@ def routing_from_settings(settings: Settings) -> RoutingConfig:
             ) from None
         return RoutingConfig.from_mapping(data, source="CHURNSCALE_ROUTING")
     return RoutingConfig.load(Path(text).expanduser())
+
+
+def _anchored(routing: RoutingConfig) -> RoutingConfig:
+    """``routing`` with every reference to an existing directory made absolute."""
+
+    def anchor(reference: str) -> str:
+        path = Path(reference).expanduser()
+        return str(path.resolve()) if path.is_dir() else reference
+
+    data = routing.model_dump()
+    data["arms"] = [{**arm, "model": anchor(arm["model"])} for arm in data["arms"]]
+    if data.get("shadow") is not None:
+        data["shadow"] = anchor(data["shadow"])
+    return RoutingConfig.from_mapping(data, source="routing")
 
 
 def build_deployment(
@@ -134,7 +157,7 @@ def _arm(
     metrics: ServiceMetrics,
     reused: dict[str, PredictionService],
 ) -> ArmService:
-    bundle = resolve_bundle(reference, settings)
+    bundle = resolve_bundle(reference, settings, working_dir=False)
     if not bundle.is_dir():
         raise ModelNotFoundError(reference, "no bundle directory at this path")
     digest = str(verify_directory(bundle)["manifest_sha256"])

@@ -34,7 +34,10 @@ class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ReferenceText | None = Field(
-        default=None, description="Registry reference: NAME, NAME/VERSION or NAME@ALIAS."
+        default=None,
+        description="Registry reference: NAME, NAME/VERSION or NAME@ALIAS; a bare NAME is the "
+        "bundle CHURNSCALE_MODEL_ROOT/NAME when it exists, else the registry's (never a "
+        "folder of the working directory).",
     )
     bundle: str | None = Field(
         default=None, description="A bundle directory name under CHURNSCALE_MODEL_ROOT."
@@ -128,9 +131,7 @@ class Reloader:
         if request.bundle is not None:
             reference = str(bundle_by_name(request.bundle, self.settings))
         elif reference is not None:
-            from churnscale.registry.references import parse_reference
-
-            parse_reference(reference, allow_paths=False)  # client text never names a path
+            reference = self._client_reference(reference)
         if reference is None:
             return self.routing
         names = [arm.name for arm in self.routing.arms]
@@ -144,6 +145,18 @@ class Reloader:
         return RoutingConfig.from_mapping(
             {**self.routing.model_dump(), "arms": arms}, source="reload"
         )
+
+    def _client_reference(self, text: str) -> str:
+        """A client's ``model``: never a path; a bare name is the model root's bundle of that
+        name when there is one, else a registry name (never the working directory)."""
+        from churnscale.registry.references import ModelRef, parse_reference
+
+        parsed = parse_reference(text, allow_paths=False)
+        root = self.settings.model_root
+        if isinstance(parsed, ModelRef) and parsed.version is None and parsed.alias is None:
+            if root is not None and (root / parsed.name).is_dir():
+                return str(bundle_by_name(parsed.name, self.settings))
+        return text
 
     def _failure(self, exc: Exception, previous: Deployment) -> ReloadFailure:
         """Log a failed reload and describe it; the previous deployment stays in force."""
