@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         default=None,
         description="Comma-separated keys for the admin endpoints; none means admin is disabled.",
     )
+    feedback_api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated keys for POST /v1/feedback (admin keys also work); a "
+        "predict key cannot post labels. None: feedback is open when no key of any role is "
+        "set, else needs an admin key.",
+    )
 
     # ---- prediction service and batch scoring ----
     model: str | None = Field(
@@ -239,7 +245,13 @@ def remember_secrets(settings: Settings) -> None:
     the passwords and tokens of its URIs and its keys (a process that gets its settings
     from another, such as a server worker, calls this itself)."""
     remember_uri(settings.tracking_uri, settings.s3_endpoint_url)
-    for secret in (settings.api_keys, settings.admin_api_keys, settings.online_checkpoint_key):
+    secrets = (
+        settings.api_keys,
+        settings.admin_api_keys,
+        settings.feedback_api_keys,
+        settings.online_checkpoint_key,
+    )
+    for secret in secrets:
         if secret is not None:
             remember(*secret.get_secret_value().split(","))
 

@@ -43,7 +43,7 @@ def test_every_non_health_route_needs_the_right_key(guarded: Server) -> None:
             assert missing.json()["detail"].startswith("missing API key")
             wrong = client.request(method, path, headers={"X-API-Key": WRONG})
             assert wrong.status_code == 403, (method, path)
-            if path.startswith("/admin"):
+            if path.startswith("/admin") or path == "/v1/feedback":  # R28: its own scope
                 refused = client.request(method, path, headers=bearer(PREDICT_KEY))
                 assert refused.status_code == 403, (method, path)
                 checked["admin"] += 1
@@ -52,8 +52,8 @@ def test_every_non_health_route_needs_the_right_key(guarded: Server) -> None:
                 assert allowed.status_code not in (401, 403), (method, path)
                 checked["predict"] += 1
         assert checked["open"] == len(HEALTH)
-        assert checked["predict"] >= 12
-        assert checked["admin"] >= 1
+        assert checked["predict"] >= 11
+        assert checked["admin"] >= 2
 
 
 def test_admin_key_reloads_and_unknown_paths_are_guarded_too(guarded: Server) -> None:

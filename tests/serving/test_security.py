@@ -186,3 +186,33 @@ def test_no_accepted_path_leaves_the_root(root: Path, name: str, version: str | 
     assert not attempt, (name, version)
     assert path.is_relative_to(root.resolve())
     assert os.path.realpath(path).startswith(str(root.resolve()) + os.sep)
+
+
+FEEDBACK = "f" * 20
+
+
+@pytest.mark.parametrize(
+    ("keys", "presented", "status", "detail"),
+    [
+        (ApiKeys.parse(predict=None, admin=None), None, 200, "feedback API open"),
+        (ApiKeys.parse(predict=PREDICT_1, admin=None), PREDICT_1, 403, "feedback API disabled"),
+        (ApiKeys.parse(predict=PREDICT_1, admin=ADMIN), PREDICT_1, 403, "not valid for feedback"),
+        (ApiKeys.parse(predict=PREDICT_1, admin=ADMIN), ADMIN, 200, "feedback allowed"),
+        (
+            ApiKeys.parse(predict=PREDICT_1, admin=None, feedback=FEEDBACK),
+            FEEDBACK,
+            200,
+            "feedback allowed",
+        ),
+        (ApiKeys.parse(predict=None, admin=None, feedback=FEEDBACK), None, 401, "missing API"),
+    ],
+)
+def test_feedback_scope(keys: ApiKeys, presented: str | None, status: int, detail: str) -> None:
+    decision = keys.check(presented, AccessRole.FEEDBACK)
+    assert decision.status == status
+    assert detail in decision.detail
+
+
+def test_a_feedback_key_cannot_predict() -> None:
+    keys = ApiKeys.parse(predict=PREDICT_1, admin=None, feedback=FEEDBACK)
+    assert keys.check(FEEDBACK, AccessRole.PREDICT).status == 403

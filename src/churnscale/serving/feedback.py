@@ -1,6 +1,8 @@
 """Feedback in the service: labels joined with logged predictions, live quality on ``/metrics``.
 
 ``POST /v1/feedback`` takes ``{"customer_id": "C17", "churned": true, "observed_at": "…"}``.
+It needs a feedback or an admin key once any key is configured (a predict key cannot post
+labels; see :class:`~churnscale.serving.security.ApiKeys`).
 
 - The label is joined with the predictions logged for that customer (every model version and
   arm that answered for them, e.g. the champion and a shadow) and each joined pair enters that

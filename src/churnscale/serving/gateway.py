@@ -148,7 +148,7 @@ class Gateway:
     ) -> Callable[[Send], Any] | None:
         """None when the request may go on, else a function that sends the 401/403."""
         keys = self.guards.keys
-        if not (keys.predict or keys.admin) and not path.startswith("/admin"):
+        if not keys.configured and not path.startswith("/admin"):
             return None  # no keys configured: predict routes open (admin stays refused)
         role = route_role(path)
         if role is None or (method == "OPTIONS" and self.guards.cors):
@@ -323,7 +323,8 @@ class Gateway:
                     self.state.metrics.errors.labels(route, "server").inc()
 
     async def _run(self, scope: Scope, receive: Receive, cycle: _ForwardedCycle) -> None:
-        if scope["method"] == "POST" and route_role(scope["path"]) is AccessRole.PREDICT:
+        role = route_role(scope["path"])
+        if scope["method"] == "POST" and role in (AccessRole.PREDICT, AccessRole.FEEDBACK):
             async with deadline(self.guards.timeout), self.guards.admission.admit():
                 await self.app(scope, receive, cycle.send)
         else:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from churnscale.config import Settings
 from churnscale.exceptions import ConfigError, ModelNotFoundError, UnsafePathError
 
@@ -24,9 +26,10 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
 
 
 class AccessRole(StrEnum):
-    """What a request wants to do: predict, or administer models (reload, promote)."""
+    """What a request wants to do: predict, post outcome labels, or administer models."""
 
     PREDICT = "predict"
+    FEEDBACK = "feedback"
     ADMIN = "admin"
 
 
@@ -49,31 +52,61 @@ class AuthDecision:
 
 @dataclass(frozen=True, slots=True)
 class ApiKeys:
-    """SHA-256 digests of the predict and the admin keys; admin keys may also predict."""
+    """SHA-256 digests of the predict, feedback and admin keys; admin keys may do all three.
+
+    Feedback (labels that move the live quality figures) has its own scope: a predict key
+    cannot post it. With no key of any role configured the service is open (predict and
+    feedback; admin stays disabled); once any key is configured, feedback needs a feedback or
+    an admin key, and is disabled (403) when neither is configured.
+    """
 
     predict: tuple[bytes, ...] = ()
     admin: tuple[bytes, ...] = ()
+    feedback: tuple[bytes, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiKeys:
-        """Keys from ``CHURNSCALE_API_KEYS`` and ``CHURNSCALE_ADMIN_API_KEYS``."""
-        predict = settings.api_keys.get_secret_value() if settings.api_keys else None
-        admin = settings.admin_api_keys.get_secret_value() if settings.admin_api_keys else None
-        return cls.parse(predict=predict, admin=admin)
+        """Keys from ``CHURNSCALE_API_KEYS``, ``CHURNSCALE_ADMIN_API_KEYS`` and
+        ``CHURNSCALE_FEEDBACK_API_KEYS``."""
+
+        def text(secret: SecretStr | None) -> str | None:
+            return secret.get_secret_value() if secret else None
+
+        return cls.parse(
+            predict=text(settings.api_keys),
+            admin=text(settings.admin_api_keys),
+            feedback=text(settings.feedback_api_keys),
+        )
 
     @classmethod
-    def parse(cls, *, predict: str | None, admin: str | None) -> ApiKeys:
+    def parse(
+        cls, *, predict: str | None, admin: str | None, feedback: str | None = None
+    ) -> ApiKeys:
         """Comma-separated keys per role; each printable ASCII of at least 16 characters."""
         return cls(
             predict=_parse_keys(predict, setting="CHURNSCALE_API_KEYS"),
             admin=_parse_keys(admin, setting="CHURNSCALE_ADMIN_API_KEYS"),
+            feedback=_parse_keys(feedback, setting="CHURNSCALE_FEEDBACK_API_KEYS"),
         )
+
+    @property
+    def configured(self) -> bool:
+        """Whether any key of any role is configured (else the service is open)."""
+        return bool(self.predict or self.admin or self.feedback)
 
     def check(self, presented: str | None, role: AccessRole) -> AuthDecision:
         """Decide a request that presented ``presented`` (None when it sent no key)."""
         if role is AccessRole.ADMIN and not self.admin:
             return AuthDecision(403, "admin API disabled: no admin keys are configured")
-        allowed = self.admin if role is AccessRole.ADMIN else self.predict + self.admin
+        if role is AccessRole.FEEDBACK and not self.configured:
+            return AuthDecision(200, "feedback API open: no keys are configured")
+        if role is AccessRole.FEEDBACK and not (self.feedback or self.admin):
+            return AuthDecision(403, "feedback API disabled: no feedback keys are configured")
+        allowed = {
+            AccessRole.ADMIN: self.admin,
+            AccessRole.FEEDBACK: self.feedback + self.admin,
+            AccessRole.PREDICT: self.predict + self.admin,
+        }[role]
         if role is AccessRole.PREDICT and not self.predict:
             return AuthDecision(200, "predict API open: no predict keys are configured")
         if not presented:
@@ -88,16 +121,22 @@ class ApiKeys:
 
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/ping", "/v2/health/live", "/v2/health/ready"})
+FEEDBACK_PATH = "/v1/feedback"
 
 
 def route_role(path: str) -> AccessRole | None:
-    """The role a path needs: None for health probes, ADMIN under ``/admin``, else PREDICT.
+    """The role a path needs: None for health probes, ADMIN under ``/admin``, FEEDBACK for
+    ``/v1/feedback``, else PREDICT.
 
     >>> route_role("/healthz") is None, route_role("/admin/reload"), route_role("/metrics")
     (True, <AccessRole.ADMIN: 'admin'>, <AccessRole.PREDICT: 'predict'>)
+    >>> route_role("/v1/feedback")
+    <AccessRole.FEEDBACK: 'feedback'>
     """
     if path in HEALTH_PATHS:
         return None
+    if path == FEEDBACK_PATH:
+        return AccessRole.FEEDBACK
     if path == "/admin" or path.startswith("/admin/"):
         return AccessRole.ADMIN
     return AccessRole.PREDICT
