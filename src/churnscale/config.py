@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         description="Directory of bundles an admin may reload by name ({'bundle': NAME}); "
         "names can never reach outside it.",
     )
+    docs_assets: Path | None = Field(
+        default=None,
+        description="Directory holding swagger-ui-bundle.js and swagger-ui.css (swagger-ui-dist) "
+        "to serve Swagger UI at /docs from this host; none: /docs is a plain HTML page made "
+        "from the OpenAPI document. Nothing is loaded from a CDN either way.",
+    )
     reload_poll_s: float | None = Field(
         default=None,
         gt=0,

@@ -29,6 +29,7 @@ from churnscale.config import Settings
 from churnscale.exceptions import ChurnscaleError
 from churnscale.serving.bodies import ARROW, ARROW_FILE, BATCH_TYPES, CSV, JSON, read_table
 from churnscale.serving.deployment import Deployment, routing_from_settings
+from churnscale.serving.docs import docs_router
 from churnscale.serving.errors import InvalidInputError, RequestError, UnsupportedMediaTypeError
 from churnscale.serving.gateway import Gateway, Guards, ServiceState
 from churnscale.serving.limits import AdmissionController
@@ -113,6 +114,8 @@ def create_app(settings: Settings, *, background_load: bool = False) -> Gateway:
         summary="Customer churn predictions: single, batch, and standard inference protocols.",
         lifespan=lifespan,
         redirect_slashes=False,  # a path is served as sent, or 404: never redirected
+        docs_url=None,  # FastAPI's pages load Swagger UI / ReDoc from a CDN: ours, see docs.py
+        redoc_url=None,
     )
     api.state.serving = state
     api.state.monitor = monitor = ModelMonitor(settings, state.metrics.registry)
@@ -136,6 +139,7 @@ def create_app(settings: Settings, *, background_load: bool = False) -> Gateway:
     api.include_router(router)
     api.include_router(monitoring.router)
     api.include_router(feedback.router)
+    api.include_router(docs_router(settings.docs_assets))
     api.openapi = lambda: _openapi(api, state)  # type: ignore[method-assign]
     guards = Guards(
         keys=ApiKeys.from_settings(settings),
