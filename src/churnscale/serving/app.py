@@ -107,6 +107,7 @@ def create_app(settings: Settings, *, background_load: bool = False) -> Gateway:
         if shadow is not None:
             await asyncio.to_thread(shadow.close)
         state.deployment = None
+        state.metrics.ready.set(0)
 
     api = FastAPI(
         title="churnscale",

@@ -61,6 +61,12 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self.ready = Gauge(
+            "churnscale_ready",
+            "1 while this process has a model loaded and warmed (answers /readyz), else 0.",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
         self._add_experiment_metrics()
 
     def _add_experiment_metrics(self) -> None:

@@ -78,6 +78,7 @@ class Reloader:
         """Set the model-info gauge to the versions now served."""
         if self.on_deploy is not None:
             self.on_deploy(deployment)
+        self.state.metrics.ready.set(1)
         gauge = self.state.metrics.model
         gauge.clear()
         for arm in deployment.arms.values():
