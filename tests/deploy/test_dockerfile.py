@@ -66,6 +66,8 @@ def test_runtime_stage_runs_as_non_root_with_a_health_check() -> None:
     (healthcheck,) = [args for op, args in instructions if op == "HEALTHCHECK"]
     assert "/healthz" in healthcheck
     assert ("EXPOSE", "8000") in instructions
+    assert ("EXPOSE", "8001") in instructions  # gRPC
+    assert ("CMD", '["--port", "8000", "--grpc-port", "8001"]') in instructions
     (entrypoint,) = [args for op, args in instructions if op == "ENTRYPOINT"]
     assert entrypoint == '["churnscale", "serve", "--host", "0.0.0.0"]'
     assert ("ARG", "CHURNSCALE_MODEL=churn@champion") in instructions

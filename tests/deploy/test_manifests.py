@@ -95,6 +95,9 @@ def test_api_probes_grace_period_and_secrets() -> None:
         assert env[variable] == {"secretKeyRef": {"name": "churnscale-api-keys", "key": key}}
     assert env["CHURNSCALE_MODEL"] == "churn@champion"
     assert container["ports"][0]["containerPort"] == 8000
+    assert container["ports"][1] == {"name": "grpc", "containerPort": 8001, "protocol": "TCP"}
+    args = container["args"]
+    assert args[args.index("--grpc-port") + 1] == "8001"
 
 
 def test_service_hpa_and_pdb_point_at_the_api_pods() -> None:

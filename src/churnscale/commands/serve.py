@@ -24,11 +24,22 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
         workers: Annotated[int, typer.Option("--workers", min=1, help="Processes.")] = 1,
+        grpc_port: Annotated[
+            int | None,
+            typer.Option(
+                "--grpc-port",
+                min=1,
+                max=65535,
+                help="Also serve the Open Inference Protocol over gRPC on this port "
+                "(needs the grpc extra).",
+            ),
+        ] = None,
         reasons: Annotated[
             bool | None, typer.Option("--reasons/--no-reasons", help="Reason codes by default.")
         ] = None,
     ) -> None:
-        """Serve predictions over HTTP (REST, Open Inference Protocol v2, SageMaker, MLflow)."""
+        """Serve predictions over HTTP (REST, Open Inference Protocol v2, SageMaker, MLflow),
+        and the Open Inference Protocol over gRPC with --grpc-port."""
         from churnscale.config import load_settings
         from churnscale.model.loading import resolve_bundle
         from churnscale.serving.deployment import routing_from_settings
@@ -48,4 +59,18 @@ def register(app: typer.Typer) -> None:
         for reference in [*(arm.model for arm in routing.arms), routing.shadow]:
             if reference is not None:  # fail fast, with one line, on a bad reference
                 resolve_bundle(reference, settings)
-        run_server(settings, host=host, port=port, workers=workers)
+        if grpc_port is not None:
+            _require_grpc()
+        run_server(settings, host=host, port=port, workers=workers, grpc_port=grpc_port)
+
+
+def _require_grpc() -> None:
+    """Fail with one line when the grpc extra (grpcio, tritonclient's messages) is missing."""
+    try:
+        import tritonclient.grpc.service_pb2  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            "--grpc-port",
+            expected="the grpc extra installed (pip install 'churnscale[grpc]')",
+            received=f"no module {exc.name}",
+        ) from None

@@ -4,7 +4,9 @@
   ``/v2/health/ready``, ``/v2/models/{name}``, ``/v2/models/{name}/ready``,
   ``POST /v2/models/{name}/infer``. One input tensor per feature column (FP64 numerics, BOOL
   booleans, BYTES categories and dates), ``shape`` ``[n]`` or ``[n, 1]``; the output tensor is
-  ``churn_probability`` (FP64). JSON tensors only (not the binary-data extension).
+  ``churn_probability`` (FP64). JSON tensors or Triton's binary data extension
+  (:mod:`~churnscale.serving.v2_binary`); a missing value is ``null``, ``NaN`` or an empty
+  BYTES element (:mod:`~churnscale.serving.v2_tensors`).
 - **SageMaker** container contract: ``GET /ping``, ``POST /invocations``.
 - **MLflow scoring** on ``/invocations``: ``dataframe_split``, ``dataframe_records`` (and
   ``instances`` / ``inputs`` as lists of records), or a ``text/csv`` body; the answer is
@@ -17,12 +19,10 @@ import asyncio
 import json
 from typing import Annotated, Any
 
-import msgspec
-import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response
 
-from churnscale.data.schema import Role
 from churnscale.serving.bodies import CSV, JSON, read_table
 from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeError
 from churnscale.serving.gateway import ServiceState
@@ -35,31 +35,22 @@ from churnscale.serving.schemas import (
     V2ModelMetadata,
 )
 from churnscale.serving.service import PredictionService
+from churnscale.serving.v2_binary import (
+    BINARY,
+    HEADER_LENGTH,
+    binary_answer,
+    header_length,
+    read_request,
+    wants_binary,
+)
+from churnscale.serving.v2_tensors import OUTPUT, customer_rows, model_metadata, score_rows
 from churnscale.version import __version__
 
 router = APIRouter()
-OUTPUT = "churn_probability"
-V2_TYPES = {Role.NUMERIC: "FP64", Role.BOOLEAN: "BOOL", Role.CATEGORICAL: "BYTES"}
 V2_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": V2Error} for code in (400, 404, 413, 415, 422, 503)
 }
 NameParam = Annotated[str, Path(description="Model name (the model_name setting).")]
-
-
-class V2Input(msgspec.Struct, forbid_unknown_fields=False):
-    """One input tensor of an inference request."""
-
-    name: str
-    shape: list[int]
-    datatype: str
-    data: list[Any]
-
-
-class V2Request(msgspec.Struct, forbid_unknown_fields=False):
-    """An Open Inference Protocol inference request (JSON tensors)."""
-
-    inputs: list[V2Input]
-    id: str | None = None
 
 
 def _service(request: Request) -> PredictionService:
@@ -81,7 +72,7 @@ def _named(service: PredictionService, name: str) -> PredictionService:
 @router.get("/v2", tags=["v2"])
 async def v2_server() -> dict[str, Any]:
     """Server metadata."""
-    return {"name": "churnscale", "version": __version__, "extensions": []}
+    return {"name": "churnscale", "version": __version__, "extensions": ["binary_tensor_data"]}
 
 
 @router.get("/v2/health/live", response_model=Status, tags=["v2"])
@@ -99,18 +90,7 @@ async def v2_ready(service: ServiceDep) -> dict[str, str]:
 @router.get("/v2/models/{name}", response_model=V2ModelMetadata, responses=V2_ERRORS, tags=["v2"])
 async def v2_model(name: NameParam, service: ServiceDep) -> dict[str, Any]:
     """Model metadata: one input tensor per feature column."""
-    _named(service, name)
-    inputs = [
-        {"name": c.name, "datatype": V2_TYPES.get(c.role, "BYTES"), "shape": [-1]}
-        for c in service.schema.features
-    ]
-    return {
-        "name": name,
-        "versions": [service.version],
-        "platform": f"lightgbm_{service.predictor.kind}",
-        "inputs": inputs,
-        "outputs": [{"name": OUTPUT, "datatype": "FP64", "shape": [-1]}],
-    }
+    return model_metadata(_named(service, name), name)
 
 
 @router.get("/v2/models/{name}/ready", response_model=Status, responses=V2_ERRORS, tags=["v2"])
@@ -123,21 +103,34 @@ async def v2_model_ready(name: NameParam, service: ServiceDep) -> dict[str, str]
 @router.post(
     "/v2/models/{name}/infer",
     response_model=V2InferResponse,
-    responses=V2_ERRORS,
+    responses={
+        **V2_ERRORS,
+        200: {"content": {BINARY: {"schema": {"type": "string", "format": "binary"}}}},
+    },
     openapi_extra={
-        "requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object"}}}}
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": {"type": "object"}},
+                BINARY: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
     },
     tags=["v2"],
 )
-async def v2_infer(name: NameParam, request: Request, service: ServiceDep) -> dict[str, Any]:
-    """Inference on JSON tensors, one per feature column."""
+async def v2_infer(name: NameParam, request: Request, service: ServiceDep) -> Any:
+    """Inference on tensors, one per feature column: JSON, or the binary data extension."""
     _named(service, name)
-    try:
-        infer = msgspec.json.decode(await request.body(), type=V2Request)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise InvalidInputError(str(exc), field="body") from None
-    rows = _tensor_rows(service, infer.inputs)
-    probabilities = await asyncio.to_thread(service.predict_rows, rows)
+    length = header_length(request.headers.get(HEADER_LENGTH))
+    infer, tensors = read_request(await request.body(), length)
+    binary = wants_binary(infer)
+    rows = customer_rows(service, tensors)
+    probabilities = await score_rows(service, rows)
+    if binary:
+        body, size = binary_answer(
+            infer, name=name, version=service.version, probabilities=probabilities
+        )
+        return Response(body, media_type=BINARY, headers={HEADER_LENGTH: str(size)})
     return {
         "model_name": name,
         "model_version": service.version,
@@ -151,31 +144,6 @@ async def v2_infer(name: NameParam, request: Request, service: ServiceDep) -> di
             }
         ],
     }
-
-
-def _tensor_rows(service: PredictionService, inputs: list[V2Input]) -> list[dict[str, Any]]:
-    columns = {t.name: _flatten(t) for t in inputs}
-    sizes = {len(v) for v in columns.values()}
-    if len(sizes) > 1:
-        raise InvalidInputError(f"input tensors differ in length: {sorted(sizes)}", field="inputs")
-    n = sizes.pop() if sizes else 0
-    service.check_rows(n)
-    names = list(columns)
-    return [service.decoder.convert({k: columns[k][i] for k in names}, row=i) for i in range(n)]
-
-
-def _flatten(tensor: V2Input) -> list[Any]:
-    data = tensor.data
-    if data and isinstance(data[0], list):
-        data = [v for part in data for v in (part if isinstance(part, list) else [part])]
-    expected = int(np.prod(tensor.shape)) if tensor.shape else len(data)
-    if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
-        raise InvalidInputError(f"shape {tensor.shape} is not [n] or [n, 1]", field=tensor.name)
-    if expected != len(data):
-        raise InvalidInputError(
-            f"shape {tensor.shape} does not match {len(data)} values", field=tensor.name
-        )
-    return data
 
 
 @router.get(

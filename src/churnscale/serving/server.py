@@ -8,10 +8,15 @@ With ``workers > 1`` every process binds its own socket to the same address with
 ``SO_REUSEPORT``, so the kernel spreads connections over the processes; measured here this
 balanced keep-alive connections better than ``uvicorn --workers`` (one shared socket), which
 sometimes left every connection on one worker.
+
+With ``grpc_port`` each process also serves the Open Inference Protocol's gRPC service
+(:mod:`churnscale.serving.grpc_server`) on that port, in the same event loop; it stops after
+HTTP has drained.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import multiprocessing
 import signal
@@ -40,8 +45,15 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_one(settings: Settings, host: str, port: int, *, reuse_port: bool = False) -> None:
-    """Serve in this process until SIGINT/SIGTERM."""
+def serve_one(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    grpc_port: int | None = None,
+) -> None:
+    """Serve in this process until SIGINT/SIGTERM (and gRPC on ``grpc_port`` when given)."""
     import uvicorn
 
     from churnscale.config import remember_secrets
@@ -76,21 +88,41 @@ def serve_one(settings: Settings, host: str, port: int, *, reuse_port: bool = Fa
 
     app.state.on_failure = stop  # the first model load failed: exit instead of never ready
     sockets = [reuseport_socket(host, port)] if reuse_port else None
-    server.run(sockets=sockets)
+
+    async def run() -> None:
+        grpc = None
+        if grpc_port is not None:
+            from churnscale.serving.grpc_server import start_grpc
+
+            grpc = await start_grpc(
+                app, host=host, port=grpc_port, max_bytes=settings.max_body_bytes
+            )
+        try:
+            await server.serve(sockets=sockets)
+        finally:
+            if grpc is not None:
+                await grpc.stop(grace=1.0)  # HTTP has drained: finish the calls in flight
+
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(run())
     if not server.started or app.state.failure is not None:
         raise SystemExit(3)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
-    """Serve with ``workers`` processes (one ``SO_REUSEPORT`` socket each when > 1)."""
+def serve(
+    settings: Settings, *, host: str, port: int, workers: int, grpc_port: int | None = None
+) -> None:
+    """Serve with ``workers`` processes (one ``SO_REUSEPORT`` socket each when > 1; gRPC's
+    server sets ``SO_REUSEPORT`` itself, so every process serves ``grpc_port`` too)."""
     if workers < 1:
         raise ConfigError("--workers", expected="at least 1", received=workers)
     if workers == 1:
-        serve_one(settings, host, port)
+        serve_one(settings, host, port, grpc_port=grpc_port)
         return
     context = multiprocessing.get_context("spawn")
+    options = {"reuse_port": True, "grpc_port": grpc_port}
     children = [
-        context.Process(target=serve_one, args=(settings, host, port), kwargs={"reuse_port": True})
+        context.Process(target=serve_one, args=(settings, host, port), kwargs=options)
         for _ in range(workers)
     ]
     for child in children:
