@@ -17,7 +17,12 @@ def build(
     out: Annotated[Path, typer.Option("--out", help="Dataset directory to create.")],
     horizon: Annotated[str, typer.Option("--horizon", help="Label horizon, e.g. 90d.")] = "90d",
     windows: Annotated[str, typer.Option("--windows", help="Feature windows.")] = "7d,30d,90d",
-    label: Annotated[str, typer.Option("--label", help="cancel or inactivity.")] = "cancel",
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label", help="cancel or inactivity [default: cancel if there is a cancel type]."
+        ),
+    ] = None,
     static: Annotated[
         str | None, typer.Option("--static", help="Static customer attributes to join.")
     ] = None,
@@ -28,16 +33,46 @@ def build(
         str | None,
         typer.Option(
             "--types",
-            help="Event types, comma-separated [default: the six of the generated event log: "
-            "login, usage, payment, support_ticket, plan_change, cancel].",
+            help="Event types, comma-separated [default: the --event-type, else the six of the "
+            "generated event log: login, usage, payment, support_ticket, plan_change, cancel].",
         ),
     ] = None,
     amount_types: Annotated[
-        str, typer.Option("--amount-types", help="Event types whose amounts are summed.")
-    ] = "payment,usage",
+        str | None,
+        typer.Option(
+            "--amount-types",
+            help="Event types whose amounts are summed [default: the --event-type, else "
+            "payment,usage].",
+        ),
+    ] = None,
     cancel_type: Annotated[
-        str, typer.Option("--cancel-type", help="Event type that means cancellation ('' if none).")
-    ] = "cancel",
+        str | None,
+        typer.Option(
+            "--cancel-type",
+            help="Event type that means cancellation ('' if none) [default: cancel if listed].",
+        ),
+    ] = None,
+    customer_col: Annotated[
+        str, typer.Option("--customer-col", help="Column of customer ids.")
+    ] = "customer_id",
+    time_col: Annotated[str, typer.Option("--time-col", help="Column of event times.")] = (
+        "timestamp"
+    ),
+    time_format: Annotated[
+        str | None,
+        typer.Option("--time-format", help="strptime format of the times, e.g. %Y%m%d [ISO]."),
+    ] = None,
+    type_col: Annotated[
+        str | None,
+        typer.Option("--type-col", help="Column of event types [default: event_type]."),
+    ] = None,
+    event_type: Annotated[
+        str | None,
+        typer.Option("--event-type", help="One type for every event (instead of --type-col)."),
+    ] = None,
+    amount_col: Annotated[
+        str, typer.Option("--amount-col", help="Column of amounts (optional if 'amount').")
+    ] = "amount",
     bucket_rows: Annotated[
         int,
         typer.Option("--bucket-rows", min=1, help="Events per on-disk bucket (bounds memory)."),
@@ -46,23 +81,26 @@ def build(
     """One row per customer per as-of date; no feature uses an event at or after the date."""
     from churnscale.config import load_settings
     from churnscale.features.builder import build_features
+    from churnscale.features.columns import EventColumns
     from churnscale.features.sources import BuildSources
-    from churnscale.features.spec import (
-        DEFAULT_EVENT_TYPES,
-        FeatureSpec,
-        parse_dates,
-        parse_duration,
-        parse_durations,
-    )
+    from churnscale.features.spec import feature_spec, parse_dates, parse_duration, parse_durations
     from churnscale.progress import row_progress
     from churnscale.terminal import stderr_console
 
-    listed = DEFAULT_EVENT_TYPES if types is None else types.split(",")
-    spec = FeatureSpec(
+    columns = EventColumns(
+        customer_col=customer_col,
+        time_col=time_col,
+        time_format=time_format,
+        type_col=type_col or (None if event_type else "event_type"),
+        event_type=event_type,
+        amount_col=amount_col,
+    )
+    spec = feature_spec(
+        columns=columns,
         windows=parse_durations(windows, flag="--windows"),
-        event_types=tuple(t.strip() for t in listed if t.strip()),
-        amount_types=tuple(t.strip() for t in amount_types.split(",") if t.strip()),
-        cancel_type=cancel_type or None,
+        event_types=None if types is None else types.split(","),
+        amount_types=None if amount_types is None else amount_types.split(","),
+        cancel_type=cancel_type,
         horizon=parse_duration(horizon, flag="--horizon"),
         label=label,
     )

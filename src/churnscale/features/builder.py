@@ -25,7 +25,8 @@ from churnscale.data.fingerprint import Fingerprint
 from churnscale.data.schema import ColumnSpec, Role, Schema
 from churnscale.data.store import INFO_FILE, SCHEMA_FILE, DatasetInfo, PartWriter
 from churnscale.exceptions import SchemaError
-from churnscale.features.eventlog import ID, TYPED, Buckets, arrays_of, bucket_count, read_events
+from churnscale.features.columns import ID
+from churnscale.features.eventlog import TYPED, Buckets, arrays_of, bucket_count, read_events
 from churnscale.features.pointintime import EventArrays, features_at
 from churnscale.features.sources import BuildSources
 from churnscale.features.spec import DAY_US, FeatureSpec, date_us

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from churnscale.features.columns import EventColumns
 from churnscale.features.eventlog import customer_arrays
 from churnscale.features.pointintime import features_at, instant_us
 from churnscale.features.spec import FeatureSpec
@@ -21,15 +22,20 @@ _UNDEFINED_PREFIXES = ("tenure", "recency", "gap_", "amount_mean")
 
 
 def features_for_customer(
-    events: list[dict[str, Any]] | pa.Table, *, as_of: date | datetime | str, spec: FeatureSpec
+    events: list[dict[str, Any]] | pa.Table,
+    *,
+    as_of: date | datetime | str,
+    spec: FeatureSpec,
+    columns: EventColumns | None = None,
 ) -> dict[str, float | None]:
     """One customer's features at ``as_of``: the batch builder's row for them, bit for bit.
 
-    ``events`` holds ``timestamp``, ``event_type`` and optionally ``amount``; events at or
+    ``events`` holds ``timestamp``, ``event_type`` and optionally ``amount``, or the columns
+    ``columns`` names (``spec.columns`` for events as the built log had them); events at or
     after ``as_of`` are ignored. Features that need missing events are ``None``.
     """
     instant = instant_us(as_of)
-    arrays = customer_arrays(events, spec=spec).before(instant).canonical()
+    arrays = customer_arrays(events, spec=spec, columns=columns).before(instant).canonical()
     if len(arrays) == 0:
         return {n: None if n.startswith(_UNDEFINED_PREFIXES) else 0.0 for n in spec.feature_names()}
     _, values = features_at(arrays, instant, spec)

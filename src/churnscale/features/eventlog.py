@@ -9,6 +9,7 @@ than memory is processed one bucket at a time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,10 @@ from churnscale.data.quarantine import Reject
 from churnscale.data.readers import expand, file_format, read_chunks
 from churnscale.data.schema import ColumnSpec, Role, Schema
 from churnscale.exceptions import SchemaError
+from churnscale.features.columns import AMOUNT, ID, TIME, TYPE, EventColumns
 from churnscale.features.pointintime import EventArrays
 from churnscale.features.spec import FeatureSpec
 
-ID, TIME, TYPE, AMOUNT = "customer_id", "timestamp", "event_type", "amount"
-REQUIRED = (ID, TIME, TYPE)
 #: Columns of a typed event batch (as stored in a bucket).
 TYPED = pa.schema(
     [
@@ -60,37 +60,41 @@ def typed_events(
     lines: np.ndarray,
     flag: str = "--events",
     with_id: bool = True,
+    columns: EventColumns | None = None,
 ) -> pa.RecordBatch:
-    """Check and convert a raw event batch to :data:`TYPED` columns; bad rows raise."""
-    needed = REQUIRED if with_id else REQUIRED[1:]
-    missing = [n for n in needed if n not in batch.schema.names]
-    if missing:
-        raise SchemaError(f"{flag} {source}: not an event log", missing=missing)
+    """Check and convert a raw event batch to :data:`TYPED` columns; bad rows raise.
+
+    The batch's columns are read by ``columns`` (the spec's :class:`EventColumns` if None).
+    """
+    mapping = spec.columns if columns is None else columns
+    batch = mapping.canonical(batch, source=source, lines=lines, flag=flag, with_id=with_id)
     schema = event_schema(batch.schema.names, with_id=with_id)
     typed, rejects = conform(batch, schema, source=source, lines=lines)
     if rejects:
-        raise _fail(flag, rejects[0])
+        first = rejects[0]
+        raise _fail(flag, replace(first, column=mapping.source_name(first.column or "")))
     kind = _kinds(batch.column(TYPE), spec)
     bad = pc.fill_null(pc.or_(pc.is_null(kind), pc.is_null(typed.column(TIME))), True)
     if pc.any(bad).as_py():
         row = int(np.flatnonzero(bad.to_numpy(zero_copy_only=False))[0])
         value = batch.column(TYPE)[row].as_py()
+        time, kinds = mapping.source_name(TIME), mapping.source_name(TYPE)
         reason = (
-            f"{TIME} is missing"
+            f"{time} is missing"
             if value in spec.event_types
-            else (f"{TYPE} must be one of {', '.join(spec.event_types)}")
+            else (f"{kinds} must be one of {', '.join(spec.event_types)}")
         )
-        raise _fail(flag, Reject(source, int(lines[row]), reason, TYPE, value))
+        raise _fail(flag, Reject(source, int(lines[row]), reason, kinds, value))
     amount = (
         typed.column(AMOUNT) if AMOUNT in typed.schema.names else pa.nulls(len(typed), pa.float64())
     )
-    columns = [
+    arrays = [
         typed.column(ID) if with_id else pa.nulls(len(typed), pa.string()),
         typed.column(TIME).cast(pa.int64()),
         kind.cast(pa.int8()),
         pc.fill_null(amount, np.nan),
     ]
-    return pa.RecordBatch.from_arrays(columns, schema=TYPED)
+    return pa.RecordBatch.from_arrays(arrays, schema=TYPED)
 
 
 def _kinds(column: pa.Array, spec: FeatureSpec) -> pa.Array:
@@ -124,15 +128,27 @@ def arrays_of(table: pa.Table | pa.RecordBatch, code: np.ndarray) -> EventArrays
     )
 
 
-def customer_arrays(events: list[dict[str, Any]] | pa.Table, *, spec: FeatureSpec) -> EventArrays:
-    """One customer's events (dicts or a table) as checked :class:`EventArrays`."""
+def customer_arrays(
+    events: list[dict[str, Any]] | pa.Table,
+    *,
+    spec: FeatureSpec,
+    columns: EventColumns | None = None,
+) -> EventArrays:
+    """One customer's events (dicts or a table) as checked :class:`EventArrays`; their fields
+    are named by ``columns`` (None: the canonical ``timestamp``, ``event_type``, ``amount``)."""
     table = events if isinstance(events, pa.Table) else pa.Table.from_pylist(list(events))
     if table.num_rows == 0:
         return arrays_of(TYPED.empty_table(), np.empty(0, dtype=np.int64))
     batch = table.combine_chunks().to_batches()[0]
     lines = np.arange(1, batch.num_rows + 1)
     typed = typed_events(
-        batch, spec=spec, source="(request)", lines=lines, flag="events", with_id=False
+        batch,
+        spec=spec,
+        source="(request)",
+        lines=lines,
+        flag="events",
+        with_id=False,
+        columns=columns or EventColumns(),
     )
     return arrays_of(typed, np.zeros(typed.num_rows, dtype=np.int64))
 

@@ -8,13 +8,15 @@ rebuild the same features for one customer.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import numpy as np
 
 from churnscale.exceptions import ConfigError
+from churnscale.features.columns import EventColumns
 
 #: Event types of :mod:`churnscale.data.events`, the default vocabulary.
 DEFAULT_EVENT_TYPES = ("login", "usage", "payment", "support_ticket", "plan_change", "cancel")
@@ -55,7 +57,8 @@ def date_us(day: date) -> int:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """The feature and label definition: windows in days, event vocabulary, horizon, label."""
+    """The feature and label definition: windows in days, event vocabulary, horizon, label,
+    and the event log's :class:`EventColumns`."""
 
     windows: tuple[int, ...] = (7, 30, 90)
     event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES
@@ -63,6 +66,7 @@ class FeatureSpec:
     cancel_type: str | None = "cancel"
     horizon: int = 90
     label: str = "cancel"
+    columns: EventColumns = field(default_factory=EventColumns)
 
     def __post_init__(self) -> None:
         if not self.windows or any(w <= 0 for w in self.windows):
@@ -80,6 +84,11 @@ class FeatureSpec:
             )
         if self.label not in LABELS:
             raise ConfigError("--label", expected=" or ".join(LABELS), received=self.label)
+        constant = self.columns.event_type
+        if constant is not None and constant not in self.event_types:
+            raise ConfigError(
+                "--event-type", expected=f"one of {self.event_types}", received=constant
+            )
         if self.label == "cancel" and self.cancel_type is None:
             raise ConfigError(
                 "--label",
@@ -128,8 +137,18 @@ class FeatureSpec:
         return directions
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """A JSON-ready dict (tuples become lists; the columns only when not the default)."""
+        data: dict[str, Any] = {
+            "windows": list(self.windows),
+            "event_types": list(self.event_types),
+            "amount_types": list(self.amount_types),
+            "cancel_type": self.cancel_type,
+            "horizon": self.horizon,
+            "label": self.label,
+        }
+        if not self.columns.is_default:
+            data["columns"] = self.columns.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
@@ -141,7 +160,49 @@ class FeatureSpec:
             cancel_type=data.get("cancel_type"),
             horizon=int(data["horizon"]),
             label=str(data["label"]),
+            columns=EventColumns.from_dict(data.get("columns") or {}),
         )
+
+
+def feature_spec(
+    *,
+    columns: EventColumns | None = None,
+    windows: tuple[int, ...] = (7, 30, 90),
+    event_types: Sequence[str] | None = None,
+    amount_types: Sequence[str] | None = None,
+    cancel_type: str | None = None,
+    horizon: int = 90,
+    label: str | None = None,
+) -> FeatureSpec:
+    """A :class:`FeatureSpec` for a log read by ``columns``, its unset parts following the log.
+
+    Unset (None): the event types are the generated log's six, or the one constant
+    ``columns.event_type``; the amount types ``payment`` and ``usage``, or that constant type;
+    the cancel type ``cancel`` when it is one of the types (``""``: none); the label ``cancel``
+    when there is a cancel type, else ``inactivity``.
+
+    >>> spec = feature_spec(columns=EventColumns(time_col="date", time_format="%Y%m%d",
+    ...                     event_type="purchase", amount_col="dollar_value"))
+    >>> spec.event_types, spec.amount_types, spec.cancel_type, spec.label
+    (('purchase',), ('purchase',), None, 'inactivity')
+    """
+    columns = columns or EventColumns()
+    constant = columns.event_type
+    if event_types is None:
+        event_types = DEFAULT_EVENT_TYPES if constant is None else (constant,)
+    if amount_types is None:
+        amount_types = ("payment", "usage") if constant is None else (constant,)
+    if cancel_type is None:
+        cancel_type = "cancel" if "cancel" in event_types else ""
+    return FeatureSpec(
+        windows=windows,
+        event_types=tuple(t.strip() for t in event_types if t.strip()),
+        amount_types=tuple(t.strip() for t in amount_types if t.strip()),
+        cancel_type=cancel_type or None,
+        horizon=horizon,
+        label=label or ("cancel" if cancel_type else "inactivity"),
+        columns=columns,
+    )
 
 
 def monotone_constraints(metadata: dict[str, Any], names: list[str]) -> list[int] | None:

@@ -9,6 +9,10 @@ besides a customer's feature values, a request with the events themselves::
                 {"type": "payment", "at": "2026-06-02", "amount": 30.0}],
      ...static attributes}
 
+A dataset built from a log with its own columns (:class:`~churnscale.features.columns.
+EventColumns`, e.g. CDNOW's ``date`` and ``dollar_value``) takes its events as that log's rows,
+read by the same mapping: ``"events": [{"date": "19970101", "dollar_value": 11.77}]``.
+
 The features come from :func:`~churnscale.features.pointintime.features_for_customer`, the
 kernel the batch builder runs, so they equal the builder's row for that customer and date.
 Events at or after ``as_of`` are ignored, as in training.
@@ -21,6 +25,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
+import pyarrow as pa
 
 from churnscale.data.schema import Schema
 from churnscale.exceptions import ChurnscaleError
@@ -99,6 +104,8 @@ class EventCustomerDecoder(CustomerDecoder):
         self, events: Any, *, as_of: date | datetime, row: int | None = None
     ) -> dict[str, float | None]:
         """The point-in-time features of one customer's ``events`` at ``as_of``."""
+        if not self.spec.columns.is_default:
+            return self._log_features(events, as_of=as_of, row=row)
         try:
             checked = msgspec.convert(events, list[Event])
         except msgspec.ValidationError as exc:
@@ -113,6 +120,23 @@ class EventCustomerDecoder(CustomerDecoder):
         rows = [{"timestamp": e.at, "event_type": e.type, "amount": e.amount} for e in checked]
         try:
             return features_for_customer(rows, as_of=as_of, spec=self.spec)
+        except ChurnscaleError as exc:
+            raise InvalidInputError(str(exc), field=EVENTS, row=row) from None
+
+    def _log_features(
+        self, events: Any, *, as_of: date | datetime, row: int | None
+    ) -> dict[str, float | None]:
+        """Features of events given as the built log's rows (its :class:`EventColumns`)."""
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise InvalidInputError("expected an array of objects", field=EVENTS, row=row)
+        try:
+            table = pa.Table.from_pylist(events)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InvalidInputError(f"mixed value types: {exc}", field=EVENTS, row=row) from None
+        try:
+            return features_for_customer(
+                table, as_of=as_of, spec=self.spec, columns=self.spec.columns
+            )
         except ChurnscaleError as exc:
             raise InvalidInputError(str(exc), field=EVENTS, row=row) from None
 
@@ -132,6 +156,9 @@ class EventCustomerDecoder(CustomerDecoder):
         """JSON Schema of one customer: feature values, or ``as_of`` and ``events``."""
         schema = super().json_schema()
         event = msgspec.json.schema(Event)["$defs"]["Event"]
+        if not self.spec.columns.is_default:
+            required = self.spec.columns.required(with_id=False)
+            event = {"type": "object", "required": required, "description": "A log row."}
         schema["properties"][EVENTS] = {"type": "array", "items": event}
         schema["description"] = (
             "One customer: every feature column (null = missing), or instead of the "
