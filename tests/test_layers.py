@@ -25,7 +25,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("churnscale.evaluation", "churnscale.monitoring"),
     ("churnscale.training", "churnscale.online", "churnscale.neural"),
     ("churnscale.scoring", "churnscale.serving", "churnscale.export"),
-    ("churnscale.commands", "churnscale.progress", "churnscale.demo"),
+    (
+        "churnscale.commands",
+        "churnscale.api",
+        "churnscale.sklearn",
+        "churnscale.progress",
+        "churnscale.demo",
+    ),
     ("churnscale.cli", "churnscale.__main__", "churnscale"),
 )
 

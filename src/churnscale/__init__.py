@@ -1,6 +1,71 @@
-"""churnscale: customer churn prediction at any scale."""
+"""churnscale: customer churn prediction at any scale.
 
-from churnscale.exceptions import ChurnscaleError
+>>> import churnscale
+>>> churnscale.train, churnscale.load_model  # doctest: +ELLIPSIS
+(<function train at ...>, <function load_model at ...>)
+
+Importing the package is light (no LightGBM, MLflow, matplotlib or scikit-learn): the API's
+names are imported when first used, so ``churnscale serve`` and a minimal install start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from churnscale.exceptions import ChurnscaleError, InputTypeError
 from churnscale.version import __version__
 
-__all__ = ["ChurnscaleError", "__version__"]
+if TYPE_CHECKING:
+    from churnscale import features
+    from churnscale.api import (
+        ChurnModel,
+        EvaluationReport,
+        Generated,
+        generate,
+        ingest,
+        load_model,
+        score,
+        train,
+    )
+
+#: Names imported from ``churnscale.api`` when first used.
+_API = (
+    "ChurnModel",
+    "EvaluationReport",
+    "Generated",
+    "generate",
+    "ingest",
+    "load_model",
+    "score",
+    "train",
+)
+#: Subpackages reachable as attributes (``churnscale.features.build``).
+_MODULES = ("features",)
+
+__all__ = [
+    "ChurnModel",
+    "ChurnscaleError",
+    "EvaluationReport",
+    "Generated",
+    "InputTypeError",
+    "__version__",
+    "features",
+    "generate",
+    "ingest",
+    "load_model",
+    "score",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module("churnscale.api"), name)
+    if name in _MODULES:
+        return importlib.import_module(f"churnscale.{name}")
+    raise AttributeError(f"module 'churnscale' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

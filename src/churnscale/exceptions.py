@@ -206,3 +206,15 @@ class IncompatibleModelError(ChurnscaleError, ValueError):
         super().__init__(f"model {reference!r} is not compatible: {reason}", field="model")
         self.reference = reference
         self.reason = reason
+
+
+class InputTypeError(ChurnscaleError, TypeError):
+    """A Python API argument of a type churnscale does not take (the Python API's inputs are
+    pandas or polars DataFrames, pyarrow Tables, and paths)."""
+
+    def __init__(self, argument: str, *, expected: str, received: object) -> None:
+        shown = type(received).__module__ + "." + type(received).__qualname__
+        super().__init__(f"{argument}: expected {expected}, got {shown}", field=argument)
+        self.argument = argument
+        self.expected = expected
+        self.received = shown

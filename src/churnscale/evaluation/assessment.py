@@ -20,7 +20,7 @@ from churnscale.evaluation.crossval import summarize_folds
 from churnscale.evaluation.explain import mean_abs_contributions
 from churnscale.evaluation.leakage import LeakageWarning, leakage_warnings, single_feature_aucs
 from churnscale.evaluation.metrics import Evaluation, evaluate_scores
-from churnscale.evaluation.report import render_report
+from churnscale.evaluation.report import render_report, report_html
 from churnscale.features.preprocessor import column_to_float
 from churnscale.model.contract import ChurnModel, ExplainableModel
 
@@ -151,17 +151,24 @@ def assess(
     return Assessment(evaluation, warnings, importance, contributions, folds)
 
 
+def _report_parts(assessment: Assessment) -> dict[str, Any]:
+    return {
+        "importance": assessment.importance or None,
+        "contributions": assessment.contributions or None,
+        "folds": assessment.folds,
+        "warnings": assessment.warnings,
+    }
+
+
 def write_report(
     assessment: Assessment, path: Path, *, title: str, metadata: Mapping[str, Any]
 ) -> Path:
     """The self-contained HTML report of ``assessment`` at ``path``."""
-    return render_report(
-        assessment.evaluation,
-        path=path,
-        title=title,
-        importance=assessment.importance or None,
-        contributions=assessment.contributions or None,
-        folds=assessment.folds,
-        warnings=assessment.warnings,
-        metadata=metadata,
-    )
+    parts = _report_parts(assessment)
+    return render_report(assessment.evaluation, path=path, title=title, metadata=metadata, **parts)
+
+
+def report_page(assessment: Assessment, *, title: str, metadata: Mapping[str, Any]) -> str:
+    """The same report as :func:`write_report`, as a string of HTML (for Jupyter)."""
+    parts = _report_parts(assessment)
+    return report_html(assessment.evaluation, title=title, metadata=metadata, **parts)

@@ -109,28 +109,24 @@ def _feature_rows(
     return [(name, gain.get(name), shap.get(name)) for name in names]
 
 
-def render_report(
+def report_html(
     evaluation: Evaluation,
     *,
-    path: Path,
     title: str,
     importance: Mapping[str, float] | None = None,
     contributions: Mapping[str, float] | None = None,
     folds: dict[str, tuple[float, float]] | None = None,
     warnings: Sequence[LeakageWarning] = (),
     metadata: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write the HTML report of ``evaluation`` to ``path`` (atomically) and return the path.
+) -> str:
+    """The self-contained HTML page of ``evaluation`` (what :func:`render_report` writes).
 
     ``importance`` (gain per feature) and ``contributions`` (mean |SHAP| per feature) add bar
     plots of their top 20; ``folds`` (metric -> mean, std, from
     :func:`~churnscale.evaluation.crossval.summarize_folds`) adds a cross-validation table;
     ``warnings`` are shown in a box above everything else.
     """
-    path = Path(path)
-    if path.exists() and path.is_dir():
-        raise EvaluationError("path", expected="a file path for the report", received=str(path))
-    page = (
+    return (
         page_templates()
         .get_template(TEMPLATE)
         .render(
@@ -145,6 +141,33 @@ def render_report(
             features=_feature_rows(importance, contributions),
             metadata=sorted((metadata or {}).items()),
         )
+    )
+
+
+def render_report(
+    evaluation: Evaluation,
+    *,
+    path: Path,
+    title: str,
+    importance: Mapping[str, float] | None = None,
+    contributions: Mapping[str, float] | None = None,
+    folds: dict[str, tuple[float, float]] | None = None,
+    warnings: Sequence[LeakageWarning] = (),
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the HTML report of ``evaluation`` (:func:`report_html`) to ``path`` (atomically)
+    and return the path."""
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise EvaluationError("path", expected="a file path for the report", received=str(path))
+    page = report_html(
+        evaluation,
+        title=title,
+        importance=importance,
+        contributions=contributions,
+        folds=folds,
+        warnings=warnings,
+        metadata=metadata,
     )
     write_atomically(path, page)
     return path
