@@ -17,7 +17,7 @@ from churnscale.exceptions import ChurnscaleError, InputTypeError
 from churnscale.version import __version__
 
 if TYPE_CHECKING:
-    from churnscale import features
+    from churnscale import features, sklearn
     from churnscale.api import (
         ChurnModel,
         EvaluationReport,
@@ -40,8 +40,8 @@ _API = (
     "score",
     "train",
 )
-#: Subpackages reachable as attributes (``churnscale.features.build``).
-_MODULES = ("features",)
+#: Subpackages reachable as attributes (``churnscale.features.build``, ``churnscale.sklearn``).
+_MODULES = ("features", "sklearn")
 
 __all__ = [
     "ChurnModel",
@@ -55,6 +55,7 @@ __all__ = [
     "ingest",
     "load_model",
     "score",
+    "sklearn",
     "train",
 ]
 
