@@ -10,6 +10,7 @@ from churnscale.model.base import ModelBase
 from churnscale.model.contract import CHURN_PROBABILITY, ChurnModel, ExplainableModel, Reason
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.loading import expect_model, load_bundle, load_model
+from churnscale.model.survival import SurvivalModel
 
 __all__ = [
     "CHURN_PROBABILITY",
@@ -18,6 +19,7 @@ __all__ = [
     "LightGBMModel",
     "ModelBase",
     "Reason",
+    "SurvivalModel",
     "expect_model",
     "load_bundle",
     "load_model",

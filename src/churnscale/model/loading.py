@@ -19,6 +19,7 @@ from churnscale.model.base import ModelBase
 from churnscale.model.bundle import declared_model_type
 from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
+from churnscale.model.survival import SurvivalModel
 
 if TYPE_CHECKING:
     from churnscale.config import Settings
@@ -36,6 +37,7 @@ def _load_mlp(path: Path) -> ChurnModel:
 LOADERS: dict[str, Callable[[Path], ChurnModel]] = {
     LightGBMModel.model_type: LightGBMModel.load,
     "mlp": _load_mlp,
+    SurvivalModel.model_type: SurvivalModel.load,
 }
 
 
