@@ -20,6 +20,15 @@ from churnscale.commands.options import (
     TimeOpt,
     schema_inputs,
 )
+from churnscale.commands.survival import (
+    DistributionOpt,
+    DurationOpt,
+    EventLabelOpt,
+    EventOpt,
+    HorizonsOpt,
+    SigmaOpt,
+    survival_flags_alone,
+)
 from churnscale.exceptions import ConfigError
 from churnscale.terminal import stderr_console, stdout_console
 
@@ -239,6 +248,12 @@ def register(app: typer.Typer) -> None:
         retention_value: RetentionOpt = 10.0,
         success_rate: SuccessOpt = 1.0,
         as_json: JsonOpt = False,
+        duration_col: DurationOpt = None,
+        event_col: EventOpt = None,
+        event_label: EventLabelOpt = None,
+        horizons: HorizonsOpt = None,
+        distribution: DistributionOpt = None,
+        sigma: SigmaOpt = None,
     ) -> None:
         """Train LightGBM out of core (or on Dask), evaluate it, and register it in MLflow."""
         from churnscale.config import load_settings
@@ -250,6 +265,16 @@ def register(app: typer.Typer) -> None:
         from churnscale.training.plan import SplitSpec, time_split_for
 
         settings = load_settings()
+        survival = {"--horizons": horizons, "--distribution": distribution, "--sigma": sigma}
+        survival_flags_alone(duration_col, event_col, survival)
+        if duration_col is not None:
+            binary_only: dict[str, Any] = {"--cv": cv, "--cluster": cluster}
+            binary_only.update({"--init-model": init_model, "--time-budget": time_budget})
+            binary_only["--model"] = None if model == "lightgbm" else model
+            for flag, value in binary_only.items():
+                if value is not None:
+                    raise ConfigError(flag, expected="not with --duration-col", received=value)
+            target, positive_label = event_col or target, event_label or positive_label
         hints, schema = schema_inputs(
             target=target,
             id_column=id_column,
@@ -286,6 +311,22 @@ def register(app: typer.Typer) -> None:
                 )
             else:
                 spec = SplitSpec(valid_fraction=valid_fraction, seed=seed)
+            if duration_col is not None:  # time to churn: a survival model
+                from churnscale.commands import survival as survival_command
+
+                common = {"params": params, "split": spec, "name": name, "report": report}
+                common.update(experiment=experiment, register=not no_register, out=out)
+                survival_command.run(
+                    dataset,
+                    settings,
+                    duration=duration_col,
+                    horizons=horizons,
+                    distribution=distribution,
+                    sigma=sigma,
+                    common=common,
+                    as_json=as_json,
+                )
+                return
             job = TrainJob(
                 dataset=dataset,
                 params=params,

@@ -42,6 +42,9 @@ ROLE_TYPES: dict[Role, pa.DataType] = {
     Role.DATETIME: pa.timestamp("us"),
 }
 
+#: Schema metadata naming a survival model's duration column (not a feature).
+DURATION_KEY = "duration_column"
+
 NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "?", "-")
 TRUE_TOKENS = ("1", "1.0", "true", "t", "yes", "y")
 FALSE_TOKENS = ("0", "0.0", "false", "f", "no", "n")
@@ -101,13 +104,11 @@ class Schema:
 
     @property
     def features(self) -> list[ColumnSpec]:
-        """Columns a model learns from: numeric, categorical, boolean and datetime ones."""
+        """Columns a model learns from: numeric, categorical, boolean and datetime ones (not
+        the time, as-of or, for a survival model, duration column)."""
         skip = {Role.ID, Role.TARGET}
-        return [
-            c
-            for c in self.columns
-            if c.role not in skip and c.name not in (self.time_column, self.as_of_column)
-        ]
+        times = (self.time_column, self.as_of_column, self.metadata.get(DURATION_KEY))
+        return [c for c in self.columns if c.role not in skip and c.name not in times]
 
     def role_of(self, name: str) -> Role:
         """The role of column ``name``."""

@@ -65,6 +65,10 @@ class ModelBase(ABC):
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Churn probability of rows already encoded by the Preprocessor."""
 
+    def outputs_of_matrix(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output (:attr:`outputs`) of rows already encoded by the Preprocessor."""
+        return {CHURN_PROBABILITY: self.predict_matrix(matrix)}
+
     def predict_proba(self, X: Table) -> np.ndarray:
         """Churn probability of every customer of ``X``."""
         return self.predict_matrix(self.preprocessor.transform(X))

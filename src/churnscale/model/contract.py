@@ -71,6 +71,10 @@ class ChurnModel(Protocol):
         """Every output of every customer of ``X``, by name (the keys are :attr:`outputs`)."""
         ...
 
+    def outputs_of_matrix(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output (:attr:`outputs`) of rows already encoded by :attr:`preprocessor`."""
+        ...
+
     def predict_proba(self, X: Table) -> np.ndarray:
         """Churn probability of every customer of ``X`` (float64, one per row)."""
         ...

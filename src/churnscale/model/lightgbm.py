@@ -34,6 +34,8 @@ class LightGBMModel(ModelBase):
     model_type: ClassVar[str] = "lightgbm"
     model_files: ClassVar[frozenset[str]] = frozenset({MODEL_FILE})
     read_errors: ClassVar[tuple[type[Exception], ...]] = (lgb.basic.LightGBMError,)
+    #: Whether the trees' output is the churn probability, so compiled trees can serve it.
+    compilable: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -35,6 +35,8 @@ class Predictor:
     ) -> None:
         """``cache``: a directory keeping compiled forests (see :func:`compile_forest`)."""
         self.model = model
+        if not model.compilable:  # trees whose output is not the probability (survival)
+            kind = "lightgbm"
         compiled = compile_forest(model, cache) if kind != "lightgbm" else None
         if kind == "compiled" and compiled is None:
             raise ConfigError(
@@ -60,7 +62,7 @@ class Predictor:
             return float(self._out[0])
         if self._compiled is not None:
             return float(self._compiled.predict(row.reshape(1, -1), n_jobs=1)[0])
-        return float(self.model.booster.predict(row.reshape(1, -1), num_threads=1)[0])
+        return float(self.model.predict_matrix(row.reshape(1, -1), threads=1)[0])
 
     def predict_matrix(self, matrix: np.ndarray, *, threads: int = 0) -> np.ndarray:
         """Probabilities for a float64 matrix of encoded rows."""

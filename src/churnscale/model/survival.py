@@ -47,6 +47,7 @@ class SurvivalModel(LightGBMModel):
 
     model_type: ClassVar[str] = "survival"
     model_files: ClassVar[frozenset[str]] = frozenset({MODEL_FILE, SURVIVAL_FILE})
+    compilable: ClassVar[bool] = False  # the trees give mu, not the probability
 
     def __init__(
         self,

@@ -122,6 +122,10 @@ def scored_table(
         id_name or ROW: ident,
         PROBABILITY: pa.array(probabilities, pa.float64()),
     }
+    if len(model.outputs) > 1:  # e.g. a survival model's curve at its horizons
+        outputs = model.outputs_of_matrix(matrix)
+        for name in model.outputs[1:]:
+            columns[name] = pa.array(outputs[name], pa.float64())
     if reasons:
         columns[REASONS] = reason_column(model, matrix)
     return pa.table(columns)

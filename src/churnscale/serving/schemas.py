@@ -24,6 +24,11 @@ class PredictResponse(BaseModel):
     customer_id: str | None = Field(description="The request's id column, when it had one.")
     churn_probability: float = Field(ge=0.0, le=1.0)
     model_version: str
+    outputs: dict[str, float] | None = Field(
+        default=None,
+        description="A survival model's other outputs: survival_H, churn_within_H, "
+        "restricted_mean_H for its horizons H (churn_probability is churn within the last).",
+    )
     reasons: list[ReasonOut] | None = Field(
         default=None, description="Top-3 reason codes, with ?reasons=true or by setting."
     )

@@ -78,6 +78,9 @@ class PredictionService:
             "churn_probability": probability,
             "model_version": self.version,
         }
+        if len(self.model.outputs) > 1:  # a survival model's curve, by name
+            outputs = self.model.outputs_of_matrix(row.reshape(1, -1))
+            out["outputs"] = {n: float(outputs[n][0]) for n in self.model.outputs[1:]}
         if reasons:
             out["reasons"] = self.reasons(x)
         return out
