@@ -28,6 +28,14 @@ def generate(
     events: Annotated[
         Path | None, typer.Option("--events", help="Also write the customers' event log here.")
     ] = None,
+    treatment: Annotated[
+        bool,
+        typer.Option(
+            "--treatment",
+            help="Add a randomized offer (column offer) with a known heterogeneous effect: the "
+            "outcome is retained, and true_uplift is each customer's true effect.",
+        ),
+    ] = False,
 ) -> None:
     """Write a realistic synthetic churn snapshot (the embedded default data)."""
     from churnscale.data.synthetic import GeneratorSpec
@@ -37,7 +45,7 @@ def generate(
     from churnscale.terminal import stderr_console
 
     console = stderr_console()
-    spec = GeneratorSpec(rows, seed)
+    spec = GeneratorSpec(rows, seed, treatment=treatment)
     with row_progress("generate", total=rows) as advance:
         written = write_batches(
             generate_batches(spec, threads=threads), out, fmt=fmt, on_batch=advance

@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnscale.data.treatment import OfferInputs, offer_columns
+
 BLOCK_ROWS = 65_536
 SNAPSHOT = np.datetime64("2026-06-30", "D")
 N_REGIONS = 1_000
@@ -36,6 +38,9 @@ class GeneratorSpec:
 
     rows: int
     seed: int = 0
+    #: Add a randomized offer with a known effect (:mod:`churnscale.data.treatment`): the
+    #: outcome is then ``retained`` under the customer's arm, with ``offer`` and ``true_uplift``.
+    treatment: bool = False
 
     @property
     def blocks(self) -> int:
@@ -145,6 +150,11 @@ def make_block(spec: GeneratorSpec, index: int) -> pa.RecordBatch:
         "age_band": _dictionary(age, AGE_BANDS, mask=missing[4] < 0.05),
         "churned": pa.array(churned.astype(np.int8)),
     }
+    if spec.treatment:
+        inputs = OfferInputs(contract, monthly, usage_trend, satisfaction, tenure, autopay, tickets)
+        offer_rng = np.random.default_rng(np.random.SeedSequence([spec.seed, index, 1]))
+        del columns["churned"]
+        columns.update(offer_columns(logit, inputs, offer_rng))
     return pa.RecordBatch.from_pydict(columns).slice(0, rows)
 
 
@@ -165,6 +175,7 @@ def generate(spec: GeneratorSpec, *, threads: int = 2) -> Iterator[pa.RecordBatc
             yield pending.popleft().result()
 
 
-def generate_table(rows: int, seed: int = 0) -> pa.Table:
+def generate_table(rows: int, seed: int = 0, *, treatment: bool = False) -> pa.Table:
     """The whole dataset in memory: for tests and small examples."""
-    return pa.Table.from_batches(list(generate(GeneratorSpec(rows, seed), threads=1)))
+    spec = GeneratorSpec(rows, seed, treatment=treatment)
+    return pa.Table.from_batches(list(generate(spec, threads=1)))
