@@ -1,4 +1,4 @@
-"""Per-request cost of the admission controller and the body-limit middleware, in process.
+"""Per-request cost of the admission controller and the deadline, in process.
 
 Each figure is beside its baseline from the same run: the same request without the component.
 Run: .venv/bin/python benchmarks/serving_limits.py [--requests N]
@@ -11,30 +11,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from churnscale.serving.limits import AdmissionController, BodyLimitMiddleware, deadline
-
-BODY = b'{"customer_id": "c-1", "tenure": 12, "plan": "pro"}'
-
-
-async def _app(scope: Any, receive: Any, send: Any) -> None:
-    message = await receive()
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": message["body"]})
-
-
-def _scope() -> dict[str, Any]:
-    headers = [(b"host", b"127.0.0.1"), (b"content-length", str(len(BODY)).encode())]
-    return {"type": "http", "headers": headers, "raw_path": b"/predict", "query_string": b""}
-
-
-async def _receive() -> dict[str, Any]:
-    return {"type": "http.request", "body": BODY, "more_body": False}
-
-
-async def _send(message: Any) -> None:
-    return None
+from churnscale.serving.limits import AdmissionController, deadline
 
 
 async def _per_call_us(step: Callable[[], Awaitable[None]], n: int, repeats: int = 5) -> float:
@@ -49,8 +27,6 @@ async def _per_call_us(step: Callable[[], Awaitable[None]], n: int, repeats: int
 
 async def run(n: int) -> list[tuple[str, float, float]]:
     controller = AdmissionController(max_in_flight=64, max_queue=256)
-    scope = _scope()
-    middleware = BodyLimitMiddleware(_app, 1_000_000)
 
     async def bare() -> None:
         async with contextlib.nullcontext():
@@ -64,23 +40,10 @@ async def run(n: int) -> list[tuple[str, float, float]]:
         async with deadline(5.0):
             await asyncio.sleep(0)
 
-    async def app() -> None:
-        await _app(scope, _receive, _send)
-
-    async def limited() -> None:
-        await middleware(scope, _receive, _send)
-
     rows = []
     baseline = await _per_call_us(bare, n)
     rows.append(("admit(), µs/request", await _per_call_us(admitted, n), baseline))
     rows.append(("deadline(), µs/request", await _per_call_us(timed, n), baseline))
-    rows.append(
-        (
-            "BodyLimitMiddleware, µs/request",
-            await _per_call_us(limited, n),
-            await _per_call_us(app, n),
-        )
-    )
     return rows
 
 

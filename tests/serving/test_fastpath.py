@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import uvicorn
 from live_server import Server, start_server, stop_server
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from churnscale.model.lightgbm import LightGBMModel
+from churnscale.serving.fastpath import TESTED_UVICORN
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +162,22 @@ def test_fast_path_predictions_are_counted_in_the_metrics(
         for customer in customers[:25]:
             assert client.post("/v1/predict", json=customer).status_code == 200
     assert count() == before + 25
+
+
+def test_uvicorn_is_a_version_the_fast_path_is_tested_on() -> None:
+    """The fast path subclasses uvicorn's ``HttpToolsProtocol`` and uses its internals: any
+    other uvicorn version must be tested (this module, tests/serving, tests/reliability) before
+    ``TESTED_UVICORN`` and the pin in pyproject.toml are widened together."""
+    installed = Version(uvicorn.__version__)
+    assert installed in SpecifierSet(TESTED_UVICORN), (
+        f"uvicorn {installed} is installed, but churnscale/serving/fastpath.py subclasses "
+        f"uvicorn internals and is tested on uvicorn{TESTED_UVICORN} only: run tests/serving "
+        "and tests/reliability on this version, then widen TESTED_UVICORN and pyproject.toml"
+    )
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    pins = [Requirement(r) for r in project["project"]["dependencies"]]
+    assert [str(r.specifier) for r in pins if r.name == "uvicorn"] == [
+        str(SpecifierSet(TESTED_UVICORN))
+    ], "pyproject.toml must pin uvicorn to TESTED_UVICORN (serving/fastpath.py)"
+    for internal in ("_unset_keepalive_if_required", "timeout_keep_alive_handler", "on_body"):
+        assert hasattr(HttpToolsProtocol, internal), f"uvicorn lost {internal}"

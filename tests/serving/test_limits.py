@@ -1,20 +1,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
 from churnscale.exceptions import ConfigError, DeadlineExceededError, OverloadedError
-from churnscale.serving.limits import (
-    AdmissionController,
-    BodyLimitMiddleware,
-    Message,
-    Receive,
-    Scope,
-    Send,
-    deadline,
-)
+from churnscale.serving.limits import AdmissionController, deadline
 
 # --- admission -----------------------------------------------------------------------------------
 
@@ -147,125 +138,3 @@ def test_deadline_must_be_positive() -> None:
 
     with pytest.raises(ConfigError, match="deadline: expected a number of seconds > 0, got 0"):
         asyncio.run(bad())
-
-
-# --- body limit, called directly -----------------------------------------------------------------
-
-
-async def _streaming_echo(scope: Scope, receive: Receive, send: Send) -> None:
-    """Starts its response before reading the body, then echoes each chunk."""
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        await send({"type": "http.response.body", "body": message["body"], "more_body": True})
-        if not message.get("more_body"):
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-
-
-def _call(
-    middleware: BodyLimitMiddleware, *, headers: list[tuple[bytes, bytes]], chunks: list[bytes]
-) -> list[Message]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "headers": headers,
-        "raw_path": b"/",
-        "query_string": b"",
-    }
-    incoming = [
-        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-        for i, c in enumerate(chunks)
-    ]
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    asyncio.run(middleware(scope, receive, send))
-    return sent
-
-
-def test_invalid_content_length_is_a_400() -> None:
-    sent = _call(
-        BodyLimitMiddleware(_streaming_echo, 10), headers=[(b"content-length", b"-1")], chunks=[]
-    )
-    assert sent[0]["status"] == 400
-    assert sent[1]["body"] == b'{"detail":"invalid Content-Length header: b\'-1\'"}'
-
-
-def test_started_response_is_cut_short() -> None:
-    sent = _call(BodyLimitMiddleware(_streaming_echo, 10), headers=[], chunks=[b"12345", b"678901"])
-    assert [m.get("status") for m in sent] == [200, None]
-    assert sent[-1]["body"] == b"12345"  # the over-limit chunk never reached the app
-
-
-def test_transfer_encoding_beats_a_small_content_length() -> None:
-    headers = [(b"content-length", b"3"), (b"transfer-encoding", b"chunked")]
-    sent = _call(BodyLimitMiddleware(_read_all, 10), headers=headers, chunks=[b"12345", b"678901"])
-    assert sent[0]["status"] == 413
-
-
-async def _read_all(scope: Scope, receive: Receive, send: Send) -> None:
-    """Reads the whole body before answering, like a JSON endpoint."""
-    while (message := await receive())["type"] == "http.request" and message.get("more_body"):
-        pass
-    if message["type"] == "http.disconnect":
-        raise RuntimeError("client went away")  # what Starlette does (ClientDisconnect)
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
-def test_body_past_the_limit_is_a_413_and_the_app_failure_is_swallowed() -> None:
-    sent = _call(BodyLimitMiddleware(_read_all, 10), headers=[], chunks=[b"12345", b"678901"])
-    assert [m.get("status") for m in sent] == [413, None]
-    assert sent[1]["body"] == (
-        b'{"detail":"request body too large: body of more than 10 bytes, limit 10 bytes"}'
-    )
-    assert (b"connection", b"close") in sent[0]["headers"]
-
-
-def test_declared_length_within_the_limit_is_passed_straight_through() -> None:
-    sent = _call(
-        BodyLimitMiddleware(_read_all, 10), headers=[(b"content-length", b"5")], chunks=[b"12345"]
-    )
-    assert sent[0]["status"] == 200
-
-
-def test_exactly_the_limit_passes() -> None:
-    sent = _call(BodyLimitMiddleware(_streaming_echo, 10), headers=[], chunks=[b"12345", b"67890"])
-    assert b"".join(m.get("body", b"") for m in sent) == b"1234567890"
-
-
-def test_other_scopes_pass_through() -> None:
-    seen: list[str] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope["type"])
-
-    asyncio.run(BodyLimitMiddleware(app, 0)({"type": "lifespan"}, _never, _discard))
-    assert seen == ["lifespan"]
-
-
-async def _never() -> Message:
-    raise AssertionError("receive must not be called")
-
-
-async def _discard(message: Message) -> None:
-    return None
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"max_bytes": -1}, "max_bytes: expected an integer >= 0, got -1"),
-        ({"max_bytes": 1, "max_header_bytes": 0}, "max_header_bytes: expected an integer >= 1"),
-    ],
-)
-def test_bad_body_limits(kwargs: dict[str, int], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        BodyLimitMiddleware(_streaming_echo, **kwargs)

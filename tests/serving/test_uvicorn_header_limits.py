@@ -1,4 +1,4 @@
-"""Pins the uvicorn behaviour that BodyLimitMiddleware's 431 check exists for (see limits.py):
+"""Pins the uvicorn behaviour that the gateway's 431 check exists for (see limits.py):
 uvicorn itself never answers 431; httptools accepts any header size, and h11 answers 400 only once
 an incomplete request head buffered in memory passes h11_max_incomplete_event_size (16 KiB)."""
 
@@ -11,8 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
-
-from churnscale.serving.limits import Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 
 async def _ok(scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,6 +1,6 @@
 """Building blocks of the prediction service: routing, security and admission limits."""
 
-from churnscale.serving.limits import AdmissionController, BodyLimitMiddleware, deadline
+from churnscale.serving.limits import AdmissionController, deadline
 from churnscale.serving.routing import (
     Arm,
     ModelReference,
@@ -22,7 +22,6 @@ __all__ = [
     "ApiKeys",
     "Arm",
     "AuthDecision",
-    "BodyLimitMiddleware",
     "ModelReference",
     "RoutingConfig",
     "assign_arm",

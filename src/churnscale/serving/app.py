@@ -1,10 +1,10 @@
 """The prediction service: ``create_app(settings)`` builds it, the model loads in ``lifespan``.
 
-Routes: ``POST /v1/predict`` (served by the lean :class:`~churnscale.serving.gateway.Gateway`,
-declared here for the docs), ``POST /v1/predict/batch``, ``GET /v1/models``, ``/healthz``,
-``/readyz``, ``/metrics``, ``POST /admin/reload``, the OpenAPI docs, and the standard protocols
-of :mod:`churnscale.serving.protocols`. Batch and protocol routes are answered by the primary
-(first) arm; ``/v1/predict`` by the customer's arm.
+Routes: ``POST /v1/predict`` (answered by the lean :class:`~churnscale.serving.gateway.Gateway`;
+the route here is a schema stub for the docs), ``POST /v1/predict/batch``, ``GET /v1/models``,
+``/healthz``, ``/readyz``, ``/metrics``, ``POST /admin/reload``, the OpenAPI docs, and the
+standard protocols of :mod:`churnscale.serving.protocols`. Batch and protocol routes are
+answered by the primary (first) arm; ``/v1/predict`` by the customer's arm.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from churnscale.exceptions import ChurnscaleError
 from churnscale.serving.bodies import ARROW, ARROW_FILE, BATCH_TYPES, CSV, JSON, read_table
 from churnscale.serving.deployment import Deployment, routing_from_settings
 from churnscale.serving.docs import docs_router
-from churnscale.serving.errors import InvalidInputError, RequestError, UnsupportedMediaTypeError
+from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeError, error_answer
 from churnscale.serving.gateway import Gateway, Guards, ServiceState
 from churnscale.serving.limits import AdmissionController
 from churnscale.serving.metrics import ServiceMetrics
@@ -219,12 +219,11 @@ def _add_admin_routes(api: FastAPI) -> None:
         return JSONResponse(report)
 
 
-async def _error_handler(request: Request, exc: ChurnscaleError) -> JSONResponse:
-    body = exc.body() if isinstance(exc, RequestError) else {"detail": exc.message}
-    status = exc.http_status if exc.http_status < 500 or isinstance(exc, RequestError) else 500
-    if request.url.path.startswith("/v2"):
-        body = {"error": exc.message}
-    return JSONResponse(body, status_code=status)
+async def _error_handler(request: Request, exc: ChurnscaleError) -> Response:
+    """Every :class:`ChurnscaleError` a route raises, answered by :func:`error_answer`."""
+    error = error_answer(exc, style="v2" if request.url.path.startswith("/v2") else "v1")
+    headers = {name.decode(): value.decode() for name, value in error.headers}
+    return Response(error.body, error.status, headers, media_type=JSON)
 
 
 def _add_v1_routes(api: FastAPI) -> None:
@@ -239,14 +238,15 @@ def _add_v1_routes(api: FastAPI) -> None:
         tags=["predict"],
     )
     async def predict(
-        request: Request,
-        service: ServiceDep,
-        state: StateDep,
         reasons: Annotated[bool | None, Query(description="Add top-3 reason codes.")] = None,
     ) -> dict[str, Any]:
-        """Churn probability of one customer (served by the lean hot path)."""
-        x = service.decoder.decode(await request.body())
-        return service.answer(x, reasons=state.reasons if reasons is None else reasons)
+        """Churn probability of one customer.
+
+        A schema stub: this route only declares the operation for the OpenAPI document.
+        :class:`~churnscale.serving.gateway.Gateway` answers every ``POST /v1/predict`` before
+        FastAPI sees it (its prediction core :meth:`~Gateway.answer`, also called by the fast
+        path), so this body never runs."""
+        raise NotImplementedError("POST /v1/predict is answered by the gateway")
 
     batch_body = {
         JSON: {"schema": {"type": "array", "items": CUSTOMER_REF}},

@@ -1,14 +1,21 @@
-"""Errors a client causes with a request; the service answers each with its ``http_status``.
+"""Errors a client causes with a request, and the one mapping of any error to an HTTP answer.
 
 A body is ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`` for 422 (the shape FastAPI
-documents) and ``{"detail": "..."}`` for the other statuses.
+documents) and ``{"detail": "..."}`` for the other statuses; Open Inference v2 routes answer
+``{"error": "..."}``. :func:`error_answer` is the only place an exception becomes a status and
+a body: the fast path, the gateway, the FastAPI handler and the protocol adapters all call it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Literal, NamedTuple
 
-from churnscale.exceptions import ChurnscaleError
+import orjson
+
+from churnscale.exceptions import ChurnscaleError, DeadlineExceededError, OverloadedError
+
+log = logging.getLogger("churnscale.serving")
 
 
 class RequestError(ChurnscaleError, ValueError):
@@ -77,3 +84,48 @@ class ModelNotReadyError(RequestError):
 
     http_status = 503
     kind = "not_ready"
+
+
+class ErrorAnswer(NamedTuple):
+    """An error as the service answers it: status, JSON body, extra headers, metrics kind."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    kind: str
+
+
+Style = Literal["v1", "v2"]
+
+
+def error_answer(exc: BaseException, *, style: Style = "v1") -> ErrorAnswer:
+    """The status, body and headers that answer ``exc``.
+
+    A :class:`RequestError` answers its own status and body (422 names the field); 503
+    (saturated, with ``Retry-After``) and 504 (past the deadline) say so; any other
+    :class:`ChurnscaleError` answers its 4xx status, or 500 when it is no client's doing; any
+    other exception is a bug: logged with its traceback, answered 500 without detail. ``style``
+    ``"v2"`` gives Open Inference v2's ``{"error": ...}`` body.
+
+    >>> error_answer(InvalidInputError("not a number", field="tenure")).body
+    b'{"detail":[{"loc":["body","tenure"],"msg":"tenure: not a number","type":"value_error"}]}'
+    >>> error_answer(OverloadedError(in_flight=1, queued=0, retry_after=2)).headers
+    [(b'retry-after', b'2')]
+    """
+    headers: list[tuple[bytes, bytes]] = []
+    if isinstance(exc, RequestError):
+        status, detail, kind = exc.http_status, exc.body(), exc.kind
+    elif isinstance(exc, OverloadedError):
+        status, detail, kind = 503, {"detail": exc.message}, "overloaded"
+        headers.append((b"retry-after", str(exc.retry_after).encode()))
+    elif isinstance(exc, DeadlineExceededError):
+        status, detail, kind = 504, {"detail": exc.message}, "deadline"
+    elif isinstance(exc, ChurnscaleError):
+        status = exc.http_status if exc.http_status < 500 else 500
+        detail, kind = {"detail": exc.message}, "server" if status == 500 else "invalid_request"
+    else:
+        log.error("request failed", exc_info=exc)
+        status, detail, kind = 500, {"detail": "internal server error"}, "server"
+    if style == "v2":
+        detail = {"error": exc.message if isinstance(exc, ChurnscaleError) else detail["detail"]}
+    return ErrorAnswer(status, orjson.dumps(detail), headers, kind)

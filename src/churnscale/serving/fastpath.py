@@ -5,32 +5,36 @@ awaits and two socket writes: measured here, that machinery cost more than the p
 when a request's head shows it can be answered at once (:meth:`Gateway.admits_now`: the model
 is ready, admission has room, a JSON body of declared length under the limit, the key valid,
 no test delay), this protocol buffers its body and answers it synchronously as the last byte
-arrives: the gateway's own :meth:`~Gateway.score` (the same validation, routing, answer,
-metrics and shadow as the ASGI path), one socket write. Every other request (another route,
-a refusal, chunked bodies, HTTP/1.0, ``Expect: 100-continue``, pipelining behind an ASGI
-request, a paused transport) takes uvicorn's ASGI path unchanged. No await happens on the fast
-path, so there is nothing for the request deadline to cut: the deadline bounds the waits of the
-ASGI path (queueing, streamed bodies).
+arrives: the gateway's prediction core :meth:`~Gateway.answer` (the same validation, routing,
+answer, error mapping, metrics and shadow as the ASGI path), one socket write. Every other
+request (another route, a refusal, chunked bodies, HTTP/1.0, ``Expect: 100-continue``,
+pipelining behind an ASGI request, a paused transport) takes uvicorn's ASGI path unchanged.
+No await happens on the fast path, so there is nothing for the request deadline to cut: the
+deadline bounds the waits of the ASGI path (queueing, streamed bodies).
+
+It subclasses uvicorn's ``HttpToolsProtocol`` and uses its internals, so it is tested on one
+uvicorn minor version (:data:`TESTED_UVICORN`, the pin in ``pyproject.toml``);
+``tests/serving/test_fastpath.py`` fails on any other.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from churnscale.exceptions import ChurnscaleError
 from churnscale.serving.deployment import Deployment
-from churnscale.serving.gateway import PREDICT_PATH, Gateway
+from churnscale.serving.gateway import PREDICT_PATH, Answer, Gateway
 
+#: The uvicorn versions the fast path is tested on (``pyproject.toml`` pins the same range).
+TESTED_UVICORN = ">=0.54,<0.55"
 _URL = PREDICT_PATH.encode()
-log = logging.getLogger("churnscale.serving")
 _END = b"\r\n\r\n"
-#: Response heads by (status, version, arm, close), each beside the default-headers list it was
-#: built from: uvicorn replaces that list (its ``date``) once a second, which renews the head.
-_HEADS: dict[tuple[int, str, str, bool], tuple[list[tuple[bytes, bytes]], bytes]] = {}
+#: Response heads by (status, version, arm, close, extra headers), each beside the
+#: default-headers list it was built from: uvicorn replaces that list (its ``date``) once a
+#: second, which renews the head.
+_HEADS: dict[tuple[Any, ...], tuple[list[tuple[bytes, bytes]], bytes]] = {}
 _MAX_HEADS = 256
 
 
@@ -94,31 +98,26 @@ class FastPathProtocol(HttpToolsProtocol):
         self._hot = None
         gateway, started = self.gateway, self._started
         body, self._body = b"".join(self._body), []
-        try:
-            scored = gateway.score(deployment, body, gateway.state.reasons)
-        except ChurnscaleError as exc:  # RequestError included: a 4xx naming the field
-            status, payload = gateway.failed(exc, started)
-            self._respond(status, payload, deployment.primary.version, deployment.primary.name)
-            return
-        except Exception:  # a bug, not the input: logged, answered 500 like uvicorn would
-            log.exception("prediction failed")
-            status, payload = gateway.crashed(started)
-            self._respond(status, payload, deployment.primary.version, deployment.primary.name)
-            return
-        self._respond(200, scored.payload, scored.arm.version, scored.arm.name)
-        gateway.scored(deployment, scored, started)
-        gateway.guards.admission.record(time.perf_counter() - started)
+        answer = gateway.answer(deployment, body, gateway.state.reasons, started)
+        self._respond(answer)
+        if answer.scored is not None:
+            gateway.scored(answer.scored, started)
+            gateway.guards.admission.record(time.perf_counter() - started)
 
-    def _respond(self, status: int, payload: bytes, version: str, arm: str) -> None:
+    def _respond(self, answer: Answer) -> None:
         """One write: the response head (cached, see :func:`_head`), its length, the body; then
         what uvicorn does after every response (count it, arm the keep-alive timer)."""
-        defaults, close = self.server_state.default_headers, self._close_after
-        key = (status, version, arm, close)
+        defaults, close, payload = (
+            self.server_state.default_headers,
+            self._close_after,
+            answer.payload,
+        )
+        key = (answer.status, answer.version, answer.arm, close, *answer.headers)
         cached = _HEADS.get(key)
         if cached is None or cached[0] is not defaults:
             if len(_HEADS) >= _MAX_HEADS:
                 _HEADS.clear()
-            cached = _HEADS[key] = (defaults, _head(status, defaults, version, arm, close))
+            cached = _HEADS[key] = (defaults, _head(answer, defaults, close))
         self.transport.write(b"".join((cached[1], str(len(payload)).encode(), _END, payload)))
         self.server_state.total_requests += 1
         if close:
@@ -143,15 +142,14 @@ def fast_path_protocol(gateway: Gateway) -> type[FastPathProtocol]:
     return type("FastPathProtocol", (FastPathProtocol,), {"gateway": gateway})
 
 
-def _head(
-    status: int, defaults: list[tuple[bytes, bytes]], version: str, arm: str, close: bool
-) -> bytes:
+def _head(answer: Answer, defaults: list[tuple[bytes, bytes]], close: bool) -> bytes:
     """Status line, uvicorn's default headers, ours, ending with ``content-length: ``."""
-    head = [STATUS_LINE[status]]
-    for name, value in defaults:
+    head = [STATUS_LINE[answer.status]]
+    for name, value in [*defaults, (b"content-type", b"application/json"), *answer.headers]:
         head += [name, b": ", value, b"\r\n"]
-    head += [b"content-type: application/json\r\nx-model-version: ", version.encode()]
-    head += [b"\r\nx-model-arm: ", arm.encode(), b"\r\n"]
+    if answer.version is not None:
+        head += [b"x-model-version: ", answer.version.encode(), b"\r\n"]
+        head += [b"x-model-arm: ", answer.arm.encode(), b"\r\n"]
     if close:
         head.append(b"connection: close\r\n")
     head.append(b"content-length: ")

@@ -39,6 +39,7 @@ from churnscale.serving.errors import (
     ModelNotReadyError,
     RequestError,
     UnsupportedMediaTypeError,
+    error_answer,
 )
 from churnscale.serving.limits import AdmissionController, deadline
 from churnscale.serving.metrics import PredictionTally, ServiceMetrics
@@ -84,12 +85,26 @@ class ServiceState:
 
 
 class Scored(NamedTuple):
-    """One answered customer: the validated input, its arm, the answer and its JSON."""
+    """One answered customer: the validated input, its arm, the answer, its JSON, and the
+    deployment that answered it."""
 
     x: dict[str, Any]
     arm: ArmService
     answer: dict[str, Any]
     payload: bytes
+    deployment: Deployment
+
+
+class Answer(NamedTuple):
+    """A ``/v1/predict`` answer ready to write: status, JSON body, the version and arm it names
+    (None: no model tags), extra headers, and the scored customer of a 200."""
+
+    status: int
+    payload: bytes
+    version: str | None
+    arm: str
+    headers: list[tuple[bytes, bytes]]
+    scored: Scored | None
 
 
 class Guards:
@@ -164,7 +179,8 @@ class Gateway:
         return lambda send: send_json(send, decision.status, body, None, extra=extra)
 
     async def predict(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one ``POST /v1/predict`` (admitted, under the deadline, on one arm)."""
+        """Answer one ``POST /v1/predict`` (admitted, under the deadline, on one arm) through
+        the prediction core :meth:`answer`, as the fast path does."""
         started = time.perf_counter()
         guards = self.guards
         try:
@@ -178,21 +194,22 @@ class Gateway:
                 body = await read_body(receive, headers, self.state.max_body_bytes)
                 if guards.delay:
                     await asyncio.sleep(guards.delay)  # test-only slow model
-                scored = self.score(deployment, body, reasons)
-        except RequestError as exc:
-            await self._error(send, exc, started)
-            return
-        except OverloadedError as exc:
-            await self._refuse(send, exc, started)
-            return
+                answer = self.answer(deployment, body, reasons, started)
         except TimeoutError:  # asyncio.timeout inline: cheaper than the deadline() generator
-            await self._refuse(send, DeadlineExceededError(guards.timeout), started)
-            return
-        except ChurnscaleError as exc:  # a model/preprocessor error caused by a value
-            await self._error(send, InvalidInputError(str(exc), field=exc.field), started)
-            return
-        await send_json(send, 200, scored.payload, scored.arm.version, arm=scored.arm.name)
-        self.scored(deployment, scored, started)
+            answer = self.refused(DeadlineExceededError(guards.timeout), started)
+        except Exception as exc:  # refused before the core ran: admission, body, query
+            answer = self.refused(exc, started)
+        await send_json(
+            send,
+            answer.status,
+            answer.payload,
+            answer.version,
+            arm=answer.arm,
+            extra=answer.headers,
+            close=answer.status == 413,  # so the server stops reading the rest of the upload
+        )
+        if answer.scored is not None:
+            self.scored(answer.scored, started)
 
     # the synchronous core, shared with the fast path (churnscale.serving.fastpath) -----------
 
@@ -220,49 +237,50 @@ class Gateway:
             return None
         return deployment
 
-    def score(self, deployment: Deployment, body: bytes, reasons: bool) -> Scored:
-        """Validate one customer's JSON body and answer it on the arm it routes to."""
-        x = deployment.primary.service.decoder.decode(body)
-        arm = deployment.choose(x)
-        answer = arm.service.answer(x, reasons=reasons)
-        return Scored(x, arm, answer, orjson.dumps(answer))
+    def answer(self, deployment: Deployment, body: bytes, reasons: bool, started: float) -> Answer:
+        """The prediction core every ``/v1/predict`` path calls: one customer's JSON body
+        validated and answered on the arm it routes to, or the error mapped to its answer
+        (counted). It never raises. The caller writes the answer, then, for a 200, calls
+        :meth:`scored`."""
+        try:
+            scored = self.score(deployment, body, reasons)
+        except Exception as exc:
+            return self.refused(exc, started)
+        arm = scored.arm
+        return Answer(200, scored.payload, arm.version, arm.name, [], scored)
 
-    def scored(self, deployment: Deployment, scored: Scored, started: float) -> None:
+    def score(self, deployment: Deployment, body: bytes, reasons: bool) -> Scored:
+        """Validate one customer's JSON body and answer it on the arm it routes to; a model or
+        preprocessor error caused by a value is an :class:`InvalidInputError` (422)."""
+        try:
+            x = deployment.primary.service.decoder.decode(body)
+            arm = deployment.choose(x)
+            answer = arm.service.answer(x, reasons=reasons)
+        except RequestError:
+            raise
+        except ChurnscaleError as exc:
+            raise InvalidInputError(str(exc), field=exc.field) from None
+        return Scored(x, arm, answer, orjson.dumps(answer), deployment)
+
+    def scored(self, scored: Scored, started: float) -> None:
         """Count an answered prediction (buffered: :class:`PredictionTally`) and hand it to
         the shadow model."""
         arm, score = scored.arm, scored.answer["churn_probability"]
         self.tally.add(arm, time.perf_counter() - started, score)
-        if deployment.shadow is not None and self.guards.shadow is not None:
-            self.guards.shadow.submit(deployment.shadow, scored.x, arm, score)
+        shadow = scored.deployment.shadow
+        if shadow is not None and self.guards.shadow is not None:
+            self.guards.shadow.submit(shadow, scored.x, arm, score)
 
-    def crashed(self, started: float) -> tuple[int, bytes]:
-        """Status and JSON body of a prediction that failed on a bug (500), counted."""
-        self.state.metrics.errors.labels(PREDICT_PATH, "server").inc()
-        self.state.metrics.observe(PREDICT_PATH, 500, time.perf_counter() - started)
-        return 500, orjson.dumps({"detail": "internal server error"})
-
-    def failed(self, exc: ChurnscaleError, started: float) -> tuple[int, bytes]:
-        """Status and JSON body of a prediction that failed on its input, counted."""
-        error = (
-            exc if isinstance(exc, RequestError) else InvalidInputError(str(exc), field=exc.field)
-        )
-        self.state.metrics.errors.labels(PREDICT_PATH, error.kind).inc()
-        self.state.metrics.observe(PREDICT_PATH, error.http_status, time.perf_counter() - started)
-        return error.http_status, orjson.dumps(error.body())
-
-    async def _refuse(
-        self, send: Send, exc: OverloadedError | DeadlineExceededError, started: float
-    ) -> None:
-        """503 + Retry-After when saturated, 504 past the deadline."""
-        extra = []
-        if isinstance(exc, OverloadedError):
-            extra.append((b"retry-after", str(exc.retry_after).encode()))
-        kind = "overloaded" if isinstance(exc, OverloadedError) else "deadline"
-        await send_json(
-            send, exc.http_status, orjson.dumps({"detail": exc.message}), None, extra=extra
-        )
-        self.state.metrics.errors.labels(PREDICT_PATH, kind).inc()
-        self.state.metrics.observe(PREDICT_PATH, exc.http_status, time.perf_counter() - started)
+    def refused(self, exc: BaseException, started: float) -> Answer:
+        """A ``/v1/predict`` error as answered (:func:`error_answer`) and counted."""
+        error = error_answer(exc)
+        metrics = self.state.metrics
+        metrics.errors.labels(PREDICT_PATH, error.kind).inc()
+        metrics.observe(PREDICT_PATH, error.status, time.perf_counter() - started)
+        version, arm = _tags(self.state.deployment)
+        if error.kind in ("overloaded", "deadline"):
+            version = None  # refused before any model was asked
+        return Answer(error.status, error.body, version, arm, error.headers, None)
 
     def _reasons(self, query: bytes) -> bool:
         if not query:
@@ -285,12 +303,6 @@ class Gateway:
             reasons = _TRUE[value.lower()]
         return reasons
 
-    async def _error(self, send: Send, exc: RequestError, started: float) -> None:
-        version, arm = _tags(self.state.deployment)
-        status, body = self.failed(exc, started)
-        close = status == 413  # so the server stops reading the rest of the upload
-        await send_json(send, status, body, version, arm=arm, close=close)
-
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass a request to the FastAPI app, with the body limit, version header and metrics;
         prediction requests (POST outside ``/admin``) are admitted under the deadline."""
@@ -302,9 +314,9 @@ class Gateway:
             await send_json(send, 400, orjson.dumps({"detail": bad.message}), None)
             return
         if length is not None and length > limit:
-            error = too_large(limit)
+            error = error_answer(too_large(limit))
             version, arm = _tags(self.state.deployment)
-            await send_json(send, 413, orjson.dumps(error.body()), version, arm=arm, close=True)
+            await send_json(send, 413, error.body, version, arm=arm, close=True)
             self.state.metrics.observe("body_limit", 413, time.perf_counter() - started)
             return
         cycle = _ForwardedCycle(self.state, send)
@@ -313,7 +325,8 @@ class Gateway:
         except (OverloadedError, DeadlineExceededError) as exc:
             if cycle.status is not None:
                 raise  # the answer had started: the server cuts it short
-            await self._refuse(send, exc, started)
+            answer = self.refused(exc, started)
+            await send_json(send, answer.status, answer.payload, None, extra=answer.headers)
             return
         finally:
             if cycle.status is not None:
