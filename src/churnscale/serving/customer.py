@@ -31,6 +31,7 @@ import msgspec
 
 from churnscale.data.schema import Role, Schema
 from churnscale.serving.errors import InvalidInputError
+from churnscale.serving.jsonbody import decoded, not_utf8, refuse_duplicates
 
 # Finite, and strictly inside the largest double: a JSON literal just above it (``max + 1`` as an
 # integer) rounds *down* to the largest double when decoded, so an inclusive bound would accept
@@ -59,11 +60,12 @@ class CustomerDecoder:
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
             (c.name, _TYPES[c.role]) for c in schema.features
         ]
+        required = len(fields)
         if self.id:
-            fields.append((self.id, str | int | None, None))
+            fields.append((self.id, str | int | None | msgspec.UnsetType, msgspec.UNSET))
         extras = {schema.time_column, schema.as_of_column} - {None, *self.features}
         for extra in sorted(str(e) for e in extras):
-            fields.append((extra, Any, None))
+            fields.append((extra, Any, msgspec.UNSET))
         #: column name → attribute name, when some column name is not an identifier
         self._attrs: dict[str, str] | None = None
         self._names: dict[str, str] = {}
@@ -71,6 +73,10 @@ class CustomerDecoder:
             self._attrs = {f[0]: f"f{i}" for i, f in enumerate(fields)}
             self._names = {a: n for n, a in self._attrs.items()}
             fields = [(self._attrs[f[0]], *f[1:]) for f in fields]  # type: ignore[misc]
+        #: optional keys (id, time) are UNSET when absent: the keys a body held are counted
+        #: (``required`` + the optional ones present) to refuse a repeated key
+        self._required = required
+        self._optional = [f[0] for f in fields[required:]]
         self.struct: type[msgspec.Struct] = msgspec.defstruct(
             "Customer", fields, forbid_unknown_fields=True
         )
@@ -92,9 +98,13 @@ class CustomerDecoder:
             return self.convert(_parsed(body))
         try:
             obj = self._one.decode(body)
+        except UnicodeDecodeError as exc:
+            raise not_utf8(body, exc) from None
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise self._error(exc) from None
-        return self._finish(msgspec.structs.asdict(obj))
+        x = msgspec.structs.asdict(obj)
+        refuse_duplicates(body, self._required + self._present(x))
+        return self._finish(x)
 
     def decode_many(self, body: bytes) -> list[dict[str, Any]]:
         """Customers from a JSON array body."""
@@ -105,9 +115,13 @@ class CustomerDecoder:
             return [self.convert(item, row=i) for i, item in enumerate(items)]
         try:
             objs = self._many.decode(body)
+        except UnicodeDecodeError as exc:
+            raise not_utf8(body, exc) from None
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise self._error(exc) from None
-        return [self._finish(msgspec.structs.asdict(o), row=i) for i, o in enumerate(objs)]
+        rows = [msgspec.structs.asdict(o) for o in objs]
+        refuse_duplicates(body, sum(self._required + self._present(x) for x in rows))
+        return [self._finish(x, row=i) for i, x in enumerate(rows)]
 
     def convert(self, x: Mapping[str, Any], *, row: int | None = None) -> dict[str, Any]:
         """One customer from already-parsed JSON values (protocol adapters)."""
@@ -117,6 +131,7 @@ class CustomerDecoder:
             error = self._error(exc)
             raise InvalidInputError(error.reason, field=error.field, row=row) from None
         values = msgspec.structs.asdict(obj)
+        self._present(values)
         if self._attrs is not None:
             values = {self._names[a]: v for a, v in values.items()}
         return self._finish(values, row=row)
@@ -135,6 +150,16 @@ class CustomerDecoder:
                 raise InvalidInputError(message, field=str(key), row=row)
             mapped[attribute] = value
         return mapped
+
+    def _present(self, x: dict[str, Any]) -> int:
+        """How many optional keys ``x`` was given (each UNSET one becomes None)."""
+        present = 0
+        for name in self._optional:
+            if x[name] is msgspec.UNSET:
+                x[name] = None
+            else:
+                present += 1
+        return present
 
     def _finish(self, x: dict[str, Any], *, row: int | None = None) -> dict[str, Any]:
         if self.target and self.target in x:
@@ -163,11 +188,11 @@ def _attribute_safe(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
 
 
+_ANY = msgspec.json.Decoder()
+
+
 def _parsed(body: bytes) -> Any:
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise InvalidInputError(str(exc)) from None
+    return decoded(_ANY, body)
 
 
 def _parse_datetime(text: str, *, field: str, row: int | None) -> datetime.date:

@@ -34,6 +34,7 @@ from churnscale.features.spec import FeatureSpec
 from churnscale.model.contract import ChurnModel
 from churnscale.serving.customer import _DATE_PATTERN, FINITE, CustomerDecoder
 from churnscale.serving.errors import InvalidInputError
+from churnscale.serving.jsonbody import decoded
 
 EVENTS = "events"
 _MARKER = b'"events"'
@@ -69,20 +70,13 @@ class EventCustomerDecoder(CustomerDecoder):
         """One customer from a JSON body: feature values, or events."""
         if _MARKER not in body:
             return super().decode(body)
-        try:
-            obj = self._events.decode(body)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise InvalidInputError(str(exc), field="body") from None
-        return self.convert(obj)
+        return self.convert(decoded(self._events, body))
 
     def decode_many(self, body: bytes) -> list[dict[str, Any]]:
         """Customers from a JSON array body; each may be given by values or by events."""
         if _MARKER not in body:
             return super().decode_many(body)
-        try:
-            objs = self._events_many.decode(body)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise InvalidInputError(str(exc), field="body") from None
+        objs = decoded(self._events_many, body)
         return [self.convert(o, row=i) for i, o in enumerate(objs)]
 
     def convert(self, x: Mapping[str, Any], *, row: int | None = None) -> dict[str, Any]:

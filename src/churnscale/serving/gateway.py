@@ -19,10 +19,9 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from churnscale.exceptions import ChurnscaleError, DeadlineExceededError, OverloadedError
 from churnscale.serving.bodies import (
@@ -38,11 +37,14 @@ from churnscale.serving.errors import (
     InvalidInputError,
     ModelNotReadyError,
     RequestError,
+    Style,
     UnsupportedMediaTypeError,
     error_answer,
 )
+from churnscale.serving.exchange import ForwardedCycle, checked_json, header_bytes, send_json, tags
 from churnscale.serving.limits import AdmissionController, deadline
 from churnscale.serving.metrics import PredictionTally, ServiceMetrics
+from churnscale.serving.query import Parser, boolean, parse_query
 from churnscale.serving.security import AccessRole, ApiKeys, key_in_headers, route_role
 from churnscale.serving.service import PredictionService
 from churnscale.serving.shadow import ShadowScorer
@@ -50,8 +52,10 @@ from churnscale.serving.shadow import ShadowScorer
 PREDICT_PATH = "/v1/predict"
 #: Largest request head (path, query and headers) served; uvicorn itself never sends 431.
 MAX_HEADER_BYTES = 16_384
-#: The documented boolean: `true` or `false` (not 1/0, which the OpenAPI schema does not allow).
-_TRUE = {"true": True, "false": False}
+#: The query parameters of ``POST /v1/predict``; every other route but the docs takes none.
+PREDICT_QUERY: dict[str, Parser] = {"reasons": boolean}
+#: Routes whose queries are FastAPI's own (Swagger UI's OAuth2 redirect).
+_DOCS = ("/docs", "/redoc")
 log = logging.getLogger("churnscale.serving")
 
 
@@ -271,43 +275,30 @@ class Gateway:
         if shadow is not None and self.guards.shadow is not None:
             self.guards.shadow.submit(shadow, scored.x, arm, score)
 
-    def refused(self, exc: BaseException, started: float) -> Answer:
-        """A ``/v1/predict`` error as answered (:func:`error_answer`) and counted."""
-        error = error_answer(exc)
+    def refused(
+        self, exc: BaseException, started: float, *, route: str = PREDICT_PATH, style: Style = "v1"
+    ) -> Answer:
+        """An error as answered (:func:`error_answer`) and counted under ``route``."""
+        error = error_answer(exc, style=style)
         metrics = self.state.metrics
-        metrics.errors.labels(PREDICT_PATH, error.kind).inc()
-        metrics.observe(PREDICT_PATH, error.status, time.perf_counter() - started)
-        version, arm = _tags(self.state.deployment)
+        metrics.errors.labels(route, error.kind).inc()
+        metrics.observe(route, error.status, time.perf_counter() - started)
+        version, arm = tags(self.state.deployment)
         if error.kind in ("overloaded", "deadline"):
             version = None  # refused before any model was asked
         return Answer(error.status, error.body, version, arm, error.headers, None)
 
     def _reasons(self, query: bytes) -> bool:
-        if not query:
-            return self.state.reasons
-        reasons, seen = self.state.reasons, False
-        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-            if key != "reasons":  # a misspelt parameter must not be silently ignored
-                raise InvalidInputError(
-                    "unknown query parameter; expected: reasons", field=key, location="query"
-                )
-            if seen:  # which of two values was meant is not ours to guess
-                raise InvalidInputError(
-                    "given more than once; send it once", field="reasons", location="query"
-                )
-            seen = True
-            if value.lower() not in _TRUE:
-                raise InvalidInputError(
-                    f"expected true or false, got {value!r}", field="reasons", location="query"
-                )
-            reasons = _TRUE[value.lower()]
+        reasons: bool = parse_query(query, PREDICT_QUERY).get("reasons", self.state.reasons)
         return reasons
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass a request to the FastAPI app, with the body limit, version header and metrics;
-        prediction requests (POST outside ``/admin``) are admitted under the deadline."""
+        """Pass a request to the FastAPI app, with the body limit, the one query parser, the
+        JSON body checks, the version header and metrics; prediction requests (POST outside
+        ``/admin``) are admitted under the deadline."""
         started = time.perf_counter()
         limit = self.state.max_body_bytes
+        path = scope["path"]
         try:
             length = declared_length(scope["headers"])
         except InvalidInputError as bad:
@@ -315,18 +306,19 @@ class Gateway:
             return
         if length is not None and length > limit:
             error = error_answer(too_large(limit))
-            version, arm = _tags(self.state.deployment)
+            version, arm = tags(self.state.deployment)
             await send_json(send, 413, error.body, version, arm=arm, close=True)
             self.state.metrics.observe("body_limit", 413, time.perf_counter() - started)
             return
-        cycle = _ForwardedCycle(self.state, send)
+        cycle = ForwardedCycle(self.state, send)
         try:
+            if not path.startswith(_DOCS):
+                parse_query(scope["query_string"], {})
             await self._run(scope, limited_receive(receive, limit), cycle)
-        except (OverloadedError, DeadlineExceededError) as exc:
+        except (RequestError, OverloadedError, DeadlineExceededError) as exc:
             if cycle.status is not None:
                 raise  # the answer had started: the server cuts it short
-            answer = self.refused(exc, started)
-            await send_json(send, answer.status, answer.payload, None, extra=answer.headers)
+            await self._refuse(send, exc, started, path)
             return
         finally:
             if cycle.status is not None:
@@ -335,77 +327,27 @@ class Gateway:
                 if cycle.status >= 500:
                     self.state.metrics.errors.labels(route, "server").inc()
 
-    async def _run(self, scope: Scope, receive: Receive, cycle: _ForwardedCycle) -> None:
+    async def _refuse(self, send: Send, exc: Exception, started: float, path: str) -> None:
+        """Answer a forwarded request the gateway refused: a bad query or JSON body (counted
+        as ``request``), or admission and deadline (counted as ``/v1/predict``, as always)."""
+        route = "request" if isinstance(exc, RequestError) else PREDICT_PATH
+        style: Style = "v2" if path.startswith("/v2") else "v1"
+        answer = self.refused(exc, started, route=route, style=style)
+        version = answer.version if isinstance(exc, RequestError) else None
+        await send_json(
+            send,
+            answer.status,
+            answer.payload,
+            version,
+            arm=answer.arm,
+            extra=answer.headers,
+            close=answer.status == 413,  # the rest of the upload is never read
+        )
+
+    async def _run(self, scope: Scope, receive: Receive, cycle: ForwardedCycle) -> None:
         role = route_role(scope["path"])
         if scope["method"] == "POST" and role in (AccessRole.PREDICT, AccessRole.FEEDBACK):
             async with deadline(self.guards.timeout), self.guards.admission.admit():
-                await self.app(scope, receive, cycle.send)
+                await self.app(scope, await checked_json(scope, receive), cycle.send)
         else:
-            await self.app(scope, receive, cycle.send)
-
-
-_CLOSE = (b"connection", b"close")
-
-
-def header_bytes(scope: Scope) -> int:
-    """Size of a request's head as the server received it: headers, path and query."""
-    size: int = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
-    return size + len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-
-
-class _ForwardedCycle:
-    """Tags a forwarded response with the version and arm in force when it started."""
-
-    def __init__(self, state: ServiceState, send: Send) -> None:
-        self.deployment = state.deployment
-        self.state = state
-        self.downstream = send
-        self.status: int | None = None
-
-    async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-            version, arm = _tags(self.deployment or self.state.deployment)
-            if version is not None:
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-model-version", version.encode("latin-1")),
-                    (b"x-model-arm", arm.encode("latin-1")),
-                ]
-            if self.status == 413:  # a body past the limit: the rest of it is never read
-                message["headers"] = [*message.get("headers", []), _CLOSE]
-        await self.downstream(message)
-
-
-def _tags(deployment: Deployment | None) -> tuple[str | None, str]:
-    """The primary arm's version and name (None while loading)."""
-    if deployment is None:
-        return None, ""
-    return deployment.primary.version, deployment.primary.name
-
-
-async def send_json(
-    send: Send,
-    status: int,
-    body: bytes,
-    version: str | None,
-    *,
-    arm: str = "",
-    extra: list[tuple[bytes, bytes]] | None = None,
-    close: bool = False,
-) -> None:
-    """Send a complete JSON response (with the model version and arm when known, and
-    ``Connection: close`` when ``close``)."""
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if version is not None:
-        headers.append((b"x-model-version", version.encode("latin-1")))
-        headers.append((b"x-model-arm", arm.encode("latin-1")))
-    if extra:
-        headers.extend(extra)
-    if close:
-        headers.append(_CLOSE)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+            await self.app(scope, await checked_json(scope, receive), cycle.send)

@@ -224,6 +224,8 @@ def _records(document: Any) -> list[Any]:
         split = document["dataframe_split"]
         if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
             raise InvalidInputError("needs columns and data", field="dataframe_split")
+        if not all(isinstance(c, str) for c in split["columns"]):
+            raise InvalidInputError("column names must be strings", field="dataframe_split.columns")
         data = split.get("data")
         if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
             raise InvalidInputError("data must be a list of rows", field="dataframe_split")
