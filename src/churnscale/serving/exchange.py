@@ -10,6 +10,7 @@ from starlette.types import Message, Receive, Scope, Send
 from churnscale.serving.bodies import JSON, media_type, read_body
 from churnscale.serving.deployment import Deployment
 from churnscale.serving.jsonbody import check_document
+from churnscale.serving.v2_binary import HEADER_LENGTH, header_length
 
 #: Routes with JSON bodies: a POST with a JSON body there is checked (UTF-8, no repeated key)
 #: before the route runs.
@@ -34,7 +35,10 @@ async def checked_json(scope: Scope, receive: Receive) -> Receive:
         return receive
     body = await read_body(receive, headers, 1 << 62)  # receive is already limited
     if body:
-        check_document(body)
+        # Triton's binary extension: a JSON header, then raw tensor bytes that are not text
+        declared = dict(headers).get(HEADER_LENGTH.encode())
+        length = header_length(declared.decode("latin-1") if declared is not None else None)
+        check_document(body if length is None else body[:length])
     replayed = False
 
     async def replay() -> Message:
