@@ -194,7 +194,10 @@ def customer_rows(service: PredictionService, tensors: Sequence[Tensor]) -> list
     service.check_rows(n)
     names = list(columns)
     convert = service.decoder.convert
-    return [convert({k: columns[k][i] for k in names}, row=i) for i in range(n)]
+    return [
+        convert(dict(zip(names, values, strict=True)), row=i)
+        for i, values in enumerate(zip(*columns.values(), strict=True))
+    ]
 
 
 #: Batches up to this many rows are scored in the event loop (a thread hop costs more).
