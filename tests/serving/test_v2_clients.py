@@ -168,10 +168,17 @@ def test_bad_binary_requests_are_refused_naming_the_problem(
             b"\x01\x00",
         ),
     }
+    cases["holds more than the 1 elements its shape declares"] = (
+        {**one, "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 8}},
+        b"\x00" * 8,  # two empty elements
+    )
+    too_many = {**one, "shape": [10_001], "parameters": {"binary_data_size": 8 * 10_001}}
+    cases["tensor of 10001 rows is over the limit of 10000"] = (too_many, b"\x00" * 80_008)
     for message, (tensor, raw) in cases.items():
         body, headers = _binary_body({"inputs": [tensor]}, raw)
         answer = httpx.post(url, content=body, headers={**headers, **AUTH})
-        assert answer.status_code == 422, (message, answer.text)
+        status = 413 if "over the limit" in message else 422
+        assert answer.status_code == status, (message, answer.text)
         assert message in answer.json()["error"], answer.text
     answer = httpx.post(
         url, content=b"{}", headers={"Inference-Header-Content-Length": "9", **AUTH}
@@ -246,7 +253,14 @@ def test_grpc_typed_contents(served: tuple[Server, int], rows: list[dict[str, An
         answer = stub.ModelInfer(request, metadata=[("x-api-key", KEY)])
         with pytest.raises(grpc.RpcError) as unknown:
             stub.ModelConfig(service_pb2.ModelConfigRequest(name="churn"))
+        huge = service_pb2.ModelInferRequest(model_name="churn")
+        huge.inputs.add(name="tenure_months", datatype="FP64", shape=[20_000])
+        huge.raw_input_contents.append(b"\x00" * 8 * 20_000)
+        with pytest.raises(grpc.RpcError) as too_large:
+            stub.ModelInfer(huge, metadata=[("x-api-key", KEY)])
     assert unknown.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert too_large.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "tensor of 20000 rows is over the limit of 10000" in str(too_large.value.details())
     got = np.frombuffer(answer.raw_output_contents[0], dtype="<f8")
     assert [o.name for o in answer.outputs] == ["churn_probability"]
     np.testing.assert_array_equal(got, expected(server, sent))

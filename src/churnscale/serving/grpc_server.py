@@ -39,6 +39,7 @@ from churnscale.serving.v2_tensors import (
     OUTPUT,
     Tensor,
     customer_rows,
+    declared_rows,
     from_array,
     from_elements,
     from_raw,
@@ -203,7 +204,8 @@ class InferenceServicer:
                 raise InvalidInputError(
                     f"unknown output; this model answers {OUTPUT}", field="outputs"
                 )
-        rows = customer_rows(service, request_tensors(request))
+        tensors = request_tensors(request, max_rows=service.settings.max_batch_rows)
+        rows = customer_rows(service, tensors)
         probabilities = await score_rows(service, rows)
         answer = self.pb2.ModelInferResponse(
             model_name=request.model_name, model_version=service.version, id=request.id
@@ -240,8 +242,9 @@ def _outcome(error: ChurnscaleError) -> tuple[int, str, str]:
     return error.http_status, kind, error.message
 
 
-def request_tensors(request: Any) -> list[Tensor]:
-    """The input columns of a ModelInferRequest (raw contents, or typed contents)."""
+def request_tensors(request: Any, *, max_rows: int) -> list[Tensor]:
+    """The input columns of a ModelInferRequest (raw contents, or typed contents); a tensor
+    declaring more than ``max_rows`` rows is refused before it is decoded."""
     raw: Sequence[bytes] = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise InvalidInputError(
@@ -252,8 +255,10 @@ def request_tensors(request: Any) -> list[Tensor]:
     for i, tensor in enumerate(request.inputs):
         shape = list(tensor.shape)
         if raw:
-            tensors.append(from_raw(tensor.name, tensor.datatype, shape, raw[i]))
-        elif tensor.datatype == "BYTES":
+            tensors.append(from_raw(tensor.name, tensor.datatype, shape, raw[i], max_rows=max_rows))
+            continue
+        declared_rows(tensor.name, shape, max_rows)
+        if tensor.datatype == "BYTES":
             tensors.append(from_elements(tensor.name, shape, tensor.contents.bytes_contents))
         elif tensor.datatype in CONTENTS:
             values = getattr(tensor.contents, CONTENTS[tensor.datatype])

@@ -122,7 +122,8 @@ async def v2_infer(name: NameParam, request: Request, service: ServiceDep) -> An
     """Inference on tensors, one per feature column: JSON, or the binary data extension."""
     _named(service, name)
     length = header_length(request.headers.get(HEADER_LENGTH))
-    infer, tensors = read_request(await request.body(), length)
+    body = await request.body()
+    infer, tensors = read_request(body, length, max_rows=service.settings.max_batch_rows)
     binary = wants_binary(infer)
     rows = customer_rows(service, tensors)
     probabilities = await score_rows(service, rows)

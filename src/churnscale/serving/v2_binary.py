@@ -41,8 +41,11 @@ def header_length(value: str | None) -> int | None:
     return int(value)
 
 
-def read_request(body: bytes, length: int | None) -> tuple[V2Request, list[Tensor]]:
-    """The request document and its input columns, from JSON data or the bytes after it."""
+def read_request(
+    body: bytes, length: int | None, *, max_rows: int
+) -> tuple[V2Request, list[Tensor]]:
+    """The request document and its input columns, from JSON data or the bytes after it (a
+    tensor declaring more than ``max_rows`` rows is refused before it is decoded)."""
     if length is not None and length > len(body):
         raise InvalidInputError(
             f"{length} is longer than the {len(body)}-byte body",
@@ -69,7 +72,7 @@ def read_request(body: bytes, length: int | None) -> tuple[V2Request, list[Tenso
                 field=tensor.name,
             )
         raw = binary[offset : offset + size]
-        tensors.append(from_raw(tensor.name, tensor.datatype, tensor.shape, raw))
+        tensors.append(from_raw(tensor.name, tensor.datatype, tensor.shape, raw, max_rows=max_rows))
         offset += size
     if offset != len(binary):
         raise InvalidInputError(

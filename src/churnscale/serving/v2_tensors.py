@@ -25,7 +25,7 @@ import msgspec
 import numpy as np
 
 from churnscale.data.schema import Role
-from churnscale.serving.errors import InvalidInputError
+from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 
 if TYPE_CHECKING:
     from churnscale.serving.service import PredictionService
@@ -116,6 +116,19 @@ def check_shape(name: str, shape: Sequence[int], count: int) -> None:
         raise InvalidInputError(f"shape {list(shape)} does not match {count} values", field=name)
 
 
+def declared_rows(name: str, shape: Sequence[int], max_rows: int) -> int:
+    """The rows a tensor's shape declares, refused (413) over ``max_rows`` before anything of
+    it is decoded, so a small body cannot make millions of Python values."""
+    if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+        raise InvalidInputError(f"shape {list(shape)} is not [n] or [n, 1]", field=name)
+    rows = math.prod(shape) if shape else max_rows  # no shape: only the limit bounds it
+    if rows > max_rows:
+        raise PayloadTooLargeError(
+            f"tensor of {rows} rows is over the limit of {max_rows}", field=name
+        )
+    return rows
+
+
 def from_json(tensor: V2Input) -> Tensor:
     """A JSON tensor's column (nested ``[[v], …]`` flattened)."""
     data = tensor.data or []
@@ -127,10 +140,14 @@ def from_json(tensor: V2Input) -> Tensor:
     return Tensor(tensor.name, [None if isinstance(v, float) and v != v else v for v in data])
 
 
-def from_raw(name: str, datatype: str, shape: Sequence[int], raw: bytes | memoryview) -> Tensor:
-    """A column from raw little-endian tensor bytes (BYTES: length-prefixed elements)."""
+def from_raw(
+    name: str, datatype: str, shape: Sequence[int], raw: bytes | memoryview, *, max_rows: int
+) -> Tensor:
+    """A column from raw little-endian tensor bytes (BYTES: length-prefixed elements); a shape
+    over ``max_rows`` is refused before decoding."""
+    rows = declared_rows(name, shape, max_rows)
     if datatype == "BYTES":
-        return from_elements(name, shape, bytes_elements(name, raw))
+        return from_elements(name, shape, bytes_elements(name, raw, most=rows))
     dtype = DTYPES.get(datatype)
     if dtype is None:
         expected = ", ".join([*DTYPES, "BYTES"])
@@ -161,12 +178,17 @@ def from_elements(name: str, shape: Sequence[int], elements: Sequence[bytes]) ->
         raise InvalidInputError(f"a BYTES element is not UTF-8 text: {exc}", field=name) from None
 
 
-def bytes_elements(name: str, raw: bytes | memoryview) -> list[bytes]:
-    """The elements of a serialized BYTES tensor (4-byte little-endian length, then the bytes)."""
+def bytes_elements(name: str, raw: bytes | memoryview, *, most: int) -> list[bytes]:
+    """The elements of a serialized BYTES tensor (4-byte little-endian length, then the bytes);
+    more than ``most`` of them is refused as soon as it is seen."""
     data = bytes(raw)
     elements: list[bytes] = []
     offset, end = 0, len(data)
     while offset < end:
+        if len(elements) == most:
+            raise InvalidInputError(
+                f"BYTES tensor holds more than the {most} elements its shape declares", field=name
+            )
         if offset + 4 > end:
             raise InvalidInputError("BYTES tensor ends inside a length prefix", field=name)
         (length,) = _LENGTH.unpack_from(data, offset)
