@@ -273,3 +273,23 @@ def test_grpc_port_without_the_extra_is_one_config_error(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "tritonclient.grpc.service_pb2", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"--grpc-port: expected the grpc extra installed"):
         _require_grpc()
+
+
+def test_grpc_outcomes_map_to_status_codes_without_leaking_bugs() -> None:
+    from churnscale.exceptions import DeadlineExceededError, OverloadedError
+    from churnscale.serving.errors import PayloadTooLargeError
+    from churnscale.serving.grpc_server import CODES, _outcome
+
+    assert _outcome(RuntimeError("secret path /etc/x")) == (500, "server", "internal server error")
+    assert _outcome(DeadlineExceededError(2.0))[:2] == (504, "deadline")
+    assert _outcome(OverloadedError(in_flight=1, queued=0, retry_after=1))[:2] == (
+        503,
+        "overloaded",
+    )
+    assert _outcome(PayloadTooLargeError("big", field="x"))[:2] == (413, "too_large")
+    assert [CODES[s].name for s in (413, 422, 503, 504)] == [
+        "RESOURCE_EXHAUSTED",
+        "INVALID_ARGUMENT",
+        "UNAVAILABLE",
+        "DEADLINE_EXCEEDED",
+    ]

@@ -18,6 +18,7 @@ install the ``grpc`` extra (``pip install 'churnscale[grpc]'``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -49,6 +50,7 @@ from churnscale.serving.v2_tensors import (
 from churnscale.version import __version__
 
 SERVICE = "inference.GRPCInferenceService"
+log = logging.getLogger("churnscale.serving")
 #: The gRPC status of each HTTP status the service answers with.
 CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -136,8 +138,11 @@ class InferenceServicer:
                 else:
                     answer = await method(request)
             except TimeoutError:
-                error: ChurnscaleError = DeadlineExceededError(self.guards.timeout)
+                error: Exception = DeadlineExceededError(self.guards.timeout)
             except ChurnscaleError as exc:
+                error = exc
+            except Exception as exc:  # a bug: logged, answered INTERNAL without detail
+                log.error("gRPC %s failed", route, exc_info=exc)
                 error = exc
             else:
                 self.state.metrics.observe(route, 200, time.perf_counter() - started)
@@ -230,8 +235,10 @@ def _raw(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("latin-1")
 
 
-def _outcome(error: ChurnscaleError) -> tuple[int, str, str]:
+def _outcome(error: Exception) -> tuple[int, str, str]:
     """HTTP status, metrics kind and message of a failed call (5xx: no detail leaks)."""
+    if not isinstance(error, ChurnscaleError):
+        return 500, "server", "internal server error"
     if isinstance(error, RequestError):
         return error.http_status, error.kind, error.message
     if isinstance(error, DeadlineExceededError):
