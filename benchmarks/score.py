@@ -1,19 +1,24 @@
-"""Batch scoring throughput, Parquet in → Parquet out, for a 100-tree model.
+"""Batch scoring throughput, Parquet in → Parquet out, for a 100-tree model and the default one.
 
-The first run compiles the trees (lleaves) into an empty cache; a later run, as every
-``churnscale score`` after the first for a model, loads the compiled object from the cache.
-Beside it, in the same run and on the same rows: LightGBM's own ``predict`` on the encoded
-matrix (all threads), the whole scoring run with LightGBM as the predictor, and the run on a
-2-worker local Dask cluster. Wall-clock rows/s, and the process CPU time per row (this
-process and, for the cluster, not its workers), because the machine is shared and loaded.
+Two models, each measured on the same rows: a model of exactly 100 rounds (``train_100_trees``)
+and the model ``churnscale train`` makes with every default on the generator's 100,000
+customers (``benchmarks/default_model.py``, cached; ``--retrain`` trains it afresh; ``--only``
+picks one). For each, the first run compiles the trees (lleaves) into an empty cache; a later
+run, as every ``churnscale score`` after the first for a model, loads the compiled object from
+the cache. Beside it, in the same run and on the same rows: the compiled trees alone and
+LightGBM's own ``predict`` on the encoded matrix (all threads: the baseline of the ratios), the
+whole scoring run with LightGBM as the predictor, and the run on a 2-worker local Dask cluster.
+Wall-clock rows/s, and the process CPU time per row (this process and, for the cluster, not
+its workers), because the machine is shared and loaded.
 
-    .venv/bin/python benchmarks/score.py [--rows 2000000] [--no-cluster]
+    .venv/bin/python benchmarks/score.py [--rows 1000000] [--only 100,default] [--no-cluster]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,6 +36,9 @@ from churnscale.model.predictor import Predictor
 from churnscale.scoring import score
 from churnscale.scoring.cluster import score_on_cluster
 from churnscale.training.local import TrainParams, train_local
+
+sys.path.insert(0, str(Path(__file__).parent))
+from default_model import Forest, default_model
 
 
 def train_100_trees(root: Path) -> LightGBMModel:
@@ -50,66 +58,101 @@ def timed(run: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def measure(
+    model: LightGBMModel, bundle: Path, data: Path, root: Path, cluster: bool
+) -> list[tuple[str, float, float]]:
+    """(what, wall s, CPU s) of each way of scoring ``data`` with ``model``; LightGBM's own
+    predict on the encoded matrix last (the baseline)."""
+    results: list[tuple[str, float, float]] = []
+    home = root / f"home-{bundle.name}"
+    compiled = Settings(home=home, predictor="compiled")  # empty compile cache
+
+    def run(name: str, call: Callable[[Path], object]) -> None:
+        out = root / "out.parquet"
+        out.unlink(missing_ok=True)  # score refuses to overwrite
+        results.append((name, *timed(lambda: call(out))))
+
+    run(
+        "score, compiled trees (first run: compiles)",
+        lambda o: score(str(data), model, o, settings=compiled),
+    )
+    run(
+        "score, compiled trees (later run: cached object)",
+        lambda o: score(str(data), model, o, settings=compiled),
+    )
+    predictor = Predictor(model, kind="compiled")
+    run(
+        "score, compiled trees (compiled once)",
+        lambda o: score(str(data), model, o, settings=compiled, predictor=predictor),
+    )
+    run(
+        "score, LightGBM predict",
+        lambda o: score(str(data), model, o, settings=Settings(home=home, predictor="lightgbm")),
+    )
+    if cluster:
+        run(
+            "score --cluster local:2 (start + compile incl.)",
+            lambda o: score_on_cluster(
+                str(data), str(bundle), o, settings=compiled, cluster="local:2"
+            ),
+        )
+    matrix = model.preprocessor.transform(pq.read_table(data))
+    results.append(
+        (
+            "compiled trees only (encoded matrix in RAM)",
+            *timed(lambda: predictor.predict_matrix(matrix)),
+        )
+    )
+    results.append(
+        (
+            "LightGBM predict only (encoded matrix in RAM)",
+            *timed(lambda: model.booster.predict(matrix)),
+        )
+    )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--only", default="100,default", help="Comma-separated: 100, default.")
+    parser.add_argument("--retrain", action="store_true", help="Train the default model afresh.")
     parser.add_argument("--no-cluster", action="store_true", help="Skip the local:2 row.")
     args = parser.parse_args()
+    only = [c for c in args.only.split(",") if c]
+    if not only or set(only) - {"100", "default"}:
+        raise SystemExit("--only: comma-separated names from 100, default")
     load_before = os.getloadavg()
-    results: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = train_100_trees(root)
+        bundles: dict[str, Path] = {}
+        if "100" in only:
+            train_100_trees(root)
+            bundles["100 trees"] = root / "model"
+        if "default" in only:
+            bundles["default model"] = default_model(retrain=args.retrain)
         data = root / "score.parquet"
         write_batches(generate(GeneratorSpec(args.rows, 11)), data)
         rows = pq.read_metadata(data).num_rows
-        compiled = Settings(home=root / "home", predictor="compiled")  # empty compile cache
-
-        def run(name: str, call: Callable[[Path], object]) -> None:
-            results.append((name, *timed(lambda: call(root / f"{len(results)}.parquet"))))
-
-        run(
-            "score, compiled trees (first run: compiles)",
-            lambda o: score(str(data), model, o, settings=compiled),
-        )
-        run(
-            "score, compiled trees (later run: cached object)",
-            lambda o: score(str(data), model, o, settings=compiled),
-        )
-        predictor = Predictor(model, kind="compiled")
-        run(
-            "score, compiled trees (compiled once)",
-            lambda o: score(str(data), model, o, settings=compiled, predictor=predictor),
-        )
-        run(
-            "score, LightGBM predict",
-            lambda o: score(
-                str(data), model, o, settings=Settings(home=root / "home", predictor="lightgbm")
-            ),
-        )
-        if not args.no_cluster:
-            ref = str(root / "model")
-            run(
-                "score --cluster local:2 (start + compile incl.)",
-                lambda o: score_on_cluster(str(data), ref, o, settings=compiled, cluster="local:2"),
+        tables = {}
+        for name, bundle in bundles.items():
+            model = LightGBMModel.load(bundle)
+            tables[name] = (
+                Forest.of(model),
+                measure(model, bundle, data, root, not args.no_cluster),
             )
-        matrix = model.preprocessor.transform(pq.read_table(data))
-        results.append(
-            (
-                "LightGBM predict only (encoded matrix in RAM)",
-                *timed(lambda: model.booster.predict(matrix)),
-            )
-        )
     load_after = os.getloadavg()
     print(
-        f"{rows:,} rows, {model.booster.num_trees()} trees, {os.cpu_count()} cores; load average "
-        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after"
+        f"{rows:,} rows, {os.cpu_count()} cores; load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after"
     )
-    print(f"{'what':<50}{'rows/s':>12}{'vs LightGBM predict':>22}{'CPU µs/row':>12}")
-    baseline = rows / results[-1][1]
-    for name, wall, cpu in results:
-        ratio = (rows / wall) / baseline
-        print(f"{name:<50}{rows / wall:>12,.0f}{ratio:>21.2f}x{cpu / rows * 1e6:>12.2f}")
+    for name, (forest, results) in tables.items():
+        print(f"\n{name}: {forest}")
+        print(f"{'what':<50}{'rows/s':>12}{'vs LightGBM predict':>22}{'CPU µs/row':>12}")
+        baseline = rows / results[-1][1]
+        for what, wall, cpu in results:
+            ratio = (rows / wall) / baseline
+            print(f"{what:<50}{rows / wall:>12,.0f}{ratio:>21.2f}x{cpu / rows * 1e6:>12.2f}")
 
 
 if __name__ == "__main__":

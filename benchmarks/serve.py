@@ -1,11 +1,15 @@
 """Single-row prediction service throughput under wrk, beside the ceiling and the textbook way.
 
-Three servers, each with the same number of processes, measured in the same run with ``wrk``
-on the same machine (32 connections, 2 wrk threads); the ceiling and churnscale alternate for
-``--rounds`` rounds and the best round of each is kept (the machine is shared):
+Up to four servers, each with the same number of processes, measured in the same run with
+``wrk`` on the same machine (32 connections, 2 wrk threads); the ceiling and the churnscale
+servers alternate for ``--rounds`` rounds and the best round of each is kept (the machine is
+shared):
 
 - **ceiling**: a bare ASGI app that answers a constant JSON body (uvicorn, httptools, uvloop);
-- **churnscale**: ``churnscale serve --workers N`` answering ``POST /v1/predict``;
+- **churnscale 100**: ``churnscale serve --workers N`` answering ``POST /v1/predict`` with a
+  model of exactly 100 rounds (``train_100_trees``);
+- **churnscale default**: the same with the model ``churnscale train`` makes with every default
+  on the generator's 100,000 customers (``benchmarks/default_model.py``, cached; ``--retrain``);
 - **textbook**: FastAPI + pydantic, a pickled scikit-learn pipeline (ordinal encoding +
   LGBMClassifier, 100 trees) and a pandas DataFrame per request. Pickle is used only here, for
   the baseline; churnscale never pickles a model.
@@ -15,9 +19,12 @@ process, over the measured run): a figure that other jobs on the machine disturb
 requests/s, and the textbook's CPU per request over each server's.
 
 Then the parts of the hot path, in process: validation (msgspec vs orjson + a per-field loop)
-and the trees (LightGBM ``predict`` with one thread vs lleaves).
+and the trees of each model (LightGBM ``predict`` with one thread vs lleaves).
 
-    .venv/bin/python benchmarks/serve.py [--workers 2] [--seconds 10]
+``--pin`` runs one process per server on core 0 and wrk on core 1 (``taskset``), the issue's
+setting; ``--only 100,default`` picks the servers beside the ceiling.
+
+    .venv/bin/python benchmarks/serve.py [--workers 2] [--seconds 10] [--pin] [--only default]
 """
 
 from __future__ import annotations
@@ -42,7 +49,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from churnscale.data.synthetic import generate_table
 from churnscale.model.lightgbm import LightGBMModel
+from default_model import Forest, default_model
 from score import train_100_trees
+
+#: The servers besides the ceiling, by ``--only`` name.
+CHOICES = ("100", "default", "textbook")
 
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -123,25 +134,28 @@ def make_textbook(root: Path) -> Path:
 
 
 # ---- driving the servers ----------------------------------------------------------------------
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            httpx.post(url, content=b"{}", timeout=2)
-            return
+            if httpx.post(url, content=b"{}", timeout=2).status_code != 503:
+                return  # 503 until the model is loaded and its trees compiled
         except httpx.TransportError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)
     raise RuntimeError(f"{url} never answered")
 
 
-def start(kind: str, port: int, workers: int, model: Path, pipeline: Path) -> list[Any]:
-    if kind == "churnscale":
-        command = [sys.executable, "-m", "churnscale", "serve", "--model", str(model)]
+def start(
+    kind: str, port: int, workers: int, model: Path, pipeline: Path, pin: list[str]
+) -> list[Any]:
+    if kind.startswith("churnscale"):
+        command = [*pin, sys.executable, "-m", "churnscale", "serve", "--model", str(model)]
         command += ["--port", str(port), "--workers", str(workers)]
         return [subprocess.Popen(command)]
-    child = [sys.executable, __file__, "--child", kind, "--port", str(port)]
+    child = [*pin, sys.executable, __file__, "--child", kind, "--port", str(port)]
     return [subprocess.Popen([*child, "--pipeline", str(pipeline)]) for _ in range(workers)]
 
 
@@ -166,13 +180,14 @@ def tree_cpu(processes: list[Any]) -> float:
 
 
 def wrk(
-    url: str, script: Path, seconds: int, processes: list[Any]
+    url: str, script: Path, seconds: int, processes: list[Any], pin: list[str]
 ) -> tuple[float, float, float, float]:
     """Requests/s, p50 and p99 ms, and the servers' CPU µs per request, of one wrk run."""
-    subprocess.run(["wrk", "-t2", "-c32", "-d2s", "-s", str(script), url], capture_output=True)
+    load = [*pin, "wrk", "-t2", "-c32"]
+    subprocess.run([*load, "-d2s", "-s", str(script), url], capture_output=True)
     cpu = tree_cpu(processes)
     done = subprocess.run(
-        ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        [*load, f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -198,16 +213,18 @@ def measure(
     seconds: int,
     rounds: int,
     running: dict[str, list[Any]],
+    pin: list[str],
 ) -> dict[str, tuple[float, float, float, float]]:
-    """Ceiling and churnscale alternately ``rounds`` times (best round kept: the machine is
-    shared), then the textbook service once."""
+    """Ceiling and churnscale servers alternately ``rounds`` times (best round kept: the
+    machine is shared), then the textbook service once."""
     best: dict[str, tuple[float, float, float, float]] = {}
     for _ in range(rounds):
-        for kind in ("ceiling", "churnscale"):
-            result = wrk(urls[kind], script, seconds, running[kind])
+        for kind in (k for k in urls if k != "textbook"):
+            result = wrk(urls[kind], script, seconds, running[kind], pin)
             if kind not in best or result[0] > best[kind][0]:
                 best[kind] = result
-    best["textbook"] = wrk(urls["textbook"], script, seconds, running["textbook"])
+    if "textbook" in urls:
+        best["textbook"] = wrk(urls["textbook"], script, seconds, running["textbook"], pin)
     return best
 
 
@@ -216,17 +233,20 @@ def customer() -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime.date) else v for k, v in row.items()}
 
 
-def parts(model: LightGBMModel, body: bytes) -> list[tuple[str, float]]:
+def parts(models: dict[str, LightGBMModel], body: bytes) -> list[tuple[str, float]]:
     """Microseconds per call of each hot-path step, measured in this process."""
     import orjson
 
     from churnscale.config import Settings
     from churnscale.serving.service import PredictionService
 
-    service = PredictionService(model, Settings(predictor="compiled"))
-    x = service.decoder.decode(body)
-    row = service.encode(x)
-    checks = dict.fromkeys(service.decoder.features, float)
+    services = {
+        name: PredictionService(model, Settings(predictor="compiled"))
+        for name, model in models.items()
+    }
+    first = next(iter(services.values()))
+    x = first.decoder.decode(body)
+    checks = dict.fromkeys(first.decoder.features, float)
 
     def orjson_loop() -> dict[str, Any]:
         data = orjson.loads(body)
@@ -236,24 +256,35 @@ def parts(model: LightGBMModel, body: bytes) -> list[tuple[str, float]]:
                 raise ValueError(name)
         return dict(data)
 
-    def per_call(function: Any) -> float:
-        return min(timeit.repeat(function, number=20_000, repeat=3)) / 20_000 * 1e6
+    def per_call(function: Any, number: int = 20_000) -> float:
+        return min(timeit.repeat(function, number=number, repeat=3)) / number * 1e6
 
-    one = row.reshape(1, -1)
-    return [
-        ("validate: msgspec Struct from schema", per_call(lambda: service.decoder.decode(body))),
+    steps = [
+        ("validate: msgspec Struct from schema", per_call(lambda: first.decoder.decode(body))),
         ("validate: orjson.loads + per-field loop", per_call(orjson_loop)),
-        ("encode_one (dict → float64 row)", per_call(lambda: service.encode(x))),
+        ("encode_one (dict → float64 row)", per_call(lambda: first.encode(x))),
+    ]
+    for name, service in services.items():
+        steps += _tree_steps(name, service, x, per_call)
+    return steps
+
+
+def _tree_steps(name: str, service: Any, x: Any, per_call: Any) -> list[tuple[str, float]]:
+    """One model's trees (LightGBM with one thread, the compiled entry point) and answer."""
+    row = service.encode(x)
+    one = row.reshape(1, -1)
+    booster = service.predictor.model.booster
+    return [
         (
-            "trees: LightGBM predict, num_threads=1",
-            per_call(lambda: model.booster.predict(one, num_threads=1)),
+            f"{name}: trees, LightGBM predict, num_threads=1",
+            per_call(lambda: booster.predict(one, num_threads=1), 2_000),
         ),
         (
-            "trees: lleaves compiled, entry point",
+            f"{name}: trees, lleaves compiled, entry point",
             per_call(lambda: service.predictor.predict_one(row)),
         ),
         (
-            "whole answer (encode + trees + dict)",
+            f"{name}: whole answer (encode + trees + dict)",
             per_call(lambda: service.answer(x, reasons=False)),
         ),
     ]
@@ -264,6 +295,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pin", action="store_true", help="Servers on core 0, wrk on core 1.")
+    parser.add_argument("--only", default=",".join(CHOICES), help="Comma-separated servers.")
+    parser.add_argument("--retrain", action="store_true", help="Train the default model afresh.")
     parser.add_argument("--child", choices=["ceiling", "textbook"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--pipeline", default="")
@@ -271,27 +305,40 @@ def main() -> None:
     if args.child:
         run_child(args.child, args.port, args.pipeline)
         return
+    only = [c for c in args.only.split(",") if c]
+    if not only or set(only) - set(CHOICES):
+        raise SystemExit(f"--only: comma-separated names from {CHOICES}")
     if shutil.which("wrk") is None:
         raise SystemExit("benchmarks/serve.py needs wrk on PATH (Debian: apt-get install wrk)")
+    workers = 1 if args.pin else args.workers
+    server_pin, wrk_pin = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if args.pin else ([], [])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = train_100_trees(root)
-        pipeline = make_textbook(root)
+        bundles = {"churnscale 100": root / "model"}
+        train_100_trees(root)
+        if "default" in only:
+            bundles["churnscale default"] = default_model(retrain=args.retrain)
+        if "100" not in only:
+            del bundles["churnscale 100"]
+        models = {kind: LightGBMModel.load(path) for kind, path in bundles.items()}
+        pipeline = make_textbook(root) if "textbook" in only else root
         body = json.dumps(customer()).encode()
         (root / "body.json").write_bytes(body)
         script = root / "post.lua"
         script.write_text(LUA.format(body=root / "body.json"))
-        kinds = ("ceiling", "churnscale", "textbook")
-        urls = {k: f"http://127.0.0.1:{18_700 + i}/v1/predict" for i, k in enumerate(kinds)}
+        kinds = ["ceiling", *bundles, *(["textbook"] if "textbook" in only else [])]
+        ports = {k: 18_700 + i for i, k in enumerate(kinds)}
+        urls = {k: f"http://127.0.0.1:{port}/v1/predict" for k, port in ports.items()}
+        load_before = os.getloadavg()
         running = {
-            k: start(k, 18_700 + i, args.workers, root / "model", pipeline)
-            for i, k in enumerate(kinds)
+            k: start(k, ports[k], workers, bundles.get(k, root), pipeline, server_pin)
+            for k in kinds
         }
         try:
             for kind in kinds:
                 wait_ready(urls[kind], running[kind][0])
             time.sleep(1.0)
-            results = measure(urls, script, args.seconds, args.rounds, running)
+            results = measure(urls, script, args.seconds, args.rounds, running, wrk_pin)
         finally:
             for processes in running.values():
                 for process in processes:
@@ -299,34 +346,44 @@ def main() -> None:
             for processes in running.values():
                 for process in processes:
                     process.wait(timeout=30)
-        steps = parts(model, body)
-    report(results, steps, args.workers)
+        load_after = os.getloadavg()
+        steps = parts(models, body)
+    forests = {kind: Forest.of(model) for kind, model in models.items()}
+    report(results, steps, workers, args.pin, forests, (load_before[0], load_after[0]))
 
 
 def report(
     results: dict[str, tuple[float, float, float, float]],
     steps: list[tuple[str, float]],
     workers: int,
+    pinned: bool,
+    forests: dict[str, Forest],
+    load: tuple[float, float],
 ) -> None:
     ceiling = results["ceiling"][0]
-    textbook, textbook_cpu = results["textbook"][0], results["textbook"][3]
+    textbook = results.get("textbook")
+    where = "servers on core 0, wrk on core 1" if pinned else "unpinned"
     print(
-        f"POST /v1/predict, one customer, wrk -t2 -c32, {workers} server processes, "
-        f"{os.cpu_count()} cores"
+        f"POST /v1/predict, one customer, wrk -t2 -c32, {workers} process(es) per server, "
+        f"{where}, {os.cpu_count()} cores; load average {load[0]:.1f} before, {load[1]:.1f} after"
     )
+    for kind, forest in forests.items():
+        print(f"{kind}: {forest}")
     print(
-        f"{'server':<12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'× ceiling':>11}"
+        f"{'server':<20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'× ceiling':>11}"
         f"{'× textbook':>12}{'CPU µs/req':>12}{'textbook CPU ×':>16}"
     )
     for kind, (rate, p50, p99, cpu) in results.items():
+        by_textbook = f"{rate / textbook[0]:>12.1f}" if textbook else f"{'—':>12}"
+        cpu_ratio = f"{textbook[3] / cpu:>16.1f}" if textbook else f"{'—':>16}"
         print(
-            f"{kind:<12}{rate:>10,.0f}{p50:>9.2f}{p99:>9.2f}{rate / ceiling:>11.2f}"
-            f"{rate / textbook:>12.1f}{cpu:>12.1f}{textbook_cpu / cpu:>16.1f}"
+            f"{kind:<20}{rate:>10,.0f}{p50:>9.2f}{p99:>9.2f}{rate / ceiling:>11.2f}"
+            f"{by_textbook}{cpu:>12.1f}{cpu_ratio}"
         )
     print()
-    print(f"{'hot-path step (in process)':<44}{'µs/call':>9}")
+    print(f"{'hot-path step (in process)':<62}{'µs/call':>9}")
     for name, micros in steps:
-        print(f"{name:<44}{micros:>9.2f}")
+        print(f"{name:<62}{micros:>9.2f}")
 
 
 if __name__ == "__main__":
