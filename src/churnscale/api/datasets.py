@@ -166,6 +166,7 @@ def generate(
     fmt: Format = ...,
     threads: int = ...,
     events: None = None,
+    treatment: bool = ...,
     on_progress: Progress | None = ...,
 ) -> pa.Table: ...
 @overload
@@ -177,6 +178,7 @@ def generate(
     fmt: Format = ...,
     threads: int = ...,
     events: str | os.PathLike[str] | None = None,
+    treatment: bool = ...,
     on_progress: Progress | None = ...,
 ) -> Generated: ...
 def generate(
@@ -187,12 +189,15 @@ def generate(
     fmt: Format = "parquet",
     threads: int = 2,
     events: str | os.PathLike[str] | None = None,
+    treatment: bool = False,
     on_progress: Progress | None = None,
 ) -> pa.Table | Generated:
     """Realistic synthetic customers with a ``churned`` label (``churnscale generate``).
 
     Without ``out``, the customers come back as a pyarrow Table; with it, they are written
     there (``fmt``: parquet, csv or jsonl), and with ``events`` their activity event log too.
+    ``treatment`` adds a randomized offer with a known effect (columns ``offer`` and
+    ``true_uplift``; the outcome is then ``retained``).
 
     >>> import churnscale
     >>> table = churnscale.generate(rows=1_000, seed=3)
@@ -206,12 +211,12 @@ def generate(
     if out is None:
         if events is not None:
             raise ConfigError("events", expected="an out path beside it", received=events)
-        return generate_table(rows, seed)
+        return generate_table(rows, seed, treatment=treatment)
     from churnscale.data.events import generate_events
     from churnscale.data.synthetic import generate as generate_batches
     from churnscale.data.writers import write_batches
 
-    spec = GeneratorSpec(rows, seed)
+    spec = GeneratorSpec(rows, seed, treatment=treatment)
     batches = generate_batches(spec, threads=threads)
     written = write_batches(batches, Path(out), fmt=fmt, on_batch=on_progress)
     if events is None:

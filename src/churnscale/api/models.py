@@ -10,6 +10,7 @@ CLI's. It adds no model of its own.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +46,13 @@ class ChurnModel:
     such as the id or the label, are ignored).
 
     >>> import churnscale
-    >>> model = churnscale.train(churnscale.generate(rows=3_000, seed=1), target="churned")
-    >>> new = churnscale.generate(rows=5, seed=2).to_pandas()
+    >>> customers = churnscale.generate(rows=2_000, seed=1)
+    >>> model = churnscale.train(customers, target="churned", max_rounds=50)
+    >>> new = churnscale.generate(rows=200, seed=2).to_pandas()
     >>> model.predict_proba(new).shape
-    (5,)
-    >>> [len(reasons) for reasons in model.explain(new, top=2)]
-    [2, 2, 2, 2, 2]
+    (200,)
+    >>> [len(reasons) for reasons in model.explain(new.head(3), top=2)]
+    [2, 2, 2]
     >>> report = model.evaluate(new.drop(columns="churned"), new["churned"])
     >>> sorted(report.metrics)[:3]
     ['best_profit', 'brier', 'ece']
@@ -134,19 +136,25 @@ class ChurnModel:
         retention_value: float = 10.0,
         success_rate: float = 1.0,
         value: str | None = None,
+        quarantine: str | os.PathLike[str] | None = None,
         settings: Settings | None = None,
+        on_progress: Callable[[int], None] | None = None,
     ) -> EvaluationReport:
         """Judge the model on labelled customers (``churnscale evaluate``).
 
         ``X`` is a table with labels ``y`` (or with the model's target column when ``y`` is
-        None), or a path or stored dataset, read as the CLI reads it (unreadable rows
-        quarantined under the churnscale home). ``value``: a numeric column of per-customer
-        value for the profit curve; the campaign is ``contact_cost``, ``retention_value`` and
-        ``success_rate``.
+        None), or a path or stored dataset, read as the CLI reads it (unreadable rows go to
+        ``quarantine``, by default ``evaluate.quarantine.jsonl`` in the churnscale home;
+        ``on_progress`` is called with the rows read). ``value``: a numeric column of
+        per-customer value for the profit curve; the campaign is ``contact_cost``,
+        ``retention_value`` and ``success_rate``.
         """
         profit = ProfitSettings(contact_cost, retention_value, success_rate)
         if is_path(X):
-            return self._evaluate_source(os.fspath(X), profit, value, settings)  # type: ignore[arg-type]
+            settings = settings or load_settings()
+            where = Path(quarantine or settings.home / "evaluate.quarantine.jsonl")
+            source = os.fspath(X)  # type: ignore[arg-type]
+            return self._evaluate_source(source, profit, value, where, settings, on_progress)
         table = self._labelled(X, y)
         target = self.model.preprocessor.schema.target
         assert target is not None  # _labelled refuses a model without one
@@ -176,14 +184,23 @@ class ChurnModel:
         return conformed(table, feature_schema(schema, with_target=True))
 
     def _evaluate_source(
-        self, source: str, profit: ProfitSettings, value: str | None, settings: Settings | None
+        self,
+        source: str,
+        profit: ProfitSettings,
+        value: str | None,
+        quarantine: Path,
+        settings: Settings,
+        on_progress: Callable[[int], None] | None,
     ) -> EvaluationReport:
         from churnscale.evaluation.labelled import score_labelled
 
-        settings = settings or load_settings()
-        quarantine = settings.home / "evaluate.quarantine.jsonl"
         scored = score_labelled(
-            source, self.model, settings=settings, quarantine_path=quarantine, value_column=value
+            source,
+            self.model,
+            settings=settings,
+            quarantine_path=quarantine,
+            value_column=value,
+            on_progress=on_progress,
         )
         assessment = assess(
             self.model,
@@ -217,7 +234,8 @@ def load_model(
     the registry (verified, cached), or a bundle directory.
 
     >>> import churnscale
-    >>> model = churnscale.train(churnscale.generate(rows=3_000, seed=1), target="churned")
+    >>> customers = churnscale.generate(rows=2_000, seed=1)
+    >>> model = churnscale.train(customers, target="churned", max_rounds=50)
     >>> saved = model.save(home / "bundle")
     >>> churnscale.load_model(saved).feature_names == model.feature_names
     True

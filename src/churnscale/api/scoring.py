@@ -36,7 +36,8 @@ def score(
     reference or path only), and ``out`` is then a directory of parts.
 
     >>> import churnscale
-    >>> model = churnscale.train(churnscale.generate(rows=3_000, seed=1), target="churned")
+    >>> customers = churnscale.generate(rows=2_000, seed=1)
+    >>> model = churnscale.train(customers, target="churned", max_rounds=50)
     >>> info = churnscale.score(churnscale.generate(rows=200, seed=5), model, home / "s.parquet")
     >>> info.rows, info.rejected
     (200, 0)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -93,6 +93,29 @@ def _split(options: TrainOptions, dataset: Path, seed: int) -> SplitSpec:
     )
 
 
+@contextmanager
+def prepared(
+    data: Data,
+    options: TrainOptions,
+    seed: int,
+    *,
+    settings: Settings,
+    on_progress: Progress | None = None,
+) -> Iterator[tuple[Path, SplitSpec]]:
+    """``data`` as a stored dataset (read with ``options``' schema hints) and the split
+    ``options`` asks for: what every training job starts from."""
+    hints, schema = schema_inputs(
+        target=options.target,
+        id=options.id,
+        positive_label=options.positive_label,
+        drop=options.drop,
+        schema=options.schema,
+        time_column=options.time_column,
+    )
+    with stored(data, settings=settings, hints=hints, schema=schema, on_progress=on_progress) as ds:
+        yield ds, _split(options, ds, seed)
+
+
 def run_training(
     data: Data,
     options: TrainOptions,
@@ -107,17 +130,9 @@ def run_training(
     from churnscale.evaluation.assessment import ProfitSettings
     from churnscale.training.job import TrainJob
 
-    hints, schema = schema_inputs(
-        target=options.target,
-        id=options.id,
-        positive_label=options.positive_label,
-        drop=options.drop,
-        schema=options.schema,
-        time_column=options.time_column,
-    )
     with ExitStack() as stack:
-        dataset = stack.enter_context(
-            stored(data, settings=settings, hints=hints, schema=schema, on_progress=on_progress)
+        dataset, split = stack.enter_context(
+            prepared(data, options, params.seed, settings=settings, on_progress=on_progress)
         )
         out = Path(options.out) if options.out is not None else None
         if out is None and not options.register:  # keep the model in memory only
@@ -126,7 +141,7 @@ def run_training(
         job = TrainJob(
             dataset=dataset,
             params=params,
-            split=_split(options, dataset, params.seed),
+            split=split,
             cv=options.cv,
             cluster=options.cluster,
             time_out_minutes=options.time_out,
@@ -196,7 +211,7 @@ def train(
 
     >>> import churnscale
     >>> model = churnscale.train(
-    ...     churnscale.generate(rows=3_000, seed=1), target="churned", cv=3, num_leaves=7
+    ...     churnscale.generate(rows=2_000, seed=1), target="churned", cv=3, max_rounds=50
     ... )
     >>> sorted(model.summary()["cv"])[:2]
     ['best_profit', 'brier']

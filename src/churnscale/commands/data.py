@@ -14,7 +14,6 @@ from churnscale.commands.options import (
     SchemaOpt,
     TargetOpt,
     TimeOpt,
-    schema_inputs,
 )
 from churnscale.exceptions import ConfigError
 
@@ -38,27 +37,25 @@ def generate(
     ] = False,
 ) -> None:
     """Write a realistic synthetic churn snapshot (the embedded default data)."""
-    from churnscale.data.synthetic import GeneratorSpec
-    from churnscale.data.synthetic import generate as generate_batches
-    from churnscale.data.writers import write_batches
+    from churnscale.api import generate as generate_data
     from churnscale.progress import row_progress
     from churnscale.terminal import stderr_console
 
-    console = stderr_console()
-    spec = GeneratorSpec(rows, seed, treatment=treatment)
-    with row_progress("generate", total=rows) as advance:
-        written = write_batches(
-            generate_batches(spec, threads=threads), out, fmt=fmt, on_batch=advance
+    with row_progress("generate") as advance:
+        made = generate_data(  # type: ignore[call-overload]
+            out,
+            rows=rows,
+            fmt=fmt,
+            seed=seed,
+            threads=threads,
+            events=events,
+            treatment=treatment,
+            on_progress=advance,
         )
-    console.print(f"wrote {written:,} rows to {out}")
-    if events is not None:
-        from churnscale.data.events import generate_events
-
-        with row_progress("events") as advance:
-            logged = write_batches(
-                generate_events(spec, threads=threads), events, fmt=fmt, on_batch=advance
-            )
-        console.print(f"wrote {logged:,} events to {events}")
+    console = stderr_console()
+    console.print(f"wrote {made.rows:,} rows to {out}")
+    if made.events is not None:
+        console.print(f"wrote {made.event_rows:,} events to {made.events}")
 
 
 def ingest(
@@ -75,8 +72,8 @@ def ingest(
     ] = 0.01,
 ) -> None:
     """Convert any source into a checksummed, partitioned Parquet dataset."""
+    from churnscale.api import ingest as ingest_data
     from churnscale.config import load_settings
-    from churnscale.data.store import ingest as ingest_source
     from churnscale.progress import row_progress
     from churnscale.terminal import stderr_console
 
@@ -84,24 +81,18 @@ def ingest(
         raise ConfigError(
             "--max-bad-fraction", expected="a number in [0, 1]", received=max_bad_fraction
         )
-    settings = load_settings()
-    hints, schema = schema_inputs(
-        target=target,
-        id_column=id_column,
-        positive_label=positive_label,
-        drop=drop,
-        schema_file=schema_file,
-        time_column=time_column,
-    )
     with row_progress("ingest") as advance:
-        schema, info = ingest_source(
+        info = ingest_data(
             source,
             out,
-            hints=hints,
-            schema=schema,
-            storage_options=settings.storage_options(),
-            batch_rows=settings.batch_rows,
+            target=target,
+            id=id_column,
+            positive_label=positive_label,
+            drop=drop or (),
+            schema=schema_file,
+            time_column=time_column,
             max_bad_fraction=max_bad_fraction,
+            settings=load_settings(),
             on_progress=advance,
         )
     console = stderr_console()

@@ -37,55 +37,44 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Judge a model on labelled data: metrics, lift, profit, leakage, explanations."""
+        from dataclasses import replace
+
+        from churnscale.api import load_model
         from churnscale.config import load_settings
-        from churnscale.evaluation.assessment import ProfitSettings, assess, write_report
-        from churnscale.evaluation.labelled import score_labelled
-        from churnscale.model.loading import load_model
         from churnscale.progress import row_progress
 
         settings = load_settings()
-        loaded = load_model(model, settings)
+        loaded = load_model(model, settings=settings)
         if report is not None and report.is_dir():
             raise ConfigError("--report", expected="a file path", received=str(report))
         quarantine = (report or settings.home / "evaluate").with_suffix(".quarantine.jsonl")
         with row_progress("evaluate") as advance:
-            scored = score_labelled(
+            judged = loaded.evaluate(
                 data,
-                loaded,
+                contact_cost=contact_cost,
+                retention_value=retention_value,
+                success_rate=success_rate,
+                value=value_column,
+                quarantine=quarantine,
                 settings=settings,
-                quarantine_path=quarantine,
-                value_column=value_column,
                 on_progress=advance,
             )
-        assessment = assess(
-            loaded,
-            scored.y_true,
-            scored.scores,
-            scored.sample,
-            profit=ProfitSettings(contact_cost, retention_value, success_rate),
-            value=scored.value,
-        )
+        title = f"{model} on {data}"
+        details = {"model": model, "data": data, "rejected rows": judged.rejected}
+        judged = replace(judged, title=title, details=details)
         if report is not None:
-            write_report(
-                assessment,
-                report,
-                title=f"{model} on {data}",
-                metadata={"model": model, "data": data, "rejected rows": scored.rejected},
-            )
+            judged.to_html(report)
         summary = {
             "model": model,
             "data": data,
             "report": str(report) if report else None,
-            "rejected": scored.rejected,
-            **assessment.summary(),
+            **judged.summary(),
         }
-        if scored.rejected:
-            summary["quarantine"] = str(scored.quarantine)
         if as_json:
             sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
             return
-        print_summary(assessment, f"{model} on {data}")
+        print_summary(judged.assessment, title)
         if report is not None:
             stdout_console().print(f"report: {report}")
-        if scored.rejected:
-            stderr_console().print(f"{scored.rejected:,} row(s) quarantined: {scored.quarantine}")
+        if judged.rejected:
+            stderr_console().print(f"{judged.rejected:,} row(s) quarantined: {judged.quarantine}")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from churnscale.commands.options import as_flags
+
 features_app = typer.Typer(help="Build features from event logs.", no_args_is_help=True)
 
 
@@ -79,43 +81,36 @@ def build(
     ] = 4_000_000,
 ) -> None:
     """One row per customer per as-of date; no feature uses an event at or after the date."""
-    from churnscale.config import load_settings
-    from churnscale.features.builder import build_features
-    from churnscale.features.columns import EventColumns
-    from churnscale.features.sources import BuildSources
-    from churnscale.features.spec import feature_spec, parse_dates, parse_duration, parse_durations
+    from churnscale.features import build as build_dataset
     from churnscale.progress import row_progress
     from churnscale.terminal import stderr_console
 
-    columns = EventColumns(
-        customer_col=customer_col,
-        time_col=time_col,
-        time_format=time_format,
-        type_col=type_col or (None if event_type else "event_type"),
-        event_type=event_type,
-        amount_col=amount_col,
-    )
-    spec = feature_spec(
-        columns=columns,
-        windows=parse_durations(windows, flag="--windows"),
-        event_types=None if types is None else types.split(","),
-        amount_types=None if amount_types is None else amount_types.split(","),
-        cancel_type=cancel_type,
-        horizon=parse_duration(horizon, flag="--horizon"),
-        label=label,
-    )
-    dates = parse_dates(as_of, flag="--as-of")
-    sources = BuildSources(
-        events, static, static_time, storage_options=load_settings().storage_options()
-    )
-    with row_progress("events") as advance:
-        _, info = build_features(
-            sources, out, as_of=dates, spec=spec, bucket_rows=bucket_rows, on_progress=advance
+    with as_flags(), row_progress("events") as advance:
+        info = build_dataset(
+            events,
+            as_of=as_of,
+            out=out,
+            horizon=horizon,
+            windows=windows,
+            label=label,
+            static=static,
+            static_time=static_time,
+            types=types,
+            amount_types=amount_types,
+            cancel_type=cancel_type,
+            customer_col=customer_col,
+            time_col=time_col,
+            time_format=time_format,
+            type_col=type_col,
+            event_type=event_type,
+            amount_col=amount_col,
+            bucket_rows=bucket_rows,
+            on_progress=advance,
         )
     stderr_console().print(
-        f"built {info.rows:,} rows from {info.extra['events']:,} events at {len(dates)} "
-        f"as-of date(s) into {out}; label rate {info.extra['positive_rate']:.4f} "
-        f"(fingerprint {info.fingerprint})"
+        f"built {info.rows:,} rows from {info.extra['events']:,} events at "
+        f"{len(info.extra['as_of'])} as-of date(s) into {out}; label rate "
+        f"{info.extra['positive_rate']:.4f} (fingerprint {info.fingerprint})"
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from churnscale.data.schema import Schema, SchemaHints
+from churnscale.exceptions import ConfigError
 
 TargetOpt = Annotated[str | None, typer.Option("--target", help="Target (label) column.")]
 IdOpt = Annotated[str | None, typer.Option("--id", help="Customer id column.")]
@@ -20,25 +21,14 @@ SchemaOpt = Annotated[Path | None, typer.Option("--schema", help="Schema file (Y
 TimeOpt = Annotated[str | None, typer.Option("--time-col", help="Date column for time splits.")]
 
 
-def schema_inputs(
-    *,
-    target: str | None,
-    id_column: str | None,
-    positive_label: str | None,
-    drop: list[str] | None,
-    schema_file: Path | None,
-    time_column: str | None = None,
-) -> tuple[SchemaHints, Schema | None]:
-    """Hints from flags, or a full schema from a file (flags then refine it)."""
-    from churnscale.data.schema import Schema, SchemaHints
-
-    if schema_file is not None:
-        return SchemaHints(), Schema.load(schema_file)
-    hints = SchemaHints(
-        target=target,
-        id=id_column,
-        positive_label=positive_label,
-        drop=tuple(drop or ()),
-        time_column=time_column,
-    )
-    return hints, None
+@contextmanager
+def as_flags() -> Iterator[None]:
+    """Name the Python API's arguments as the command's flags in errors (``as_of`` →
+    ``--as-of``), so a command that calls the API reports the flag the user typed."""
+    try:
+        yield
+    except ConfigError as exc:
+        if not exc.name.isidentifier():
+            raise
+        flag = "--" + exc.name.replace("_", "-")
+        raise ConfigError(flag, expected=exc.expected, received=exc.received) from None

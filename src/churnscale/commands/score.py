@@ -30,32 +30,22 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Score every customer of DATA: id, churn probability, decile (1 = most at risk)."""
+        from churnscale.api import score as score_data
         from churnscale.config import load_settings
         from churnscale.progress import row_progress
         from churnscale.terminal import stderr_console
 
         settings = load_settings()
         with row_progress("score") as advance:
-            if cluster is None:
-                from churnscale.model.loading import load_model
-                from churnscale.scoring import score as run_score
-
-                loaded = load_model(model, settings)
-                info = run_score(
-                    data, loaded, out, settings=settings, reasons=reasons, on_progress=advance
-                )
-            else:
-                from churnscale.scoring.cluster import score_on_cluster
-
-                info = score_on_cluster(
-                    data,
-                    model,
-                    out,
-                    settings=settings,
-                    cluster=cluster,
-                    reasons=reasons,
-                    on_progress=advance,
-                )
+            info = score_data(
+                data,
+                model,
+                out,
+                reasons=reasons,
+                cluster=cluster,
+                settings=settings,
+                on_progress=advance,
+            )
         console = stderr_console()
         console.print(f"scored {info.rows:,} rows into {out}; {info.rejected:,} row(s) quarantined")
         if info.quarantine is not None:

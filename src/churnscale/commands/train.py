@@ -18,7 +18,6 @@ from churnscale.commands.options import (
     SchemaOpt,
     TargetOpt,
     TimeOpt,
-    schema_inputs,
 )
 from churnscale.commands.survival import (
     DistributionOpt,
@@ -50,28 +49,38 @@ ReportOpt = Annotated[Path | None, typer.Option("--report", help="HTML report to
 
 
 @contextmanager
-def _round_progress() -> Iterator[Callable[[str, int, float], None]]:
-    """A bar of boosting rounds with the validation AUC, one task per fold."""
+def _progress() -> Iterator[tuple[Callable[[int], None], Callable[[str, int, float], None]]]:
+    """One live display for a training run: the rows ingested (a raw source), then a bar of
+    boosting rounds with the validation AUC per fold; yields ``(advance, on_round)``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     err = stderr_console()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("round {task.completed:>5.0f}  valid AUC {task.fields[auc]:.4f}"),
+        TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         console=err,
         disable=not err.is_terminal,
     )
     tasks: dict[str, Any] = {}
 
-    def advance(stage: str, round_: int, auc: float) -> None:
+    def advance(rows: int) -> None:
+        if "ingest" not in tasks:
+            tasks["ingest"] = progress.add_task("ingest", total=None, status="")
+        task = tasks["ingest"]
+        progress.advance(task, rows)
+        done = progress.tasks[task].completed
+        progress.update(task, status=f"{done:>12,.0f} rows")
+
+    def on_round(stage: str, round_: int, auc: float) -> None:
         if stage not in tasks:
-            tasks[stage] = progress.add_task(f"train {stage}", total=None, auc=0.0)
-        progress.update(tasks[stage], completed=round_, auc=auc)
+            tasks[stage] = progress.add_task(f"train {stage}", total=None, status="")
+        status = f"round {round_:>5}  valid AUC {auc:.4f}"
+        progress.update(tasks[stage], completed=round_, status=status)
 
     with progress:
-        yield advance
+        yield advance, on_round
 
 
 def print_summary(assessment: Assessment, title: str) -> None:
@@ -99,12 +108,9 @@ def print_summary(assessment: Assessment, title: str) -> None:
         )
 
 
-def _params(params_file: Path | None, overrides: dict[str, Any], seed: int, threads: int) -> Any:
-    from dataclasses import fields
-
-    from churnscale.training.local import TrainParams
-
-    known = {f.name for f in fields(TrainParams)}
+def _given(params_file: Path | None, overrides: dict[str, Any], seed: int, threads: int) -> Any:
+    """The LightGBM parameters of ``--params`` and the flags (the flags win), as
+    :func:`churnscale.api.training.train_params` takes them."""
     given: dict[str, Any] = {}
     if params_file is not None:
         import yaml
@@ -117,13 +123,10 @@ def _params(params_file: Path | None, overrides: dict[str, Any], seed: int, thre
             ) from None
         if not isinstance(loaded, dict):
             raise ConfigError("--params", expected="a mapping of parameters", received=loaded)
-        unknown = sorted(set(loaded) - known)
-        if unknown:
-            raise ConfigError("--params", expected=f"fields of {sorted(known)}", received=unknown)
         given.update(loaded)
     given.update({k: v for k, v in overrides.items() if v is not None})
     given.update(seed=seed, threads=threads)
-    return TrainParams(**given)
+    return given
 
 
 def _mlp_flags(model: str, **flags: Any) -> dict[str, Any]:
@@ -256,13 +259,8 @@ def register(app: typer.Typer) -> None:
         sigma: SigmaOpt = None,
     ) -> None:
         """Train LightGBM out of core (or on Dask), evaluate it, and register it in MLflow."""
+        from churnscale.api.training import TrainOptions, prepared, run_training, train_params
         from churnscale.config import load_settings
-        from churnscale.data.cache import stored_dataset
-        from churnscale.data.store import load_info
-        from churnscale.evaluation.assessment import ProfitSettings
-        from churnscale.progress import row_progress
-        from churnscale.training.job import TrainJob, run_training
-        from churnscale.training.plan import SplitSpec, time_split_for
 
         settings = load_settings()
         survival = {"--horizons": horizons, "--distribution": distribution, "--sigma": sigma}
@@ -275,14 +273,6 @@ def register(app: typer.Typer) -> None:
                 if value is not None:
                     raise ConfigError(flag, expected="not with --duration-col", received=value)
             target, positive_label = event_col or target, event_label or positive_label
-        hints, schema = schema_inputs(
-            target=target,
-            id_column=id_column,
-            positive_label=positive_label,
-            drop=drop,
-            schema_file=schema_file,
-            time_column=time_column,
-        )
         overrides = {
             "learning_rate": learning_rate,
             "num_leaves": num_leaves,
@@ -291,31 +281,49 @@ def register(app: typer.Typer) -> None:
             "class_weight": class_weight,
             "monotone": monotone,
         }
-        params = _params(params_file, overrides, seed, threads)
+        params = train_params(_given(params_file, overrides, seed, threads), source="--params")
         mlp = _mlp_flags(model, device=device, precision=precision, batch_size=batch_size)
         if split not in ("random", "time"):
             raise ConfigError("--split", expected="random or time", received=split)
-        with ExitStack() as stack:
-            with row_progress("ingest") as advance:  # a no-op for a stored dataset
-                dataset = stack.enter_context(
-                    stored_dataset(
-                        data, settings=settings, hints=hints, schema=schema, on_progress=advance
-                    )
-                )
-            if split == "time":  # an as-of dataset holds out its latest date whole
-                spec = time_split_for(
-                    load_info(dataset)[0],
-                    time_column=time_column,
-                    valid_fraction=valid_fraction,
-                    seed=seed,
-                )
-            else:
-                spec = SplitSpec(valid_fraction=valid_fraction, seed=seed)
-            if duration_col is not None:  # time to churn: a survival model
-                from churnscale.commands import survival as survival_command
+        if no_register and out is None:
+            raise ConfigError("--out", expected="a bundle path when --no-register", received=None)
+        options = TrainOptions(
+            target=target,
+            id=id_column,
+            positive_label=positive_label,
+            drop=drop or (),
+            schema=schema_file,
+            time_column=time_column,
+            split=split,  # type: ignore[arg-type]
+            valid_fraction=valid_fraction,
+            cv=cv,
+            refit=refit,
+            time_budget=time_budget,
+            init_model=init_model,
+            cluster=cluster,
+            time_out=time_out,
+            model=model,  # type: ignore[arg-type]
+            workers=workers,
+            mlp=mlp,
+            name=name,
+            experiment=experiment,
+            register=not no_register,
+            out=out,
+            report=report,
+            contact_cost=contact_cost,
+            retention_value=retention_value,
+            success_rate=success_rate,
+        )
+        if duration_col is not None:  # time to churn: a survival model
+            from churnscale.commands import survival as survival_command
 
-                common = {"params": params, "split": spec, "name": name, "report": report}
-                common.update(experiment=experiment, register=not no_register, out=out)
+            common: dict[str, Any] = {"name": name, "report": report, "experiment": experiment}
+            common.update(out=out, params=params, register=not no_register)
+            with ExitStack() as stack:
+                with _progress() as (advance, _):  # the ingest of a raw source
+                    dataset, spec = stack.enter_context(
+                        prepared(data, options, params.seed, settings=settings, on_progress=advance)
+                    )
                 survival_command.run(
                     dataset,
                     settings,
@@ -323,37 +331,14 @@ def register(app: typer.Typer) -> None:
                     horizons=horizons,
                     distribution=distribution,
                     sigma=sigma,
-                    common=common,
+                    common={**common, "split": spec},
                     as_json=as_json,
                 )
-                return
-            job = TrainJob(
-                dataset=dataset,
-                params=params,
-                split=spec,
-                cv=cv,
-                cluster=cluster,
-                time_out_minutes=time_out,
-                init_model=init_model,
-                name=name,
-                experiment=experiment,
-                register=not no_register,
-                out=out,
-                report=report,
-                profit=ProfitSettings(contact_cost, retention_value, success_rate),
-                model=model,
-                workers=workers,
-                mlp=mlp,
-                refit=refit,
-                time_budget=time_budget,
+            return
+        with _progress() as (advance, on_round):
+            outcome = run_training(
+                data, options, params, settings=settings, on_round=on_round, on_progress=advance
             )
-            with _round_progress() as on_round:
-                if model == "mlp":
-                    from churnscale.neural.job import run_mlp_training
-
-                    outcome = run_mlp_training(job, settings)
-                else:
-                    outcome = run_training(job, settings, on_round=on_round)
         if outcome is None:  # a torchrun rank other than 0: it trained its shard, nothing else
             stdout_console().print(
                 "this rank trained its shard; rank 0 assesses, reports and registers"

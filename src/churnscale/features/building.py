@@ -10,23 +10,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from churnscale.features.builder import BUCKET_ROWS, build_features
+from churnscale.features.columns import AMOUNT, ID, TIME, TYPE, EventColumns
 from churnscale.features.sources import BuildSources
-from churnscale.features.spec import (
-    DEFAULT_EVENT_TYPES,
-    FeatureSpec,
-    parse_dates,
-    parse_duration,
-    parse_durations,
-)
+from churnscale.features.spec import feature_spec, parse_dates, parse_duration, parse_durations
 
 if TYPE_CHECKING:
     from churnscale.config import Settings
     from churnscale.data.store import DatasetInfo
 
 
-def _names(value: str | Sequence[str]) -> tuple[str, ...]:
-    parts = value.split(",") if isinstance(value, str) else value
-    return tuple(p.strip() for p in parts if p.strip())
+def _names(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return value.split(",") if isinstance(value, str) else list(value)
 
 
 def _dates(value: str | date | Sequence[str | date]) -> tuple[date, ...]:
@@ -53,12 +49,18 @@ def build(
     out: str | os.PathLike[str],
     horizon: str | int = "90d",
     windows: str | Sequence[str | int] = "7d,30d,90d",
-    label: str = "cancel",
+    label: str | None = None,
     static: str | os.PathLike[str] | None = None,
     static_time: str | None = None,
     types: str | Sequence[str] | None = None,
-    amount_types: str | Sequence[str] = ("payment", "usage"),
-    cancel_type: str | None = "cancel",
+    amount_types: str | Sequence[str] | None = None,
+    cancel_type: str | None = None,
+    customer_col: str = ID,
+    time_col: str = TIME,
+    time_format: str | None = None,
+    type_col: str | None = None,
+    event_type: str | None = None,
+    amount_col: str = AMOUNT,
     bucket_rows: int = BUCKET_ROWS,
     settings: Settings | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -66,10 +68,16 @@ def build(
     """One row per customer per ``as_of`` date into a stored dataset at ``out``; no feature
     uses an event at or after its date, the label looks ``horizon`` ahead.
 
-    ``events``: an event log (file, directory or glob) of ``customer_id``, ``timestamp``,
-    ``event_type`` and ``amount``; ``static`` adds customer attributes (as of each date with
-    ``static_time``). Durations are ``"90d"``/``"13w"`` or days; dates ISO strings or
-    :class:`datetime.date`; lists a comma-separated string or a sequence.
+    ``events``: an event log (file, directory or glob); its columns are ``customer_id``,
+    ``timestamp``, ``event_type`` and ``amount`` unless mapped: ``customer_col``, ``time_col``
+    (``time_format``, a strptime format such as ``"%Y%m%d"``, for times that are not ISO
+    8601), ``type_col`` or one constant ``event_type`` for a log of one kind of event, and
+    ``amount_col``. The mapping is kept in the dataset's FeatureSpec, so the service reads
+    events the same way. Unset ``types``, ``amount_types``, ``cancel_type`` and ``label``
+    follow the log (see :func:`~churnscale.features.spec.feature_spec`). ``static`` adds
+    customer attributes (as of each date with ``static_time``). Durations are ``"90d"``,
+    ``"13w"`` or days; dates ISO strings or :class:`datetime.date`; lists a comma-separated
+    string or a sequence.
 
     >>> import churnscale
     >>> made = churnscale.generate(home / "c.parquet", rows=300, events=home / "e.parquet")
@@ -81,11 +89,20 @@ def build(
     """
     from churnscale.config import load_settings
 
-    spec = FeatureSpec(
+    columns = EventColumns(
+        customer_col=customer_col,
+        time_col=time_col,
+        time_format=time_format,
+        type_col=type_col if type_col is not None else TYPE,
+        event_type=event_type,
+        amount_col=amount_col,
+    )
+    spec = feature_spec(
+        columns=columns,
         windows=_days(windows, flag="windows"),
-        event_types=_names(DEFAULT_EVENT_TYPES if types is None else types),
+        event_types=_names(types),
         amount_types=_names(amount_types),
-        cancel_type=cancel_type or None,
+        cancel_type=cancel_type,
         horizon=parse_duration(
             f"{horizon}d" if isinstance(horizon, int) else horizon, flag="horizon"
         ),
