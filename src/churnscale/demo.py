@@ -14,6 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: Columns that would leak the duration (tenure) to the demo's survival model.
+SURVIVAL_DROPPED = ("total_charges", "signup_date", "snapshot_date")
+
 
 def run(*args: str, capture: bool = False) -> str:
     """Run one ``churnscale`` command, stopping the demo if it fails; returns its stdout."""
@@ -63,6 +66,8 @@ def main() -> None:
     run("generate", "--rows", str(max(1_000, args.rows // 10)), "--seed", "7", "--out", str(fresh))
     run("evaluate", f"{name}@champion", str(fresh))
     serve_demo(args.dir, model=f"{name}@champion")
+    survival = train_survival(raw, args.dir)
+    serve_demo(args.dir, model=survival, drop=SURVIVAL_DROPPED)
     print(  # noqa: T201
         f"\n{summary['model']} is {name}@champion in the churnscale home {home}; "
         "next, in this shell:\n"
@@ -71,6 +76,32 @@ def main() -> None:
         f"  .venv/bin/churnscale evaluate {name}@champion {fresh}",
         flush=True,
     )
+
+
+def train_survival(raw: Path, directory: Path) -> str:
+    """Time to churn on the same customers: tenure is the duration, churned the event. The
+    charges total (≈ tenure × monthly charges) and the dates (snapshot − signup = tenure) would
+    leak the duration, so they are dropped."""
+    import json
+
+    leaks = SURVIVAL_DROPPED
+    summary = json.loads(
+        run(
+            *("train", str(raw), "--id", "customer_id", "--name", "churn-survival"),
+            *("--duration-col", "tenure_months", "--event-col", "churned"),
+            *("--horizons", "3,6,12", *(f"--drop={column}" for column in leaks)),
+            *("--learning-rate", "0.1", "--max-rounds", "400", "--early-stopping-rounds", "30"),
+            *("--report", str(directory / "survival.html"), "--json"),
+            capture=True,
+        )
+    )
+    metrics = summary["metrics"]
+    print(  # noqa: T201
+        f"trained {summary['model']} (time to churn): C-index {metrics['c_harrell']:.4f}, "
+        f"IBS {metrics['ibs']:.4f}, AUC@12 {metrics['auc_12']:.4f}; report {summary['report']}",
+        flush=True,
+    )
+    return str(summary["model"])
 
 
 def _home() -> Path:
@@ -84,7 +115,9 @@ def _home() -> Path:
         raise SystemExit(f"error: {exc}") from None
 
 
-def serve_demo(directory: Path, *, model: str | None = None, customers: int = 5) -> None:
+def serve_demo(
+    directory: Path, *, model: str | None = None, customers: int = 5, drop: tuple[str, ...] = ()
+) -> None:
     """Start the service on a free port with ``model`` (default ``<dir>/model``), predict a few
     generated customers over HTTP, print their churn probabilities and stop it."""
     import socket
@@ -104,7 +137,8 @@ def serve_demo(directory: Path, *, model: str | None = None, customers: int = 5)
     server = subprocess.Popen([*command, "--port", str(port)])
     try:
         _wait_ready(url, server)
-        rows = generate_table(customers, seed=2026).drop_columns(["churned"]).to_pylist()
+        table = generate_table(customers, seed=2026).drop_columns(["churned", *drop])
+        rows = table.to_pylist()
         for row in rows:
             body = orjson.dumps(row)  # dates become ISO 8601 text
             request = urllib.request.Request(
@@ -112,9 +146,11 @@ def serve_demo(directory: Path, *, model: str | None = None, customers: int = 5)
             )
             with urllib.request.urlopen(request, timeout=10) as response:
                 answer = orjson.loads(response.read())
+            outputs = answer.get("outputs", {})  # a survival model's curve
             print(  # noqa: T201
                 f"POST /v1/predict {answer['customer_id']}: "
-                f"churn_probability={answer['churn_probability']:.4f}",
+                f"churn_probability={answer['churn_probability']:.4f}"
+                + "".join(f" {k}={v:.4f}" for k, v in outputs.items()),
                 flush=True,
             )
     finally:

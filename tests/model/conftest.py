@@ -17,7 +17,7 @@ from churnscale.training.local import TrainParams, train_local
 torch.set_num_threads(1)  # a tiny network: one thread is fastest on a shared machine
 
 #: Every model kind; each must pass every check of test_contract.py.
-KINDS = ("lightgbm", "mlp")
+KINDS = ("lightgbm", "mlp", "survival")
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +43,29 @@ def mlp_model(churn_dataset: Path, customers: pa.Table) -> ChurnModel:
     result = fit_mlp(churn_dataset, params=params, workers=1)
     assert result is not None  # None only on a torchrun rank other than 0
     return _with_reference(result.model, customers)
+
+
+@pytest.fixture(scope="session")
+def survival_model(
+    churn_dataset: Path, customers: pa.Table, tmp_path_factory: pytest.TempPathFactory
+) -> ChurnModel:
+    from churnscale.config import Settings
+    from churnscale.training.survival import SurvivalJob, run_survival_training
+
+    root = tmp_path_factory.mktemp("survival")
+    params = TrainParams(learning_rate=0.3, max_rounds=20, early_stopping_rounds=5)
+    job = SurvivalJob(
+        churn_dataset,
+        "tenure_months",
+        horizons=(3.0, 12.0),
+        distribution="normal",
+        sigma=1.0,
+        params=params,
+        register=False,
+        out=root / "bundle",
+        report=root / "report.html",
+    )
+    return run_survival_training(job, Settings(home=root)).model
 
 
 @pytest.fixture(params=KINDS)

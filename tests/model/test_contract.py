@@ -20,13 +20,14 @@ from churnscale.model import (
     ChurnModel,
     ExplainableModel,
     LightGBMModel,
+    SurvivalModel,
     expect_model,
     load_bundle,
 )
 from churnscale.model.bundle import METADATA_FILE, PREPROCESSOR_FILE
 
 #: Which kinds give reasons (per-feature contributions).
-EXPLAINS = {"lightgbm": True, "mlp": False}
+EXPLAINS = {"lightgbm": True, "mlp": False, "survival": True}
 ROWS = 40
 
 
@@ -129,8 +130,12 @@ def test_reasons_where_supported(model: ChurnModel, customers: pa.Table) -> None
     reasons = model.explain(rows, top=3)
     assert [len(r) for r in reasons] == [3] * ROWS
     assert model.explain_one(rows.to_pylist()[7], top=3) == reasons[7]
-    logits = model.contributions(model.preprocessor.transform(rows)).sum(axis=1)
-    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), model.predict_proba(rows), atol=1e-9)
+    matrix = model.preprocessor.transform(rows)
+    logits = model.contributions(matrix).sum(axis=1)
+    if isinstance(model, SurvivalModel):  # contributions to churning sooner: -mu
+        np.testing.assert_allclose(-logits, model.location(matrix), atol=1e-9)
+    else:
+        np.testing.assert_allclose(1 / (1 + np.exp(-logits)), model.predict_proba(rows), atol=1e-9)
     assert set(model.importance()) == set(model.feature_names)
 
 

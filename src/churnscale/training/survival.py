@@ -145,7 +145,7 @@ def _outcomes(plan: SplitPlan, side: int, column: str) -> Outcomes:
     return Outcomes(side_durations(plan, side, column), plan.labels[side].astype(bool))
 
 
-def _fit(
+def fit_survival(
     job: SurvivalJob,
     schema: Schema,
     fingerprint: str,
@@ -227,7 +227,7 @@ def run_survival_training(
     report = report_path(job.report, settings, name=job.name, stamp=stamp)
 
     def fit_and_report() -> tuple[SurvivalModel, SurvivalAssessment, dict[str, int]]:
-        model, train_y, test_y, mu, rows = _fit(job, schema, info.fingerprint, on_round)
+        model, train_y, test_y, mu, rows = fit_survival(job, schema, info.fingerprint, on_round)
         if test_y.event.sum() == 0:
             raise TrainingError("the hold-out has no churn events to judge a survival model on")
         assessment = _assess(job, model, train_y, test_y, mu)
