@@ -67,7 +67,7 @@ def main() -> None:
     run("evaluate", f"{name}@champion", str(fresh))
     serve_demo(args.dir, model=f"{name}@champion")
     survival = train_survival(raw, args.dir)
-    serve_demo(args.dir, model=survival, drop=SURVIVAL_DROPPED)
+    serve_demo(args.dir, model=survival, drop=(*SURVIVAL_DROPPED, "tenure_months"))
     print(  # noqa: T201
         f"\n{summary['model']} is {name}@champion in the churnscale home {home}; "
         "next, in this shell:\n"
