@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("churnscale.artifacts", "churnscale.unpickling", "churnscale.terminal"),
     ("churnscale.data", "churnscale.registry"),
     ("churnscale.features",),
-    ("churnscale.model",),
+    ("churnscale.model", "churnscale.value"),
     ("churnscale.evaluation", "churnscale.monitoring"),
     ("churnscale.training", "churnscale.online", "churnscale.neural"),
     ("churnscale.scoring", "churnscale.serving", "churnscale.export"),
