@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         load_model,
         score,
         train,
+        train_survival,
     )
 
 #: Names imported from ``churnscale.api`` when first used.
@@ -39,6 +40,7 @@ _API = (
     "load_model",
     "score",
     "train",
+    "train_survival",
 )
 #: Subpackages reachable as attributes (``churnscale.features.build``, ``churnscale.sklearn``).
 _MODULES = ("features", "sklearn")
@@ -57,6 +59,7 @@ __all__ = [
     "score",
     "sklearn",
     "train",
+    "train_survival",
 ]
 
 

@@ -214,3 +214,28 @@ def test_binary_only_flags_are_refused_with_a_duration(
     assert code == 2 and "--cv" in err
     code, _, err = cli(capsys, "train", str(raw), "--horizons", "3,6")
     assert code == 2 and "--duration-col" in err
+
+
+def test_python_api_trains_the_same_kind(tmp_path: Path) -> None:
+    import churnscale
+
+    frame = _customers(1_500, 5).to_pandas()
+    model = churnscale.train_survival(
+        frame,
+        duration_col="months",
+        event_col="churned",
+        event_label="Yes",
+        horizons=[3, 12],
+        id="customer_id",
+        drop=["total"],
+        distribution="normal",
+        sigma=1.0,
+        learning_rate=0.1,
+        max_rounds=60,
+        threads=1,
+        settings=Settings(home=tmp_path),
+    )
+    assert model.model_type == "survival"
+    outputs = model.predict(frame.head(50))
+    assert sorted(outputs) == sorted(model.model.outputs)
+    np.testing.assert_array_equal(model.predict_proba(frame.head(50)), outputs["churn_within_12"])

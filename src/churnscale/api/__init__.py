@@ -9,6 +9,7 @@ from churnscale.api.datasets import Generated, generate, ingest
 from churnscale.api.models import ChurnModel, load_model
 from churnscale.api.reports import EvaluationReport
 from churnscale.api.scoring import score
+from churnscale.api.survival import train_survival
 from churnscale.api.training import TrainOptions, train
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "load_model",
     "score",
     "train",
+    "train_survival",
 ]

@@ -116,6 +116,11 @@ class ChurnModel:
         """P(churn) of every customer of ``X`` (float64, one per row)."""
         return self.model.predict_proba(self._features(X))
 
+    def predict(self, X: object) -> dict[str, np.ndarray]:
+        """Every output of every customer of ``X`` by name (a survival model's curve at its
+        horizons besides ``churn_probability``)."""
+        return self.model.predict(self._features(X))
+
     def explain(self, X: object, *, top: int = 3) -> list[list[Reason]]:
         """The ``top`` features pushing each customer's score up or down the most (log-odds
         contributions), for models that give reasons (LightGBM)."""
