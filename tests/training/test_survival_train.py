@@ -239,3 +239,12 @@ def test_python_api_trains_the_same_kind(tmp_path: Path) -> None:
     outputs = model.predict(frame.head(50))
     assert sorted(outputs) == sorted(model.model.outputs)
     np.testing.assert_array_equal(model.predict_proba(frame.head(50)), outputs["churn_within_12"])
+
+
+def test_default_horizons_are_the_event_quartiles() -> None:
+    from churnscale.training.survival import default_horizons
+
+    time = np.arange(1.0, 101.0)
+    event = time <= 80  # durations past 80 censored: the quartiles of 1..80
+    assert default_horizons(time, event) == (20.8, 40.5, 60.2)
+    assert default_horizons(time, np.zeros(100, bool)) == (25.8, 50.5, 75.2)
