@@ -87,7 +87,7 @@ def train_survival(raw: Path, directory: Path) -> str:
     leaks = SURVIVAL_DROPPED
     summary = json.loads(
         run(
-            *("train", str(raw), "--id", "customer_id", "--name", "churn-survival"),
+            *("train", str(raw), "--id", "customer_id", "--name", "time-to-churn"),
             *("--duration-col", "tenure_months", "--event-col", "churned"),
             *("--horizons", "3,6,12", *(f"--drop={column}" for column in leaks)),
             *("--learning-rate", "0.1", "--max-rounds", "400", "--early-stopping-rounds", "30"),
