@@ -44,7 +44,7 @@ serve: setup
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
 	.lockenv/bin/python -m pip install --quiet --upgrade pip
-	.lockenv/bin/python -m pip install --quiet -e . -r requirements/dev.in
+	.lockenv/bin/python -m pip install --quiet -e ".[all]" -r requirements/dev.in
 	.lockenv/bin/python -m pip freeze --exclude-editable | grep -v '^-e' | sed 's/ @ .*//' > requirements/lock.txt
 	rm -rf .lockenv
 

@@ -17,7 +17,13 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Bottom to top. A module belongs to the longest prefix that names it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("churnscale.config", "churnscale.exceptions", "churnscale.redaction", "churnscale.version"),
+    (
+        "churnscale.config",
+        "churnscale.exceptions",
+        "churnscale.extras",
+        "churnscale.redaction",
+        "churnscale.version",
+    ),
     ("churnscale.artifacts", "churnscale.unpickling", "churnscale.terminal"),
     ("churnscale.data", "churnscale.registry"),
     ("churnscale.features",),

@@ -266,13 +266,13 @@ def test_grpc_typed_contents(served: tuple[Server, int], rows: list[dict[str, An
     np.testing.assert_array_equal(got, expected(server, sent))
 
 
-def test_grpc_port_without_the_extra_is_one_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from churnscale.commands.serve import _require_grpc
-    from churnscale.exceptions import ConfigError
+def test_grpc_port_without_the_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from churnscale.extras import MissingExtraError, require
 
-    monkeypatch.setitem(sys.modules, "tritonclient.grpc.service_pb2", None)  # as if not installed
-    with pytest.raises(ConfigError, match=r"--grpc-port: expected the grpc extra installed"):
-        _require_grpc()
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if not installed
+    message = r"serve --grpc-port needs .*'grpc'.*: pip install 'churnscale\[grpc\]'"
+    with pytest.raises(MissingExtraError, match=message):
+        require("grpc", feature="serve --grpc-port")
 
 
 def test_grpc_outcomes_map_to_status_codes_without_leaking_bugs() -> None:

@@ -24,6 +24,10 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="Directory to create.")],
     ) -> None:
         """Export MODEL (checked against it on probe rows) to a new directory with a manifest."""
+        from churnscale.extras import require
+
+        if fmt.startswith("onnx"):
+            require("export", feature=f"export --format {fmt}")
         from churnscale.config import load_settings
         from churnscale.export.writer import export_model
         from churnscale.model.loading import load_bundle

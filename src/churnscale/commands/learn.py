@@ -68,6 +68,9 @@ def register(app: typer.Typer) -> None:
         ] = "sklearn",
     ) -> None:
         """Learn a churn model online from SRC; resumes from its checkpoint exactly once."""
+        from churnscale.extras import require
+
+        require("online", feature="churnscale learn")
         from churnscale.config import load_settings
         from churnscale.online import CheckpointStore, LearnOptions, OnlineLearner, open_source
         from churnscale.online.records import StreamQuarantine

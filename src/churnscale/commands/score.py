@@ -35,6 +35,10 @@ def register(app: typer.Typer) -> None:
         from churnscale.progress import row_progress
         from churnscale.terminal import stderr_console
 
+        if cluster is not None:
+            from churnscale.extras import require
+
+            require("dask", feature="score --cluster")
         settings = load_settings()
         with row_progress("score") as advance:
             info = score_data(

@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         """Serve predictions over HTTP (REST, Open Inference Protocol v2, SageMaker, MLflow),
         and the Open Inference Protocol over gRPC with --grpc-port."""
         from churnscale.config import load_settings
+        from churnscale.extras import require
         from churnscale.model.loading import resolve_bundle
         from churnscale.serving.deployment import routing_from_settings
         from churnscale.serving.server import serve as run_server
@@ -60,17 +61,5 @@ def register(app: typer.Typer) -> None:
             if reference is not None:  # fail fast, with one line, on a bad reference
                 resolve_bundle(reference, settings)
         if grpc_port is not None:
-            _require_grpc()
+            require("grpc", feature="serve --grpc-port")
         run_server(settings, host=host, port=port, workers=workers, grpc_port=grpc_port)
-
-
-def _require_grpc() -> None:
-    """Fail with one line when the grpc extra (grpcio, tritonclient's messages) is missing."""
-    try:
-        import tritonclient.grpc.service_pb2  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(
-            "--grpc-port",
-            expected="the grpc extra installed (pip install 'churnscale[grpc]')",
-            received=f"no module {exc.name}",
-        ) from None

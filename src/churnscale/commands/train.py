@@ -129,6 +129,18 @@ def _given(params_file: Path | None, overrides: dict[str, Any], seed: int, threa
     return given
 
 
+def require_extras(*, model: str, cluster: str | None, time_budget: float | None) -> None:
+    """One line naming the extra to install when a flag needs a missing optional dependency."""
+    from churnscale.extras import require
+
+    if model == "mlp":
+        require("neural", feature="train --model mlp")
+    if cluster is not None:
+        require("dask", feature="train --cluster")
+    if time_budget is not None:
+        require("tune", feature="train --time-budget")
+
+
 def _mlp_flags(model: str, **flags: Any) -> dict[str, Any]:
     """The ``MlpParams`` fields the MLP flags set, checked before any data is read (a
     ``--device cuda`` without a GPU fails here, in one line)."""
@@ -259,6 +271,7 @@ def register(app: typer.Typer) -> None:
         sigma: SigmaOpt = None,
     ) -> None:
         """Train LightGBM out of core (or on Dask), evaluate it, and register it in MLflow."""
+        require_extras(model=model, cluster=cluster, time_budget=time_budget)
         from churnscale.api.training import TrainOptions, prepared, run_training, train_params
         from churnscale.config import load_settings
 

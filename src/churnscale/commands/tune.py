@@ -92,6 +92,9 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Search LightGBM parameters with Optuna, then train and register the best model."""
+        from churnscale.extras import require
+
+        require("tune", "dask", feature="churnscale tune")
         from churnscale.config import load_settings
         from churnscale.data.cache import stored_dataset
         from churnscale.data.schema import SchemaHints

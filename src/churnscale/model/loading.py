@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from churnscale.exceptions import IncompatibleModelError, IntegrityError, ModelNotFoundError
+from churnscale.extras import require
 from churnscale.model.base import ModelBase
 from churnscale.model.bundle import declared_model_type
 from churnscale.model.contract import ChurnModel
@@ -28,6 +29,7 @@ M = TypeVar("M", bound=ModelBase)
 
 
 def _load_mlp(path: Path) -> ChurnModel:
+    require("neural", feature=f"the MLP bundle {path}")
     from churnscale.model.mlp import MlpModel  # torch, only for MLP bundles
 
     return MlpModel.load(path)
