@@ -23,7 +23,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from blocker.installs import closure, core_requirements, make_venv
+from blocker.installs import ROOT, closure, core_requirements, file_requirements, make_venv
 from churnscale.extras import EXTRAS, MissingExtraError, installed, require
 
 pytestmark = pytest.mark.integration
@@ -34,6 +34,7 @@ class Core:
     python: Path
     work: Path
     log: Path
+    serve_python: Path
 
     def env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
@@ -46,9 +47,9 @@ class Core:
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
 
-    def start(self, *args: str) -> subprocess.Popen[str]:
+    def start(self, *args: str, python: Path | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [str(self.python), "-m", "churnscale", *args], cwd=self.work, env=self.env(),
+            [str(python or self.python), "-m", "churnscale", *args], cwd=self.work, env=self.env(),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
 
@@ -60,9 +61,11 @@ class Core:
 def core(tmp_path_factory: pytest.TempPathFactory) -> Core:
     root = tmp_path_factory.mktemp("core")
     python = make_venv(root / "venv", closure(core_requirements()))
+    serving = closure(file_requirements(ROOT / "requirements" / "serve.in"))
+    serve_python = make_venv(root / "serve-venv", serving)
     (root / "work").mkdir()
     (root / "log").mkdir()
-    return Core(python, root / "work", root / "log")
+    return Core(python, root / "work", root / "log", serve_python)
 
 
 def _free_port() -> int:
@@ -92,6 +95,7 @@ class Pipeline:
     steps: dict[str, subprocess.CompletedProcess[str]]
     predicted: httpx.Response
     errors: list[tuple[int, str]]
+    predicted_by_the_serving_install: httpx.Response
 
 
 def _ready(server: subprocess.Popen[str], url: str) -> None:
@@ -126,20 +130,30 @@ def pipeline(core: Core) -> Pipeline:
     steps["train"] = core.run(
         "train", "c.parquet", "--target", "churned", "--id", "customer_id", "--max-rounds", "25"
     )
-    port = _free_port()
+    port, lean_port = _free_port(), _free_port()
     server = core.start("serve", "--model", "churn/1", "--port", str(port))
+    lean = None
     try:
         steps["score"] = core.run("score", "c.parquet", "--model", "churn/1", "--out", "s.parquet")
+        # the serving install (requirements/serve.in) serves the bundle score just fetched
+        bundle = core.work / "home" / "bundles" / "churn" / "1"
+        lean = core.start(
+            "serve", "--model", str(bundle), "--port", str(lean_port), python=core.serve_python
+        )
         _ready(server, f"http://127.0.0.1:{port}")
         predicted = _predict(core, f"http://127.0.0.1:{port}")
+        _ready(lean, f"http://127.0.0.1:{lean_port}")
+        predicted_lean = _predict(core, f"http://127.0.0.1:{lean_port}")
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        for process in (server, lean):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
     errors = []
     for process in failing:
         output, _ = process.communicate(timeout=120)
         errors.append((process.returncode, output.strip()))
-    return Pipeline(steps, predicted, errors)
+    return Pipeline(steps, predicted, errors, predicted_lean)
 
 
 def test_the_core_install_has_none_of_the_extras(core: Core) -> None:
@@ -157,6 +171,16 @@ def test_core_pipeline_generate_train_score_serve_predict(core: Core, pipeline: 
     assert pipeline.predicted.status_code == 200, pipeline.predicted.text
     assert 0.0 < pipeline.predicted.json()["churn_probability"] < 1.0
     assert pipeline.predicted.headers["X-Model-Version"] == "churn/1"
+
+
+def test_the_serving_install_serves_the_same_prediction(core: Core, pipeline: Pipeline) -> None:
+    site = next((core.serve_python.parent.parent / "lib").glob("python*/site-packages"))
+    absent = ["sklearn", "matplotlib", "sqlalchemy", "torch", "dask", "optuna", "river", "onnx"]
+    assert [name for name in absent if (site / name).exists()] == []
+    assert (site / "mlflow").is_dir()  # mlflow-skinny's REST client, for registry references
+    lean = pipeline.predicted_by_the_serving_install
+    assert lean.status_code == 200, lean.text
+    assert lean.json()["churn_probability"] == pipeline.predicted.json()["churn_probability"]
 
 
 def test_no_process_of_the_pipeline_imported_an_extra(core: Core, pipeline: Pipeline) -> None:

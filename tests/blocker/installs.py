@@ -10,6 +10,7 @@ sizes their RECORD files list. ``import_blocker`` (beside this file) is installe
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -94,6 +95,7 @@ def size_bytes(dists: dict[str, Distribution]) -> int:
     return total
 
 
+@functools.cache
 def _owners() -> dict[tuple[str, ...], set[str]]:
     """For every directory prefix in site-packages, the distributions that own files under it."""
     owners: dict[tuple[str, ...], set[str]] = defaultdict(set)

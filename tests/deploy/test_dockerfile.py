@@ -101,9 +101,12 @@ def _normalise(name: str) -> str:
 
 
 def test_lock_pins_every_runtime_dependency_the_image_installs() -> None:
-    # The builder installs pyproject's dependencies with requirements/lock.txt as constraints.
+    # The builder installs requirements/serve.in with requirements/lock.txt as constraints (and
+    # pyproject's core dependencies are pinned there too).
     root = DEPLOY.parent
     dependencies = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    serve = (root / "requirements" / "serve.in").read_text().splitlines()
+    dependencies += [line for line in serve if line.strip() and not line.startswith("#")]
     lock = {
         _normalise(line.split("==")[0])
         for line in (root / "requirements" / "lock.txt").read_text().splitlines()
