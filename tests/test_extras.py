@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -60,9 +61,11 @@ class Core:
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory) -> Core:
     root = tmp_path_factory.mktemp("core")
-    python = make_venv(root / "venv", closure(core_requirements()))
     serving = closure(file_requirements(ROOT / "requirements" / "serve.in"))
-    serve_python = make_venv(root / "serve-venv", serving)
+    with ThreadPoolExecutor(2) as pool:  # the two venvs are made side by side
+        made = pool.submit(make_venv, root / "venv", closure(core_requirements()))
+        serve_python = make_venv(root / "serve-venv", serving)
+        python = made.result()
     (root / "work").mkdir()
     (root / "log").mkdir()
     return Core(python, root / "work", root / "log", serve_python)
