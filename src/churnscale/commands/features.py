@@ -22,7 +22,7 @@ def build(
     label: Annotated[
         str | None,
         typer.Option(
-            "--label", help="cancel or inactivity [default: cancel if there is a cancel type]."
+            "--label", help="cancel or inactivity (default: cancel if there is a cancel type)."
         ),
     ] = None,
     static: Annotated[
@@ -35,23 +35,23 @@ def build(
         str | None,
         typer.Option(
             "--types",
-            help="Event types, comma-separated [default: the --event-type, else the six of the "
-            "generated event log: login, usage, payment, support_ticket, plan_change, cancel].",
+            help="Event types, comma-separated (default: the --event-type, else the six of the "
+            "generated event log: login, usage, payment, support_ticket, plan_change, cancel).",
         ),
     ] = None,
     amount_types: Annotated[
         str | None,
         typer.Option(
             "--amount-types",
-            help="Event types whose amounts are summed [default: the --event-type, else "
-            "payment,usage].",
+            help="Event types whose amounts are summed (default: the --event-type, else "
+            "payment,usage).",
         ),
     ] = None,
     cancel_type: Annotated[
         str | None,
         typer.Option(
             "--cancel-type",
-            help="Event type that means cancellation ('' if none) [default: cancel if listed].",
+            help="Event type that means cancellation ('' if none) (default: cancel if listed).",
         ),
     ] = None,
     customer_col: Annotated[
@@ -62,11 +62,13 @@ def build(
     ),
     time_format: Annotated[
         str | None,
-        typer.Option("--time-format", help="strptime format of the times, e.g. %Y%m%d [ISO]."),
+        typer.Option(
+            "--time-format", help="strptime format of the times, e.g. %Y%m%d (default: ISO 8601)."
+        ),
     ] = None,
     type_col: Annotated[
         str | None,
-        typer.Option("--type-col", help="Column of event types [default: event_type]."),
+        typer.Option("--type-col", help="Column of event types (default: event_type)."),
     ] = None,
     event_type: Annotated[
         str | None,
