@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -161,6 +160,8 @@ def bucket_of(ids: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     names = encoded.dictionary.to_numpy(zero_copy_only=False)
+    import pandas as pd  # here: the service reads events without pandas installed
+
     hashed = pd.util.hash_array(np.asarray(names, dtype=object)) % np.uint64(buckets)
     positions = encoded.indices.to_numpy(zero_copy_only=False)
     result: np.ndarray = hashed.astype(np.int64)[positions]
