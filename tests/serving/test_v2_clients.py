@@ -275,21 +275,25 @@ def test_grpc_port_without_the_extra_is_one_line_naming_it(monkeypatch: pytest.M
         require("grpc", feature="serve --grpc-port")
 
 
-def test_grpc_outcomes_map_to_status_codes_without_leaking_bugs() -> None:
+def test_grpc_failures_map_to_status_codes_without_leaking_bugs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import grpc
+
     from churnscale.exceptions import DeadlineExceededError, OverloadedError
     from churnscale.serving.errors import PayloadTooLargeError
-    from churnscale.serving.grpc_server import CODES, _outcome
+    from churnscale.serving.grpc_server import failure
 
-    assert _outcome(RuntimeError("secret path /etc/x")) == (500, "server", "internal server error")
-    assert _outcome(DeadlineExceededError(2.0))[:2] == (504, "deadline")
-    assert _outcome(OverloadedError(in_flight=1, queued=0, retry_after=1))[:2] == (
-        503,
-        "overloaded",
+    bug, code, message = failure(RuntimeError("secret path /etc/x"))
+    assert (bug.status, bug.kind, code, message) == (
+        500,
+        "server",
+        grpc.StatusCode.INTERNAL,
+        "internal server error",
     )
-    assert _outcome(PayloadTooLargeError("big", field="x"))[:2] == (413, "too_large")
-    assert [CODES[s].name for s in (413, 422, 503, 504)] == [
-        "RESOURCE_EXHAUSTED",
-        "INVALID_ARGUMENT",
-        "UNAVAILABLE",
-        "DEADLINE_EXCEEDED",
-    ]
+    assert "secret path" in caplog.text  # logged with its traceback, never sent
+    assert failure(DeadlineExceededError(2.0))[1] == grpc.StatusCode.DEADLINE_EXCEEDED
+    refused, code, _ = failure(OverloadedError(in_flight=1, queued=0, retry_after=3))
+    assert code == grpc.StatusCode.UNAVAILABLE and refused.headers == [(b"retry-after", b"3")]
+    big, code, message = failure(PayloadTooLargeError("big", field="x"))
+    assert (big.kind, code, message) == ("too_large", grpc.StatusCode.RESOURCE_EXHAUSTED, "big")

@@ -18,21 +18,20 @@ install the ``grpc`` extra (``pip install 'churnscale[grpc]'``).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
 import numpy as np
+import orjson
 
 from churnscale.exceptions import (
-    ChurnscaleError,
     ConfigError,
     DeadlineExceededError,
     ModelNotFoundError,
 )
-from churnscale.serving.errors import InvalidInputError, RequestError
+from churnscale.serving.errors import ErrorAnswer, InvalidInputError, RequestError, error_answer
 from churnscale.serving.gateway import Gateway
 from churnscale.serving.security import AccessRole, key_in_headers
 from churnscale.serving.service import PredictionService
@@ -50,7 +49,6 @@ from churnscale.serving.v2_tensors import (
 from churnscale.version import __version__
 
 SERVICE = "inference.GRPCInferenceService"
-log = logging.getLogger("churnscale.serving")
 #: The gRPC status of each HTTP status the service answers with.
 CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -139,18 +137,19 @@ class InferenceServicer:
                     answer = await method(request)
             except TimeoutError:
                 error: Exception = DeadlineExceededError(self.guards.timeout)
-            except ChurnscaleError as exc:
-                error = exc
-            except Exception as exc:  # a bug: logged, answered INTERNAL without detail
-                log.error("gRPC %s failed", route, exc_info=exc)
+            except Exception as exc:
                 error = exc
             else:
                 self.state.metrics.observe(route, 200, time.perf_counter() - started)
                 return answer
-            status, kind, message = _outcome(error)
-            self.state.metrics.errors.labels(route, kind).inc()
-            self.state.metrics.observe(route, status, time.perf_counter() - started)
-            await context.abort(CODES.get(status, grpc.StatusCode.INTERNAL), message)
+            failed, code, message = failure(error)
+            self.state.metrics.errors.labels(route, failed.kind).inc()
+            self.state.metrics.observe(route, failed.status, time.perf_counter() - started)
+            if failed.headers:  # Retry-After of a refusal, as trailing metadata
+                context.set_trailing_metadata(
+                    tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in failed.headers)
+                )
+            await context.abort(code, message)
 
         return call
 
@@ -235,18 +234,12 @@ def _raw(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("latin-1")
 
 
-def _outcome(error: Exception) -> tuple[int, str, str]:
-    """HTTP status, metrics kind and message of a failed call (5xx: no detail leaks)."""
-    if not isinstance(error, ChurnscaleError):
-        return 500, "server", "internal server error"
-    if isinstance(error, RequestError):
-        return error.http_status, error.kind, error.message
-    if isinstance(error, DeadlineExceededError):
-        return 504, "deadline", error.message
-    if error.http_status >= 500 and error.http_status != 503:
-        return 500, "server", "internal server error"
-    kind = "overloaded" if error.http_status == 503 else "value_error"
-    return error.http_status, kind, error.message
+def failure(error: BaseException) -> tuple[ErrorAnswer, grpc.StatusCode, str]:
+    """How a failed call is answered: the service's one error answer (:func:`error_answer`,
+    which logs bugs and hides their detail), its gRPC status code and message."""
+    answer = error_answer(error, style="v2")
+    message = str(orjson.loads(answer.body)["error"])
+    return answer, CODES.get(answer.status, grpc.StatusCode.INTERNAL), message
 
 
 def request_tensors(request: Any, *, max_rows: int) -> list[Tensor]:
