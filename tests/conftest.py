@@ -46,6 +46,17 @@ def churn_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def uplift_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4,000 generated customers with a randomized offer (seed 11), stored with outcome
+    ``retained``; the ground truth ``true_uplift`` is dropped."""
+    root = tmp_path_factory.mktemp("uplift")
+    write_batches(generate_table(4_000, 11, treatment=True).to_batches(), root / "raw.parquet")
+    hints = SchemaHints(target="retained", drop=("true_uplift",))
+    ingest(str(root / "raw.parquet"), root / "ds", hints=hints)
+    return root / "ds"
+
+
+@pytest.fixture(scope="session")
 def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow SQLite database with every migration applied (migrating takes seconds)."""
     home = tmp_path_factory.mktemp("template")

@@ -13,11 +13,13 @@ from churnscale.model import ChurnModel
 from churnscale.monitoring import build_reference
 from churnscale.neural import MlpParams, fit_mlp
 from churnscale.training.local import TrainParams, train_local
+from churnscale.training.uplift import UpliftSpec, train_uplift
+from churnscale.training.uplift_fit import UpliftParams
 
 torch.set_num_threads(1)  # a tiny network: one thread is fastest on a shared machine
 
 #: Every model kind; each must pass every check of test_contract.py.
-KINDS = ("lightgbm", "mlp", "survival")
+KINDS = ("lightgbm", "mlp", "survival", "uplift")
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +68,19 @@ def survival_model(
         report=root / "report.html",
     )
     return run_survival_training(job, Settings(home=root)).model
+
+
+@pytest.fixture(scope="session")
+def uplift_model(uplift_dataset: Path) -> ChurnModel:
+    spec = UpliftSpec(
+        "offer",
+        "offer",
+        "no_offer",
+        learner="x",
+        propensity="model",
+        params=UpliftParams(rounds=20, learning_rate=0.2, min_data_in_leaf=40),
+    )
+    return train_uplift(uplift_dataset, spec).model  # carries its drift reference
 
 
 @pytest.fixture(params=KINDS)

@@ -27,7 +27,7 @@ from churnscale.model import (
 from churnscale.model.bundle import METADATA_FILE, PREPROCESSOR_FILE
 
 #: Which kinds give reasons (per-feature contributions).
-EXPLAINS = {"lightgbm": True, "mlp": False, "survival": True}
+EXPLAINS = {"lightgbm": True, "mlp": False, "survival": True, "uplift": False}
 ROWS = 40
 
 

@@ -28,6 +28,15 @@ from churnscale.commands.survival import (
     SigmaOpt,
     survival_flags_alone,
 )
+from churnscale.commands.uplift import (
+    ControlOpt,
+    LearnerOpt,
+    PropensityOpt,
+    RecordFlags,
+    TreatmentColOpt,
+    TreatmentOpt,
+    UpliftFlags,
+)
 from churnscale.exceptions import ConfigError
 from churnscale.terminal import stderr_console, stdout_console
 
@@ -269,6 +278,11 @@ def register(app: typer.Typer) -> None:
         horizons: HorizonsOpt = None,
         distribution: DistributionOpt = None,
         sigma: SigmaOpt = None,
+        treatment_col: TreatmentColOpt = None,
+        treatment: TreatmentOpt = None,
+        control: ControlOpt = None,
+        learner: LearnerOpt = "auto",
+        propensity: PropensityOpt = "share",
     ) -> None:
         """Train LightGBM out of core (or on Dask), evaluate it, and register it in MLflow."""
         require_extras(model=model, cluster=cluster, time_budget=time_budget)
@@ -298,6 +312,12 @@ def register(app: typer.Typer) -> None:
         mlp = _mlp_flags(model, device=device, precision=precision, batch_size=batch_size)
         if split not in ("random", "time"):
             raise ConfigError("--split", expected="random or time", received=split)
+        uplift = UpliftFlags(treatment_col, treatment, control, learner, propensity)
+        is_uplift = uplift.check(model)  # before any data is read
+        if is_uplift and duration_col is not None:
+            raise ConfigError(
+                "--treatment-col", expected="not with --duration-col", received=treatment_col
+            )
         if no_register and out is None:
             raise ConfigError("--out", expected="a bundle path when --no-register", received=None)
         options = TrainOptions(
@@ -327,6 +347,27 @@ def register(app: typer.Typer) -> None:
             retention_value=retention_value,
             success_rate=success_rate,
         )
+        if is_uplift:  # an uplift model: its own job, report and summary
+            from churnscale.commands.uplift import print_uplift, run_uplift
+
+            record = RecordFlags(name, experiment, not no_register, out, report)
+            with ExitStack() as stack:
+                with _progress() as (advance, _):  # the ingest of a raw source
+                    dataset, _split = stack.enter_context(
+                        prepared(data, options, params.seed, settings=settings, on_progress=advance)
+                    )
+                done = run_uplift(
+                    uplift,
+                    dataset,
+                    settings,
+                    cv=cv,
+                    valid_fraction=valid_fraction,
+                    seed=seed,
+                    threads=threads,
+                    record=record,
+                )
+            print_uplift(done, as_json=as_json)
+            return
         if duration_col is not None:  # time to churn: a survival model
             from churnscale.commands import survival as survival_command
 

@@ -21,6 +21,7 @@ from churnscale.model.bundle import declared_model_type
 from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.survival import SurvivalModel
+from churnscale.model.uplift import UpliftModel
 
 if TYPE_CHECKING:
     from churnscale.config import Settings
@@ -40,6 +41,7 @@ LOADERS: dict[str, Callable[[Path], ChurnModel]] = {
     LightGBMModel.model_type: LightGBMModel.load,
     "mlp": _load_mlp,
     SurvivalModel.model_type: SurvivalModel.load,
+    UpliftModel.model_type: UpliftModel.load,
 }
 
 
