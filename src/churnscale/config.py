@@ -85,6 +85,22 @@ class Settings(BaseSettings):
         "(no ASGI round trip); off: every request goes through ASGI.",
     )
 
+    # ---- uplift models: the policy their actions follow ----
+    uplift_action_cost: float = Field(
+        default=0.0, ge=0.0, description="Cost of one action (an offer) for an uplift model."
+    )
+    uplift_outcome_value: float = Field(
+        default=1.0,
+        description="Worth of one more positive outcome (negative when the outcome is bad, "
+        "e.g. churn); treat when uplift × value > cost.",
+    )
+    uplift_budget: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Share of customers an uplift policy may treat."
+    )
+    uplift_threshold: float | None = Field(
+        default=None, description="Minimum uplift an uplift policy treats."
+    )
+
     # ---- monitoring, feedback and retraining ----
     drift_psi_threshold: float = Field(
         default=0.2, gt=0.0, description="A feature drifts when its PSI reaches this value."

@@ -79,8 +79,9 @@ class UpliftModel(ModelBase):
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        """The uplift and the outcome probability under each arm."""
-        return (UPLIFT, P_TREATED, P_CONTROL)
+        """The outcome probability without the action (the model's probability), the uplift
+        and the outcome probability with it."""
+        return (P_CONTROL, UPLIFT, P_TREATED)
 
     def _score(self, name: str, matrix: np.ndarray) -> np.ndarray:
         return np.asarray(self.boosters[name].predict(matrix, num_threads=1), dtype=np.float64)
@@ -88,11 +89,11 @@ class UpliftModel(ModelBase):
     def _with_arm(self, matrix: np.ndarray, arm: float) -> np.ndarray:
         return np.hstack([matrix, np.full((matrix.shape[0], 1), arm)])
 
-    def outcomes_matrix(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+    def outputs_of_matrix(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
         """Uplift, P(outcome | treated) and P(outcome | control) of encoded rows."""
         if matrix.shape[0] == 0:
             empty = np.empty(0, dtype=np.float64)
-            return {UPLIFT: empty, P_TREATED: empty, P_CONTROL: empty}
+            return {P_CONTROL: empty, UPLIFT: empty, P_TREATED: empty}
         if self.learner == "s":
             control = self._score("single", self._with_arm(matrix, 0.0))
             uplift = self._score("single", self._with_arm(matrix, 1.0)) - control
@@ -109,24 +110,24 @@ class UpliftModel(ModelBase):
             tau_control = self._score("effect_control", matrix)
             uplift = share * tau_control + (1.0 - share) * tau_treated
         treated = np.clip(control + uplift, 0.0, 1.0)
-        return {UPLIFT: treated - control, P_TREATED: treated, P_CONTROL: control}
+        return {P_CONTROL: control, UPLIFT: treated - control, P_TREATED: treated}
 
     def uplift_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Uplift of encoded rows."""
-        return self.outcomes_matrix(matrix)[UPLIFT]
+        return self.outputs_of_matrix(matrix)[UPLIFT]
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """P(outcome | control) of encoded rows: the outcome if nothing is done."""
-        return self.outcomes_matrix(matrix)[P_CONTROL]
+        return self.outputs_of_matrix(matrix)[P_CONTROL]
 
     def predict(self, X: Table) -> dict[str, np.ndarray]:
         """Uplift and both arms' outcome probabilities of every customer of ``X``."""
-        return self.outcomes_matrix(self.preprocessor.transform(X))
+        return self.outputs_of_matrix(self.preprocessor.transform(X))
 
     def predict_one(self, x: Mapping[str, Any]) -> dict[str, float]:
         """Uplift and both arms' outcome probabilities of one customer given as a dict."""
         row = self.preprocessor.encode_one(x).reshape(1, -1)
-        return {name: float(values[0]) for name, values in self.outcomes_matrix(row).items()}
+        return {name: float(values[0]) for name, values in self.outputs_of_matrix(row).items()}
 
     # ---- bundle ---------------------------------------------------------------------------
     def _write_model(self, staging: Path) -> None:

@@ -351,7 +351,7 @@ def model_info(service: PredictionService) -> dict[str, Any]:
         name=service.settings.model_name,
         version=service.version,
         predictor=service.predictor.kind,
-        trees=model.booster.num_trees(),
+        trees=service.trees,
         features=model.feature_names,
         schema=service.schema.to_dict(),
         data_fingerprint=model.metadata.get("data_fingerprint"),

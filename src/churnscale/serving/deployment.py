@@ -15,8 +15,10 @@ from typing import Any
 from churnscale.artifacts import verify_directory
 from churnscale.config import Settings
 from churnscale.exceptions import ConfigError, IncompatibleModelError, ModelNotFoundError
+from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.loading import expect_model, load_bundle, resolve_bundle
+from churnscale.model.uplift import UpliftModel
 from churnscale.serving.metrics import ServiceMetrics
 from churnscale.serving.routing import RoutingConfig, assign_arm
 from churnscale.serving.service import PredictionService
@@ -163,9 +165,7 @@ def _arm(
     digest = str(verify_directory(bundle)["manifest_sha256"])
     service = reused.get(digest)
     if service is None:
-        model = expect_model(
-            load_bundle(bundle, settings), LightGBMModel, reference=reference, purpose="serving"
-        )
+        model = _servable(load_bundle(bundle, settings), reference)
         service = PredictionService(model, settings)
         service.warm()
         log.info("loaded %s (%s) for arm %s", reference, service.version, name)
@@ -178,6 +178,13 @@ def _arm(
         latency=metrics.arm_latency.labels(name),
         scores=metrics.arm_scores.labels(name),
     )
+
+
+def _servable(model: ChurnModel, reference: str) -> LightGBMModel | UpliftModel:
+    """A model the service can answer with: a LightGBM churn model or an uplift model."""
+    if isinstance(model, UpliftModel):
+        return model
+    return expect_model(model, LightGBMModel, reference=reference, purpose="serving")
 
 
 def check_compatible(current: PredictionService, candidate: ArmService) -> None:

@@ -6,7 +6,7 @@ The request schema of one customer is generated from the model's own schema at s
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,17 @@ class PredictResponse(BaseModel):
     )
     reasons: list[ReasonOut] | None = Field(
         default=None, description="Top-3 reason codes, with ?reasons=true or by setting."
+    )
+    uplift: float | None = Field(
+        default=None,
+        description="Uplift model: P(outcome | treated) − P(outcome | control); "
+        "churn_probability is then P(outcome | control).",
+    )
+    p_treated: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Uplift model: P(outcome | treated)."
+    )
+    action: Literal["treat", "none"] | None = Field(
+        default=None, description="Uplift model: the deploy-time policy's action."
     )
 
 

@@ -14,9 +14,11 @@ import pyarrow as pa
 
 from churnscale.config import Settings
 from churnscale.data.conform import conform
+from churnscale.model.decisions import UpliftDecisions, UpliftPolicy
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.loading import model_version
 from churnscale.model.predictor import Predictor
+from churnscale.model.uplift import UpliftModel
 from churnscale.serving.customer import CustomerDecoder
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.events import EventCustomerDecoder, feature_spec_of
@@ -40,7 +42,7 @@ class PredictionObserver(Protocol):
 class PredictionService:
     """Predictions for customers given as JSON, Python values or Arrow tables."""
 
-    def __init__(self, model: LightGBMModel, settings: Settings) -> None:
+    def __init__(self, model: LightGBMModel | UpliftModel, settings: Settings) -> None:
         self.model = model
         self.settings = settings
         self.schema = model.preprocessor.schema
@@ -48,7 +50,17 @@ class PredictionService:
         self.decoder = (
             EventCustomerDecoder(self.schema, spec) if spec else CustomerDecoder(self.schema)
         )
-        self.predictor = Predictor(model, kind=settings.predictor, cache=settings.compiled_cache)
+        #: An uplift model's answers and actions under the deploy-time policy (None for a
+        #: churn model); it also stands in for the compiled predictor.
+        self.decisions: UpliftDecisions | None = None
+        self.predictor: Predictor | UpliftDecisions
+        if isinstance(model, UpliftModel):
+            self.decisions = UpliftDecisions(model, UpliftPolicy.from_settings(settings))
+            self.predictor = self.decisions
+        else:
+            self.predictor = Predictor(
+                model, kind=settings.predictor, cache=settings.compiled_cache
+            )
         self.version = model_version(model)
         self.encode = model.preprocessor.encode_one
         self._values = model.preprocessor.values_one
@@ -63,13 +75,16 @@ class PredictionService:
         """Exercise every path once so the first real request is not the slow one."""
         self.predictor.warm()
         x = dict(example) if example else dict.fromkeys(self.decoder.features)
-        self.answer(x, reasons=True)
+        self.answer(x, reasons=self.decisions is None)
 
     def answer(self, x: dict[str, Any], *, reasons: bool) -> dict[str, Any]:
         """The response object for one validated customer."""
         row = self._row
         row[:] = self._values(x)
-        probability = self.predictor.predict_one(row)
+        decided = self.decisions.decide_one(row) if self.decisions is not None else None
+        probability = (
+            float(decided.pop("p_control")) if decided else self.predictor.predict_one(row)
+        )
         customer = _text(x.get(self.id)) if self.id else None
         if self.observer is not None:
             self.observer.observe_one(customer, row, probability)
@@ -78,15 +93,26 @@ class PredictionService:
             "churn_probability": probability,
             "model_version": self.version,
         }
-        if len(self.model.outputs) > 1:  # a survival model's curve, by name
+        if decided:  # an uplift model: its uplift, P(outcome | treated) and the action
+            out.update(decided)
+        elif len(self.model.outputs) > 1:  # a survival model's curve, by name
             outputs = self.model.outputs_of_matrix(row.reshape(1, -1))
             out["outputs"] = {n: float(outputs[n][0]) for n in self.model.outputs[1:]}
-        if reasons:
+        if reasons and self.decisions is None:
             out["reasons"] = self.reasons(x)
         return out
 
+    @property
+    def trees(self) -> int:
+        """Trees the served model evaluates (over every booster of an uplift model)."""
+        if isinstance(self.model, UpliftModel):
+            return sum(b.num_trees() for b in self.model.boosters.values())
+        return int(self.model.booster.num_trees())
+
     def reasons(self, x: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Top-3 reason codes (feature, log-odds contribution) for one customer."""
+        if not isinstance(self.model, LightGBMModel):
+            return []
         return [
             {"feature": r.feature, "contribution": r.contribution}
             for r in self.model.explain_one(x)

@@ -24,6 +24,7 @@ from churnscale.evaluation.uplift import UpliftEvaluation, evaluate_uplift
 from churnscale.evaluation.uplift_curves import qini_auc
 from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.features.preprocessor import Preprocessor
+from churnscale.model.decisions import QUANTILES_KEY, uplift_quantiles
 from churnscale.model.uplift import LEARNER_BOOSTERS, UpliftModel
 from churnscale.monitoring.reference import build_reference
 from churnscale.training.uplift_fit import PROPENSITY_SHARE, UpliftParams, fit_uplift
@@ -181,6 +182,7 @@ def train_uplift(dataset: Path, spec: UpliftSpec) -> UpliftResult:
         propensity=spec.propensity,
     )
     holdout = evaluate_uplift(y[test], model.uplift_matrix(matrix[test]), t[test])
+    model.metadata[QUANTILES_KEY] = uplift_quantiles(model.uplift_matrix(matrix[train]))
     model.reference = build_reference(model, arms.table.take(pa.array(train)).to_batches())
     model.metadata.update(
         treatment_col=spec.treatment_col,
