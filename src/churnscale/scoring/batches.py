@@ -21,6 +21,7 @@ from churnscale.data.quarantine import Quarantine
 from churnscale.data.readers import read_chunks
 from churnscale.data.schema import Role, Schema
 from churnscale.data.store import is_dataset, iter_dataset, load_info
+from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.predictor import Predictor
 
@@ -30,7 +31,7 @@ DECILE = "decile"
 REASONS = "reasons"
 
 
-def scoring_schema(model: LightGBMModel) -> Schema:
+def scoring_schema(model: ChurnModel) -> Schema:
     """The columns scoring needs from a source: the model's id (if any) and its features."""
     schema = model.preprocessor.schema
     used = set(model.feature_names) | {schema.id}
@@ -102,7 +103,7 @@ def _conformed_dataset(
         yield typed, batch.num_rows
 
 
-def encode(model: LightGBMModel, typed: pa.RecordBatch) -> np.ndarray:
+def encode(model: ChurnModel, typed: pa.RecordBatch) -> np.ndarray:
     """The tree-mode float64 matrix of a typed batch."""
     return model.preprocessor.transform(typed)
 

@@ -34,6 +34,7 @@ from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.loading import expect_model, model_version
 from churnscale.model.predictor import Predictor
+from churnscale.model.uplift import UpliftModel
 from churnscale.scoring.batches import (
     DECILE,
     PROBABILITY,
@@ -44,6 +45,7 @@ from churnscale.scoring.batches import (
     typed_batches,
 )
 from churnscale.scoring.deciles import ScoreHistogram, deciles
+from churnscale.scoring.uplift import score_uplift
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,14 @@ def score(
     """Score every row of ``source`` into the Parquet file ``out``.
 
     ``predictor``: one already built for ``model`` (its trees compiled once, as the service
-    holds it); by default one is built here. Scoring takes a LightGBM model (compiled trees).
+    holds it); by default one is built here. Scoring takes a LightGBM model (compiled trees)
+    or an uplift model (:func:`~churnscale.scoring.uplift.score_uplift`: uplift, action, rank).
     """
+    if isinstance(model, UpliftModel):
+        rows, rejected, kept = score_uplift(
+            source, model, out, settings=settings, on_progress=on_progress
+        )
+        return ScoreInfo(rows, rejected, out, kept, [])
     trees = expect_model(model, LightGBMModel, reference=model_version(model), purpose="scoring")
     if out.exists():
         raise SourceError(str(out), "already exists; choose a new output file")
