@@ -65,13 +65,14 @@ def _register_commands() -> None:
         retrain,
         score,
         serve,
+        target,
         train,
         tune,
     )
 
     for area in (data, backtest, export, models, drift, retrain, features, learn, score):
         area.register(app)
-    for area in (serve, train, evaluate, tune):
+    for area in (serve, train, evaluate, tune, target):
         area.register(app)
 
 

@@ -73,3 +73,52 @@ def score_uplift(
         pq.write_table(pa.table(columns), partial)
     rows = int(out_of[UPLIFT].size)
     return rows, quarantine.count, quarantine_path if quarantine.count else None
+
+
+def choose_targets(
+    value: np.ndarray, *, action_cost: float, budget: int | None, max_cost: float | None
+) -> np.ndarray:
+    """Rows to treat for the most expected incremental value: every row worth more than its
+    cost, best first, at most ``budget`` of them and at most ``max_cost`` spent in all."""
+    order = np.argsort(-np.asarray(value, dtype=np.float64), kind="stable")
+    order = order[value[order] > 0]
+    if budget is not None:
+        order = order[:budget]
+    if max_cost is not None and action_cost > 0:
+        order = order[: int(max_cost // action_cost)]
+    return order
+
+
+def target(
+    source: str,
+    model: UpliftModel,
+    out: Path,
+    *,
+    settings: Settings,
+    budget: int | None = None,
+    max_cost: float | None = None,
+) -> dict[str, float]:
+    """Write the customers of ``source`` to treat (best first) to ``out``; the totals."""
+    if budget is None and max_cost is None:
+        raise SourceError("--budget/--max-cost", "give a number of customers or a cost limit")
+    policy = UpliftPolicy.from_settings(settings)
+    every = out.with_name(f".{out.name}.all.parquet")
+    every.unlink(missing_ok=True)
+    try:
+        score_uplift(source, model, every, settings=settings, policy=policy)
+        scored = pq.read_table(every)
+    finally:
+        every.unlink(missing_ok=True)
+    value = scored.column(VALUE).to_numpy()
+    chosen = choose_targets(value, action_cost=policy.action_cost, budget=budget, max_cost=max_cost)
+    picked = scored.take(pa.array(chosen)).drop_columns([ACTION, RANK])
+    with replaced_on_success(out) as partial:
+        pq.write_table(picked, partial)
+    uplift = scored.column(UPLIFT).to_numpy()
+    return {
+        "customers": float(scored.num_rows),
+        "treated": float(chosen.size),
+        "incremental_outcomes": float(uplift[chosen].sum()),
+        "expected_value": float(value[chosen].sum()),
+        "cost": float(chosen.size * policy.action_cost),
+    }
