@@ -74,7 +74,7 @@ def test_score_writes_uplift_action_and_rank(model: UpliftModel, tmp_path: Path)
     assert np.all(np.diff(value[np.argsort(rank)]) <= 0)  # rank 1 = the most value
     decisions = UpliftDecisions(model, UpliftPolicy(action_cost=1, outcome_value=50, budget=0.2))
     treat = (value > 0) & (expected["uplift"] >= decisions.bar)
-    assert scored.column("action").to_pylist() == ["treat" if t else "none" for t in treat]
+    assert scored.column("action").to_pylist() == ["treat" if t else "control" for t in treat]
     assert 0.05 < treat.mean() < 0.35
 
 

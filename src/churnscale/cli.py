@@ -58,6 +58,7 @@ def _register_commands() -> None:
         data,
         drift,
         evaluate,
+        experiment,
         export,
         features,
         learn,
@@ -72,7 +73,7 @@ def _register_commands() -> None:
 
     for area in (data, backtest, export, models, drift, retrain, features, learn, score):
         area.register(app)
-    for area in (serve, train, evaluate, tune, target):
+    for area in (serve, train, evaluate, tune, target, experiment):
         area.register(app)
 
 

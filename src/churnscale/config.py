@@ -100,6 +100,21 @@ class Settings(BaseSettings):
     uplift_threshold: float | None = Field(
         default=None, description="Minimum uplift an uplift policy treats."
     )
+    experiment_log: Path | None = Field(
+        default=None,
+        description="Run an experiment: assign action arms (sticky by id) and log assignments "
+        "and /v1/feedback outcomes to this JSON Lines file.",
+    )
+    experiment_arms: str = Field(
+        default="treat=0.5,control=0.5", description="Action arms and their weights."
+    )
+    experiment_name: str = Field(default="offer", description="Experiment name (hash key).")
+    experiment_exploration: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of customers kept randomized when an uplift policy decides.",
+    )
 
     # ---- monitoring, feedback and retraining ----
     drift_psi_threshold: float = Field(

@@ -53,7 +53,7 @@ def test_the_service_answers_uplift_and_the_policy_action(
         assert answer["churn_probability"] == pytest.approx(expected["p_control"], abs=1e-9)
         assert answer["action"] == expected["action"]
         treat = answer["uplift"] > 0.01 and answer["uplift"] >= decisions.bar
-        assert answer["action"] == ("treat" if treat else "none")
+        assert answer["action"] == ("treat" if treat else "control")
     treated = np.mean([a["action"] == "treat" for a in answers])
     assert 0.1 < treated < 0.5  # about the 30% budget of the training customers
     assert info["trees"] == sum(b.num_trees() for b in model.boosters.values())

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: The two actions an uplift policy answers.
 TREAT = "treat"
-NO_ACTION = "none"
+NO_ACTION = "control"
 #: Metadata key of the training customers' uplift at quantiles 0, 0.01, ..., 1.
 QUANTILES_KEY = "uplift_quantiles"
 

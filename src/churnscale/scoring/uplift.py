@@ -20,7 +20,13 @@ from churnscale.artifacts import replaced_on_success
 from churnscale.config import Settings
 from churnscale.data.quarantine import Quarantine
 from churnscale.exceptions import SchemaError, SourceError
-from churnscale.model.decisions import TREAT, UpliftDecisions, UpliftPolicy, rank_by_value
+from churnscale.model.decisions import (
+    NO_ACTION,
+    TREAT,
+    UpliftDecisions,
+    UpliftPolicy,
+    rank_by_value,
+)
 from churnscale.model.uplift import P_CONTROL, P_TREATED, UPLIFT, UpliftModel
 from churnscale.scoring.batches import PROBABILITY, encode, scoring_schema, typed_batches
 
@@ -67,7 +73,7 @@ def score_uplift(
     columns[P_TREATED] = pa.array(out_of[P_TREATED])
     columns[UPLIFT] = pa.array(out_of[UPLIFT])
     columns[VALUE] = pa.array(out_of["value"])
-    columns[ACTION] = pa.array(np.where(out_of["treat"], TREAT, "none"))
+    columns[ACTION] = pa.array(np.where(out_of["treat"], TREAT, NO_ACTION))
     columns[RANK] = pa.array(rank_by_value(out_of["value"]))
     with replaced_on_success(out) as partial:
         pq.write_table(pa.table(columns), partial)

@@ -31,6 +31,7 @@ from churnscale.serving.bodies import ARROW, ARROW_FILE, BATCH_TYPES, CSV, JSON,
 from churnscale.serving.deployment import Deployment, routing_from_settings
 from churnscale.serving.docs import docs_router
 from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeError, error_answer
+from churnscale.serving.experiment import ExperimentLog, experiment_log
 from churnscale.serving.gateway import Gateway, Guards, ServiceState
 from churnscale.serving.limits import AdmissionController
 from churnscale.serving.metrics import ServiceMetrics
@@ -121,7 +122,11 @@ def create_app(settings: Settings, *, background_load: bool = False) -> Gateway:
     api.state.serving = state
     api.state.monitor = monitor = ModelMonitor(settings, state.metrics.registry)
     api.state.reloader = reloader
-    reloader.on_deploy = partial(_watch, monitor)  # drift window + feedback on every deploy
+    experiment = experiment_log(settings)
+    if experiment is not None:  # action arms logged; outcomes joined from /v1/feedback
+        monitor.feedback.subscribe(lambda fb: experiment.outcome(fb.customer_id, fb.churned))
+    # drift window + feedback (+ the experiment's assignments) on every deploy
+    reloader.on_deploy = partial(_watch, monitor, experiment)
     api.add_exception_handler(ChurnscaleError, _error_handler)  # type: ignore[arg-type]
     if settings.cors_origins:
         api.add_middleware(
@@ -155,9 +160,11 @@ def create_app(settings: Settings, *, background_load: bool = False) -> Gateway:
     return Gateway(api, state, guards)
 
 
-def _watch(monitor: ModelMonitor, deployment: Deployment) -> None:
-    """Attach the live monitor to every arm of a new deployment (the primary feeds drift)."""
+def _watch(monitor: ModelMonitor, experiment: ExperimentLog | None, deployment: Deployment) -> None:
+    """Attach the live monitor (the primary feeds drift) and the experiment to every arm of a
+    new deployment."""
     for name, arm in deployment.arms.items():
+        arm.service.experiment = experiment
         monitor.attach(
             arm.service, arm=None if deployment.single else name, primary=arm is deployment.primary
         )

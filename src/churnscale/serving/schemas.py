@@ -40,8 +40,14 @@ class PredictResponse(BaseModel):
     p_treated: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Uplift model: P(outcome | treated)."
     )
-    action: Literal["treat", "none"] | None = Field(
+    action: Literal["treat", "control"] | None = Field(
         default=None, description="Uplift model: the deploy-time policy's action."
+    )
+    experiment_arm: str | None = Field(
+        default=None, description="Experiment: the action arm assigned (logged)."
+    )
+    propensity: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Experiment: the arm's probability."
     )
 
 

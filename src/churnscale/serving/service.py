@@ -22,6 +22,7 @@ from churnscale.model.uplift import UpliftModel
 from churnscale.serving.customer import CustomerDecoder
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.events import EventCustomerDecoder, feature_spec_of
+from churnscale.serving.experiment import ExperimentLog
 
 
 class PredictionObserver(Protocol):
@@ -70,6 +71,8 @@ class PredictionService:
         self.id = self.schema.id
         #: Told about every prediction (live drift window, feedback join); see ModelMonitor.
         self.observer: PredictionObserver | None = None
+        #: Assigns and logs an action arm per answered customer (CHURNSCALE_EXPERIMENT_LOG).
+        self.experiment: ExperimentLog | None = None
 
     def warm(self, example: Mapping[str, Any] | None = None) -> None:
         """Exercise every path once so the first real request is not the slow one."""
@@ -98,6 +101,12 @@ class PredictionService:
         elif len(self.model.outputs) > 1:  # a survival model's curve, by name
             outputs = self.model.outputs_of_matrix(row.reshape(1, -1))
             out["outputs"] = {n: float(outputs[n][0]) for n in self.model.outputs[1:]}
+        if self.experiment is not None and customer is not None:
+            policy = str(decided["action"]) if decided else None
+            arm, propensity = self.experiment.assign(
+                customer, x, policy=policy, version=self.version
+            )
+            out.update(experiment_arm=arm, propensity=propensity)
         if reasons and self.decisions is None:
             out["reasons"] = self.reasons(x)
         return out
