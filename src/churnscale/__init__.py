@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         score,
         train,
         train_survival,
+        train_uplift,
     )
 
 #: Names imported from ``churnscale.api`` when first used.
@@ -41,6 +42,7 @@ _API = (
     "score",
     "train",
     "train_survival",
+    "train_uplift",
 )
 #: Subpackages reachable as attributes (``churnscale.features.build``, ``churnscale.sklearn``).
 _MODULES = ("features", "sklearn")
@@ -60,6 +62,7 @@ __all__ = [
     "sklearn",
     "train",
     "train_survival",
+    "train_uplift",
 ]
 
 

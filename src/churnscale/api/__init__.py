@@ -11,6 +11,7 @@ from churnscale.api.reports import EvaluationReport
 from churnscale.api.scoring import score
 from churnscale.api.survival import train_survival
 from churnscale.api.training import TrainOptions, train
+from churnscale.api.uplift import train_uplift
 
 __all__ = [
     "ChurnModel",
@@ -23,4 +24,5 @@ __all__ = [
     "score",
     "train",
     "train_survival",
+    "train_uplift",
 ]
