@@ -1,4 +1,4 @@
-"""``churnscale score`` with an uplift model: uplift, action and rank per customer."""
+"""Scoring (``churnscale score``) and ``churnscale target`` with an uplift model."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from churnscale.config import Settings
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.model.decisions import UpliftDecisions, UpliftPolicy
 from churnscale.model.uplift import UpliftModel
+from churnscale.scoring import score
 from churnscale.scoring.uplift import choose_targets
 from churnscale.training.uplift import UpliftSpec, train_uplift
 from churnscale.training.uplift_fit import UpliftParams
@@ -29,32 +31,13 @@ def model(uplift_dataset: Path) -> UpliftModel:
 
 
 def test_score_writes_uplift_action_and_rank(model: UpliftModel, tmp_path: Path) -> None:
-    bundle = model.save(tmp_path / "m")
     customers = generate_table(1_000, 17).drop_columns(["churned"])
     write_batches(customers.to_batches(), tmp_path / "c.csv", fmt="csv")
-    env = {
-        **os.environ,
-        "CHURNSCALE_HOME": str(tmp_path / "home"),
-        "CHURNSCALE_UPLIFT_BUDGET": "0.2",
-        "CHURNSCALE_UPLIFT_OUTCOME_VALUE": "50",
-        "CHURNSCALE_UPLIFT_ACTION_COST": "1",
-    }
-    args = [
-        "score",
-        str(tmp_path / "c.csv"),
-        "--model",
-        str(bundle),
-        "--out",
-        str(tmp_path / "s.parquet"),
-    ]
-    done = subprocess.run(
-        [sys.executable, "-m", "churnscale", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    settings = Settings(
+        home=tmp_path / "home", uplift_budget=0.2, uplift_outcome_value=50, uplift_action_cost=1
     )
-    assert done.returncode == 0, done.stderr
+    info = score(str(tmp_path / "c.csv"), model, tmp_path / "s.parquet", settings=settings)
+    assert info.rows == 1_000 and info.rejected == 0
     scored = pq.read_table(tmp_path / "s.parquet")
     assert scored.column_names == [
         "customer_id",
