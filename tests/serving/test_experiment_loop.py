@@ -7,6 +7,7 @@ month-to-month customers and raises it by 0.1 for customers of three years or mo
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,16 @@ from churnscale.data.synthetic import generate_table
 from churnscale.evaluation.experiment import joined_rows, report
 from churnscale.model import load_bundle
 from churnscale.model.uplift import UpliftModel
-from conftest import as_json
 
 WHEN = "2026-07-01T00:00:00Z"
+
+
+def as_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One customer as a client sends it (dates as ISO text)."""
+    return {
+        k: v.isoformat() if isinstance(v, datetime.date | datetime.datetime) else v
+        for k, v in row.items()
+    }
 
 
 def _churn_probability(x: dict[str, Any], arm: str) -> float:

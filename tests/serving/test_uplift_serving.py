@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -16,7 +18,14 @@ from churnscale.model.decisions import UpliftDecisions, UpliftPolicy
 from churnscale.model.uplift import UpliftModel
 from churnscale.training.uplift import UpliftSpec, train_uplift
 from churnscale.training.uplift_fit import UpliftParams
-from conftest import as_json
+
+
+def as_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One customer as a client sends it (dates as ISO text)."""
+    return {
+        k: v.isoformat() if isinstance(v, datetime.date | datetime.datetime) else v
+        for k, v in row.items()
+    }
 
 
 @pytest.fixture(scope="module")
