@@ -201,6 +201,31 @@ class Settings(BaseSettings):
         le=3_600,
         description="Deadline of a prediction request, queue wait included (504 past it).",
     )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3_600,
+        description="Time a connection has to send a request head (closed after it; 408 once "
+        "the head has begun).",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3_600,
+        description="Time a request has to send its whole body after its head (408 after it).",
+    )
+    max_connections: int = Field(
+        default=2_048,
+        ge=1,
+        le=1_000_000,
+        description="Open connections served at once; a request beyond them is answered 503.",
+    )
+    max_buffered_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1_024,
+        le=64 * 1024**3,
+        description="Bytes of unfinished request bodies held over all connections (503 past it).",
+    )
     drain_timeout_s: float = Field(
         default=25.0,
         ge=0,

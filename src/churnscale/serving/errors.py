@@ -79,6 +79,30 @@ class UnsupportedMediaTypeError(RequestError):
         )
 
 
+class RequestTimeoutError(RequestError):
+    """A client that did not send its request head or body in time (408)."""
+
+    http_status = 408
+    kind = "timeout"
+
+    def __init__(self, part: str, seconds: float) -> None:
+        super().__init__(f"request {part} not received within {seconds:g} s", field=part)
+
+
+class BuffersFullError(RequestError):
+    """The server holds as many bytes of unfinished request bodies as it may (503)."""
+
+    http_status = 503
+    kind = "overloaded"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the server holds its limit of {limit} bytes of unfinished request bodies; "
+            "retry later",
+            field="body",
+        )
+
+
 class ModelNotReadyError(RequestError):
     """The model is not loaded and warmed yet (503)."""
 
@@ -87,12 +111,14 @@ class ModelNotReadyError(RequestError):
 
 
 class ErrorAnswer(NamedTuple):
-    """An error as the service answers it: status, JSON body, extra headers, metrics kind."""
+    """An error as the service answers it: status, JSON body, extra headers, metrics kind, and
+    the message alone (for transports without a JSON body: gRPC)."""
 
     status: int
     body: bytes
     headers: list[tuple[bytes, bytes]]
     kind: str
+    message: str
 
 
 Style = Literal["v1", "v2"]
@@ -103,8 +129,8 @@ def error_answer(exc: BaseException, *, style: Style = "v1") -> ErrorAnswer:
 
     A :class:`RequestError` answers its own status and body (422 names the field); 503
     (saturated, with ``Retry-After``) and 504 (past the deadline) say so; any other
-    :class:`ChurnscaleError` answers its 4xx status, or 500 when it is no client's doing; any
-    other exception is a bug: logged with its traceback, answered 500 without detail. ``style``
+    :class:`ChurnscaleError` answers its 4xx status, or 500 when it is no client's doing (logged,
+    answered without detail, like any other exception: a bug). ``style``
     ``"v2"`` gives Open Inference v2's ``{"error": ...}`` body.
 
     >>> error_answer(InvalidInputError("not a number", field="tenure")).body
@@ -113,19 +139,22 @@ def error_answer(exc: BaseException, *, style: Style = "v1") -> ErrorAnswer:
     [(b'retry-after', b'2')]
     """
     headers: list[tuple[bytes, bytes]] = []
+    message = exc.message if isinstance(exc, ChurnscaleError) else "internal server error"
     if isinstance(exc, RequestError):
         status, detail, kind = exc.http_status, exc.body(), exc.kind
+        if isinstance(exc, BuffersFullError):
+            headers.append((b"retry-after", b"1"))
     elif isinstance(exc, OverloadedError):
-        status, detail, kind = 503, {"detail": exc.message}, "overloaded"
+        status, detail, kind = 503, {"detail": message}, "overloaded"
         headers.append((b"retry-after", str(exc.retry_after).encode()))
     elif isinstance(exc, DeadlineExceededError):
-        status, detail, kind = 504, {"detail": exc.message}, "deadline"
-    elif isinstance(exc, ChurnscaleError):
-        status = exc.http_status if exc.http_status < 500 else 500
-        detail, kind = {"detail": exc.message}, "server" if status == 500 else "invalid_request"
+        status, detail, kind = 504, {"detail": message}, "deadline"
+    elif isinstance(exc, ChurnscaleError) and exc.http_status < 500:
+        status, detail, kind = exc.http_status, {"detail": message}, "value_error"
     else:
         log.error("request failed", exc_info=exc)
-        status, detail, kind = 500, {"detail": "internal server error"}, "server"
+        message = "internal server error"
+        status, detail, kind = 500, {"detail": message}, "server"
     if style == "v2":
-        detail = {"error": exc.message if isinstance(exc, ChurnscaleError) else detail["detail"]}
-    return ErrorAnswer(status, orjson.dumps(detail), headers, kind)
+        detail = {"error": message}
+    return ErrorAnswer(status, orjson.dumps(detail), headers, kind, message)

@@ -25,7 +25,9 @@ class Deployed(Protocol):
 
 async def checked_json(scope: Scope, receive: Receive) -> Receive:
     """``receive``, or, for a POST with a JSON body to a JSON route, a ``receive`` that replays
-    the whole body once it passed :func:`check_document` (UTF-8, no repeated key)."""
+    the whole body once it passed :func:`check_document` (UTF-8, no repeated key). With Open
+    Inference v2's binary extension only the JSON head (``Inference-Header-Content-Length``
+    bytes) is JSON."""
     headers = scope["headers"]
     if (
         scope["method"] != "POST"

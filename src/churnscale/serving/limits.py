@@ -3,6 +3,8 @@
 * :class:`AdmissionController` lets at most ``max_in_flight`` requests run and ``max_queue`` wait;
   beyond that it refuses at once with :class:`~churnscale.exceptions.OverloadedError` (503)
   carrying a ``Retry-After`` hint computed from recent latency.
+* :class:`BufferBudget` bounds the bytes of request bodies the server holds before their
+  requests are answered, over all connections.
 * :func:`deadline` bounds a request's time; running past it raises
   :class:`~churnscale.exceptions.DeadlineExceededError` (504).
 
@@ -64,9 +66,26 @@ class AdmissionController:
         is what ``Semaphore.locked()`` tells at a fraction of its cost on the hot path."""
         return self.queued == 0 and self.in_flight < self.max_in_flight
 
-    def record(self, seconds: float) -> None:
-        """Count a request that ran outside :meth:`admit` (the fast path) in the latency window."""
+    def hold(self) -> bool:
+        """Take a slot at once, without awaiting, when one is free and nobody waits (the fast
+        path, which answers without awaiting); False leaves the request to :meth:`admit`.
+        :meth:`release` gives the slot back."""
+        if not self.has_room():
+            return False
+        acquiring = self._slots.acquire()  # a free slot: returns without suspending
+        try:
+            acquiring.send(None)
+        except StopIteration:
+            self.in_flight += 1
+            return True
+        acquiring.close()  # pragma: no cover - has_room() said a slot was free
+        return False
+
+    def release(self, seconds: float) -> None:
+        """Give back a slot taken by :meth:`hold`, after a request of ``seconds``."""
         self._latencies.append(seconds)
+        self.in_flight -= 1
+        self._slots.release()
 
     def admit(self) -> _Admission:
         """``async with controller.admit():`` runs the body once a slot is free; refuses at once
@@ -124,3 +143,29 @@ async def deadline(seconds: float) -> AsyncIterator[None]:
         if timeout.expired():
             raise DeadlineExceededError(seconds) from None
         raise
+
+
+class BufferBudget:
+    """Bytes of unfinished request bodies held, over all connections, at most ``limit``.
+
+    >>> budget = BufferBudget(10)
+    >>> budget.take(8), budget.take(3), budget.held
+    (True, False, 8)
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ConfigError("max_buffered_bytes", expected="an integer >= 1", received=limit)
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` more bytes held; False (nothing counted) when past the limit."""
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        """Bytes no longer held (their request was answered, or its connection lost)."""
+        self.held -= size

@@ -71,7 +71,8 @@ def serve_one(
         host=host,
         port=port,
         loop="uvloop",
-        http=fast_path_protocol(app) if settings.fast_path else "httptools",
+        http=fast_path_protocol(app, settings),  # timeouts; the hot route if fast_path
+        limit_concurrency=settings.max_connections,  # 503 beyond it
         lifespan="on",
         access_log=False,
         log_level="warning",
