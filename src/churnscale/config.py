@@ -138,6 +138,13 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="Recent predictions kept by customer id to join with feedback labels.",
     )
+    feedback_log_bytes: int = Field(
+        default=128 * 1024**2,
+        ge=1024**2,
+        le=64 * 1024**3,
+        description="Memory the prediction log behind /v1/feedback may hold (oldest customers "
+        "evicted first), besides its feedback_predictions bound.",
+    )
     feedback_window: int = Field(
         default=10_000,
         ge=10,

@@ -301,7 +301,7 @@ def _add_v1_routes(api: FastAPI) -> None:
         deployment.primary.service.check_rows(len(wanted.customer_ids))
         return {
             "experiment": deployment.routing.experiment,
-            "arms": [deployment.arm_of(c) for c in wanted.customer_ids],
+            "arms": [deployment.arm_of(str(c)) for c in wanted.customer_ids],
             "versions": {name: arm.version for name, arm in deployment.arms.items()},
         }
 

@@ -7,7 +7,8 @@ A request is one JSON object with:
   categorical → a string (or an integer, read as its decimal text); boolean → ``true`` /
   ``false``; datetime → an ISO 8601 date or timestamp without a zone offset
   (``2026-06-30``, ``2026-06-30T12:00:00``);
-- the **id** column, optional (a string or integer), echoed back as ``customer_id``;
+- the **id** column, optional (a string of at most 256 characters or a 64-bit integer:
+  :mod:`churnscale.serving.ids`), echoed back as ``customer_id``;
 - the time / as-of columns, optional and ignored;
 - nothing else: unknown keys and the **target** column are refused (422 naming the key).
 
@@ -31,6 +32,7 @@ import msgspec
 
 from churnscale.data.schema import Role, Schema
 from churnscale.serving.errors import InvalidInputError
+from churnscale.serving.ids import MsgspecId
 from churnscale.serving.jsonbody import decoded, not_utf8, refuse_duplicates
 
 # Finite, and strictly inside the largest double: a JSON literal just above it (``max + 1`` as an
@@ -62,7 +64,7 @@ class CustomerDecoder:
         ]
         required = len(fields)
         if self.id:
-            fields.append((self.id, str | int | None | msgspec.UnsetType, msgspec.UNSET))
+            fields.append((self.id, MsgspecId | msgspec.UnsetType, msgspec.UNSET))
         extras = {schema.time_column, schema.as_of_column} - {None, *self.features}
         for extra in sorted(str(e) for e in extras):
             fields.append((extra, Any, msgspec.UNSET))

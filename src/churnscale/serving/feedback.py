@@ -17,7 +17,8 @@ labels; see :class:`~churnscale.serving.security.ApiKeys`).
   **400** when the body is not JSON at all (FastAPI's answer, documented in the OpenAPI).
 
 The prediction log keeps the latest prediction per customer and version/arm for the most recent
-``Settings.feedback_predictions`` customers (least recently scored evicted first), with the
+``Settings.feedback_predictions`` customers, within ``Settings.feedback_log_bytes`` of memory
+(least recently scored evicted first; ids are at most 256 characters), with the
 encoded row, so a feedback hook (an online learner) gets features and label together:
 ``FeedbackBook.subscribe(hook)``; hooks run after the join, on the request's thread.
 
@@ -31,6 +32,7 @@ encoded row, so a feedback hook (an online learner) gets features and label toge
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -44,9 +46,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from churnscale.evaluation.calibration import calibration_bins, expected_calibration_error
+from churnscale.serving.ids import PydanticId
 
 if TYPE_CHECKING:
     from churnscale.config import Settings
@@ -76,10 +79,20 @@ FeedbackHook = Callable[[Feedback], None]
 
 
 class PredictionLog:
-    """The latest predictions of the most recently scored customers (bounded, thread-safe)."""
+    """The latest predictions of the most recently scored customers, thread-safe and bounded
+    twice: at most ``capacity`` customers and about ``max_bytes`` of memory (each entry costs
+    its id, its rows and a fixed overhead, :data:`ENTRY_BYTES` and :data:`PREDICTION_BYTES`,
+    measured as upper bounds in the tests); the least recently scored leave first."""
 
-    def __init__(self, capacity: int) -> None:
+    #: Memory of one customer's entry besides its id and predictions (ordered-dict node, dict).
+    ENTRY_BYTES: ClassVar[int] = 512
+    #: Memory of one logged prediction besides its row's data (tuple, float, array, dict slot).
+    PREDICTION_BYTES: ClassVar[int] = 384
+
+    def __init__(self, capacity: int, max_bytes: int = 128 * 1024**2) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._entries: OrderedDict[str, dict[tuple[str, str], LoggedPrediction]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -91,18 +104,32 @@ class PredictionLog:
     ) -> None:
         """Log one prediction (replacing the customer's earlier one from the same version/arm)."""
         logged = LoggedPrediction(version, arm, probability, row.copy())
+        cost = row.nbytes + self.PREDICTION_BYTES
         with self._lock:
-            entry = self._entries.pop(customer_id, None) or {}
+            entry = self._entries.pop(customer_id, None)
+            if entry is None:
+                entry = {}
+                cost += sys.getsizeof(customer_id) + self.ENTRY_BYTES
+            replaced = entry.get((version, arm))
+            if replaced is not None:
+                cost -= replaced.row.nbytes + self.PREDICTION_BYTES
             entry[(version, arm)] = logged
             self._entries[customer_id] = entry
-            if len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            self.bytes += cost
+            while len(self._entries) > self.capacity or self.bytes > self.max_bytes:
+                self.bytes -= self._cost(*self._entries.popitem(last=False))
 
     def take(self, customer_id: str) -> list[LoggedPrediction]:
         """Remove and return every logged prediction of ``customer_id``."""
         with self._lock:
             entry = self._entries.pop(customer_id, None)
+            if entry is not None:
+                self.bytes -= self._cost(customer_id, entry)
         return list(entry.values()) if entry else []
+
+    def _cost(self, customer_id: str, entry: dict[tuple[str, str], LoggedPrediction]) -> int:
+        rows = sum(p.row.nbytes + self.PREDICTION_BYTES for p in entry.values())
+        return sys.getsizeof(customer_id) + self.ENTRY_BYTES + rows
 
 
 class LiveQuality:
@@ -140,7 +167,7 @@ class FeedbackBook:
     """The prediction log, live quality per version/arm, counters and the feedback hooks."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
-        self.log = PredictionLog(settings.feedback_predictions)
+        self.log = PredictionLog(settings.feedback_predictions, settings.feedback_log_bytes)
         self.window = settings.feedback_window
         self.quality: dict[tuple[str, str], LiveQuality] = {}
         self.hooks: list[FeedbackHook] = []
@@ -227,7 +254,7 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: Annotated[str, Field(min_length=1, max_length=256)]
+    customer_id: PydanticId
     churned: Annotated[bool, BeforeValidator(_label)]
     observed_at: Annotated[datetime, BeforeValidator(_date_time)]
 
@@ -268,14 +295,14 @@ router = APIRouter(tags=["monitoring"])
 )
 async def feedback(body: FeedbackRequest, book: BookDep) -> JSONResponse:
     """Record an observed outcome: joined with the customer's logged predictions if any."""
-    result = book.receive(body.customer_id, bool(body.churned), body.observed_at)
+    result = book.receive(str(body.customer_id), bool(body.churned), body.observed_at)
     joined = [
         {"model_version": p.version, "arm": p.arm, "churn_probability": p.probability}
         for p in result.joined
     ]
     content: dict[str, Any] = {
         "status": "joined" if joined else "unmatched",
-        "customer_id": body.customer_id,
+        "customer_id": str(body.customer_id),
         "joined": joined,
     }
     return JSONResponse(content, status_code=200 if joined else 202)

@@ -6,9 +6,11 @@ The request schema of one customer is generated from the model's own schema at s
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from churnscale.serving.ids import PydanticId
 
 
 class ReasonOut(BaseModel):
@@ -141,7 +143,7 @@ class ArmsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_ids: list[Annotated[str, Field(max_length=256)]]
+    customer_ids: list[PydanticId]
 
 
 class ArmsResponse(BaseModel):

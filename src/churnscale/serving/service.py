@@ -23,6 +23,7 @@ from churnscale.serving.customer import CustomerDecoder
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.events import EventCustomerDecoder, feature_spec_of
 from churnscale.serving.experiment import ExperimentLog
+from churnscale.serving.ids import check_id_column
 
 
 class PredictionObserver(Protocol):
@@ -159,6 +160,8 @@ class PredictionService:
                 field=first.column,
                 row=first.line,
             )
+        if self.id:
+            check_id_column(typed.column(self.id), field=self.id)
         matrix = self.model.preprocessor.transform(typed)
         ids = typed.column(self.id).to_pylist() if self.id else [None] * typed.num_rows
         probabilities = self.predictor.predict_matrix(matrix, threads=1)

@@ -19,13 +19,14 @@ import json
 import math
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import msgspec
 import numpy as np
 
 from churnscale.data.schema import Role
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
+from churnscale.serving.ids import MAX_ID_LENGTH
 
 if TYPE_CHECKING:
     from churnscale.serving.service import PredictionService
@@ -73,7 +74,7 @@ class V2Request(msgspec.Struct, forbid_unknown_fields=False):
 
     inputs: list[V2Input]
     outputs: list[V2Output] | None = None
-    id: str | None = None
+    id: Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] | None = None
     parameters: dict[str, Any] | None = None
 
 
