@@ -71,6 +71,14 @@ class Settings(BaseSettings):
         le=1024**3,
         description="Largest request body accepted (413 above it), enforced while reading.",
     )
+    max_decoded_bytes: int = Field(
+        default=256 * 1024**2,
+        ge=1024**2,
+        le=64 * 1024**3,
+        description="Largest size a request body may decode to (Arrow decompressed, dictionary "
+        "columns expanded, JSON as Python objects, CSV as columns), sized from the body before "
+        "decoding; 413 above it.",
+    )
     reasons: bool = Field(
         default=False, description="Return the top-3 reason codes with every prediction."
     )

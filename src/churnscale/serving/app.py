@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from churnscale.config import Settings
 from churnscale.exceptions import ChurnscaleError
 from churnscale.serving.bodies import ARROW, ARROW_FILE, BATCH_TYPES, CSV, JSON, read_table
+from churnscale.serving.decoded import check_json
 from churnscale.serving.deployment import Deployment, routing_from_settings
 from churnscale.serving.docs import docs_router
 from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeError, error_answer
@@ -120,6 +121,7 @@ def create_app(settings: Settings, *, background_load: bool = False) -> Gateway:
         redoc_url=None,
     )
     api.state.serving = state
+    api.state.max_decoded_bytes = settings.max_decoded_bytes
     api.state.monitor = monitor = ModelMonitor(settings, state.metrics.registry)
     api.state.reloader = reloader
     experiment = experiment_log(settings)
@@ -217,7 +219,7 @@ def _add_admin_routes(api: FastAPI) -> None:
         """Load, verify and warm a new model for an arm (or re-resolve every reference), then
         swap it in; on failure the previous models keep serving. Needs an admin key."""
         body = await request.body()
-        wanted = _validated(ReloadRequest, body) if body.strip() else ReloadRequest()
+        wanted = _validated(ReloadRequest, body, request) if body.strip() else ReloadRequest()
         reloader: Reloader = request.app.state.reloader
         try:
             report = await reloader.reload(wanted)
@@ -297,7 +299,7 @@ def _add_v1_routes(api: FastAPI) -> None:
     async def arms(request: Request, state: StateDep) -> dict[str, Any]:
         """The A/B arm that serves each customer id (sticky: the same on every process and run)."""
         deployment = state.ready_deployment()
-        wanted = _validated(ArmsRequest, await request.body())
+        wanted = _validated(ArmsRequest, await request.body(), request)
         deployment.primary.service.check_rows(len(wanted.customer_ids))
         return {
             "experiment": deployment.routing.experiment,
@@ -331,8 +333,10 @@ def _add_v1_routes(api: FastAPI) -> None:
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
 
-def _validated(kind: type[Validated], body: bytes) -> Validated:
-    """``body`` as ``kind``; the first problem becomes a 422 naming its field."""
+def _validated(kind: type[Validated], body: bytes, request: Request) -> Validated:
+    """``body`` as ``kind`` (within the decoded-size limit); the first problem becomes a 422
+    naming its field."""
+    check_json(body, request.app.state.max_decoded_bytes)
     try:
         return kind.model_validate_json(body)
     except ValidationError as exc:
@@ -344,11 +348,14 @@ def _validated(kind: type[Validated], body: bytes) -> Validated:
 def _predict_batch(
     service: PredictionService, body: bytes, kind: str
 ) -> tuple[np.ndarray, list[Any]]:
+    limit = service.settings.max_decoded_bytes
     if kind == JSON:
+        check_json(body, limit)
         rows = service.decoder.decode_many(body)
         ids = [r.get(service.id) for r in rows] if service.id else [None] * len(rows)
         return service.predict_rows(rows), ids
-    return service.predict_table(read_table(body, kind), source=f"request body ({kind})")
+    table = read_table(body, kind, max_decoded=limit)
+    return service.predict_table(table, source=f"request body ({kind})")
 
 
 def model_info(service: PredictionService) -> dict[str, Any]:

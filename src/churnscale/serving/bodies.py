@@ -13,6 +13,8 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 from starlette.types import Message, Receive
 
+from churnscale.serving.decoded import arrow_bound, csv_bound, dictionary_bytes
+from churnscale.serving.decoded import too_large as decoded_too_large
 from churnscale.serving.errors import (
     InvalidInputError,
     PayloadTooLargeError,
@@ -86,18 +88,30 @@ def limited_receive(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-def read_table(body: bytes, kind: str) -> pa.Table:
-    """A CSV (all columns as text) or Arrow IPC body as a table."""
+def read_table(body: bytes, kind: str, *, max_decoded: int) -> pa.Table:
+    """A CSV (all columns as text) or Arrow IPC body as a table, refused with 413 when it
+    would decode to more than ``max_decoded`` bytes (sized before decoding: see
+    :mod:`churnscale.serving.decoded`)."""
     try:
         if kind == CSV:
+            _within(csv_bound(body), max_decoded, "the CSV body")
+            names = pacsv.open_csv(io.BytesIO(body)).schema.names  # the first block only
             options = pacsv.ReadOptions(block_size=max(len(body), 1 << 16))
-            head = pacsv.read_csv(io.BytesIO(body), read_options=options)
-            text = pacsv.ConvertOptions(column_types=dict.fromkeys(head.column_names, pa.string()))
+            text = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
             return pacsv.read_csv(io.BytesIO(body), read_options=options, convert_options=text)
-        if kind == ARROW:
-            return ipc.open_stream(pa.py_buffer(body)).read_all()
-        if kind == ARROW_FILE:
-            return ipc.open_file(pa.py_buffer(body)).read_all()
+        if kind in (ARROW, ARROW_FILE):
+            buffer = pa.py_buffer(body)
+            size = arrow_bound(buffer, file=kind == ARROW_FILE)
+            _within(size, max_decoded, "the Arrow body")
+            reader = ipc.open_stream(buffer) if kind == ARROW else ipc.open_file(buffer)
+            table = reader.read_all()
+            _within(size + dictionary_bytes(table), max_decoded, "the Arrow body, expanded,")
+            return table
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise InvalidInputError(f"unreadable {kind} body: {exc}", field="body") from None
     raise UnsupportedMediaTypeError(kind, accepted=BATCH_TYPES)
+
+
+def _within(size: int, limit: int, what: str) -> None:
+    if size > limit:
+        raise decoded_too_large(size, limit, what)

@@ -33,6 +33,7 @@ from churnscale.features.customer import features_for_customer
 from churnscale.features.spec import FeatureSpec
 from churnscale.model.contract import ChurnModel
 from churnscale.serving.customer import _DATE_PATTERN, FINITE, CustomerDecoder
+from churnscale.serving.decoded import check_json
 from churnscale.serving.errors import InvalidInputError
 from churnscale.serving.jsonbody import decoded
 
@@ -58,9 +59,10 @@ def feature_spec_of(model: ChurnModel) -> FeatureSpec | None:
 class EventCustomerDecoder(CustomerDecoder):
     """A :class:`CustomerDecoder` that also takes a customer as ``as_of`` + ``events``."""
 
-    def __init__(self, schema: Schema, spec: FeatureSpec) -> None:
+    def __init__(self, schema: Schema, spec: FeatureSpec, *, max_decoded: int) -> None:
         super().__init__(schema)
         self.spec = spec
+        self.max_decoded = max_decoded  # events are decoded as open JSON: sized first
         self.as_of = schema.as_of_column or "as_of"
         self.computed = [n for n in spec.feature_names() if n in self.features]
         self._events = msgspec.json.Decoder(dict[str, Any])
@@ -70,12 +72,14 @@ class EventCustomerDecoder(CustomerDecoder):
         """One customer from a JSON body: feature values, or events."""
         if _MARKER not in body:
             return super().decode(body)
+        check_json(body, self.max_decoded)
         return self.convert(decoded(self._events, body))
 
     def decode_many(self, body: bytes) -> list[dict[str, Any]]:
         """Customers from a JSON array body; each may be given by values or by events."""
         if _MARKER not in body:
             return super().decode_many(body)
+        check_json(body, self.max_decoded)
         objs = decoded(self._events_many, body)
         return [self.convert(o, row=i) for i, o in enumerate(objs)]
 

@@ -46,9 +46,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from churnscale.evaluation.calibration import calibration_bins, expected_calibration_error
+from churnscale.serving.decoded import check_json
+from churnscale.serving.errors import InvalidInputError
 from churnscale.serving.ids import PydanticId
 
 if TYPE_CHECKING:
@@ -290,19 +292,40 @@ router = APIRouter(tags=["monitoring"])
     responses={
         202: {"model": FeedbackResponse, "description": "No logged prediction to join"},
         400: {"description": "The body is not valid JSON"},
+        413: {"description": "The body would decode to more than the decoded-size limit"},
         422: {"description": "Invalid feedback (the field is named)"},
     },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": FeedbackRequest.model_json_schema()}},
+        }
+    },
 )
-async def feedback(body: FeedbackRequest, book: BookDep) -> JSONResponse:
+async def feedback(request: Request, book: BookDep) -> JSONResponse:
     """Record an observed outcome: joined with the customer's logged predictions if any."""
-    result = book.receive(str(body.customer_id), bool(body.churned), body.observed_at)
+    label = _label_of(await request.body(), request.app.state.max_decoded_bytes)
+    customer = str(label.customer_id)
+    result = book.receive(customer, bool(label.churned), label.observed_at)
     joined = [
         {"model_version": p.version, "arm": p.arm, "churn_probability": p.probability}
         for p in result.joined
     ]
     content: dict[str, Any] = {
         "status": "joined" if joined else "unmatched",
-        "customer_id": str(body.customer_id),
+        "customer_id": customer,
         "joined": joined,
     }
     return JSONResponse(content, status_code=200 if joined else 202)
+
+
+def _label_of(body: bytes, max_decoded: int) -> FeedbackRequest:
+    """The body as a label, sized before it is decoded; the first problem is a 422 naming
+    its field (FastAPI's shape)."""
+    check_json(body, max_decoded)
+    try:
+        return FeedbackRequest.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidInputError(first["msg"], field=field) from None

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
 from churnscale.serving.bodies import CSV, JSON, read_table
+from churnscale.serving.decoded import check_json
 from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeError
 from churnscale.serving.gateway import ServiceState
 from churnscale.serving.schemas import (
@@ -123,6 +124,7 @@ async def v2_infer(name: NameParam, request: Request, service: ServiceDep) -> An
     _named(service, name)
     length = header_length(request.headers.get(HEADER_LENGTH))
     body = await request.body()
+    check_json(body[:length], service.settings.max_decoded_bytes)  # the JSON part, sized first
     infer, tensors = read_request(body, length, max_rows=service.settings.max_batch_rows)
     binary = wants_binary(infer)
     rows = customer_rows(service, tensors)
@@ -180,8 +182,9 @@ async def invocations(request: Request, service: ServiceDep) -> dict[str, Any]:
     kind = request.headers.get("content-type", JSON).split(";", 1)[0].strip().lower()
     body = await request.body()
     if kind == CSV:
+        table = read_table(body, CSV, max_decoded=service.settings.max_decoded_bytes)
         probabilities, _ = await asyncio.to_thread(
-            service.predict_table, read_table(body, CSV), source="request body (text/csv)"
+            service.predict_table, table, source="request body (text/csv)"
         )
     elif kind == JSON:
         rows = _mlflow_rows(service, body)
@@ -192,6 +195,7 @@ async def invocations(request: Request, service: ServiceDep) -> dict[str, Any]:
 
 
 def _mlflow_rows(service: PredictionService, body: bytes) -> list[dict[str, Any]]:
+    check_json(body, service.settings.max_decoded_bytes)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:

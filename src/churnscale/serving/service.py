@@ -50,7 +50,9 @@ class PredictionService:
         self.schema = model.preprocessor.schema
         spec = feature_spec_of(model)  # point-in-time model: customers may come as events
         self.decoder = (
-            EventCustomerDecoder(self.schema, spec) if spec else CustomerDecoder(self.schema)
+            EventCustomerDecoder(self.schema, spec, max_decoded=settings.max_decoded_bytes)
+            if spec
+            else CustomerDecoder(self.schema)
         )
         #: An uplift model's answers and actions under the deploy-time policy (None for a
         #: churn model); it also stands in for the compiled predictor.
