@@ -1,7 +1,8 @@
 """The shadow model: scores the same customers off the hot path; its scores go to a log only.
 
-The hot path hands each answered customer to a bounded queue (a full queue drops the item and
-counts it, so the shadow can never slow or block answers); one daemon thread scores it with
+The hot path hands each answered customer to a queue bounded in items and in bytes (a full
+queue drops the item and counts it, so the shadow can never slow or block answers, nor hold
+more than ``max_bytes`` of customers' values); one daemon thread scores it with
 the shadow model and appends a JSON line to the log. Shadow scores are never returned.
 """
 
@@ -26,9 +27,22 @@ _STOP = None
 class ShadowScorer:
     """A bounded queue and one thread that scores queued customers with the shadow model."""
 
-    def __init__(self, path: Path, metrics: ServiceMetrics, *, capacity: int = 10_000) -> None:
+    #: What one queued customer costs besides its text values (dict, tuple, floats), generous.
+    ITEM_BYTES = 2_048
+
+    def __init__(
+        self,
+        path: Path,
+        metrics: ServiceMetrics,
+        *,
+        capacity: int = 10_000,
+        max_bytes: int = 64 * 1024**2,
+    ) -> None:
         self.path = path
         self.metrics = metrics
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0  # updated by the event loop and the thread under _lock
+        self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=capacity)
         self._thread: threading.Thread | None = None
 
@@ -41,9 +55,17 @@ class ShadowScorer:
 
     def submit(self, shadow: ArmService, x: dict[str, Any], arm: ArmService, score: float) -> None:
         """Queue one answered customer for the shadow (never blocks; drops when full)."""
+        size = self.ITEM_BYTES + sum(len(v) for v in x.values() if isinstance(v, str))
+        with self._lock:
+            if self.queued_bytes + size > self.max_bytes:
+                self.metrics.shadow_dropped.inc()
+                return
+            self.queued_bytes += size
         try:
-            self._queue.put_nowait((shadow, x, arm.name, arm.version, score, time.time()))
+            self._queue.put_nowait((shadow, x, arm.name, arm.version, score, time.time(), size))
         except queue.Full:
+            with self._lock:
+                self.queued_bytes -= size
             self.metrics.shadow_dropped.inc()
 
     def close(self, timeout: float = 5.0) -> None:
@@ -59,6 +81,8 @@ class ShadowScorer:
     def _run(self) -> None:
         with self.path.open("ab") as out:
             while (item := self._queue.get()) is not _STOP:
+                with self._lock:
+                    self.queued_bytes -= item[-1]
                 try:
                     out.write(self._line(item))
                 except Exception:  # one bad customer must not stop the shadow
@@ -67,7 +91,7 @@ class ShadowScorer:
                     out.flush()
 
     def _line(self, item: tuple[Any, ...]) -> bytes:
-        shadow, x, arm, version, served, at = item
+        shadow, x, arm, version, served, at, _ = item
         service = shadow.service
         score = service.predictor.predict_one(service.encode(x))
         self.metrics.shadow_scores.labels(service.version).observe(score)
