@@ -93,6 +93,8 @@ def test_api_probes_grace_period_and_secrets() -> None:
         ("CHURNSCALE_ADMIN_API_KEYS", "admin"),
     ):
         assert env[variable] == {"secretKeyRef": {"name": "churnscale-api-keys", "key": key}}
+    feedback = {"name": "churnscale-api-keys", "key": "feedback", "optional": True}
+    assert env["CHURNSCALE_FEEDBACK_API_KEYS"] == {"secretKeyRef": feedback}
     assert env["CHURNSCALE_MODEL"] == "churn@champion"
     assert container["ports"][0]["containerPort"] == 8000
     assert container["ports"][1] == {"name": "grpc", "containerPort": 8001, "protocol": "TCP"}
