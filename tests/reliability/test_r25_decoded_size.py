@@ -1,8 +1,9 @@
 """R25 (decoded size): a body that would decode to more than ``CHURNSCALE_MAX_DECODED_BYTES``
 is refused with 413 before it is decoded, on a live server with the default limits.
 
-Pass figure: the 15 KB zstd Arrow stream of 60M int64 zeros (480 MB decoded), a compressed
-10,000-row batch of 1 MiB strings (10 GiB), the same bomb as an Arrow file, a JSON array of
+Pass figure: the 15 KB zstd Arrow stream of 60M int64 zeros (480 MB decoded), the same as an
+Arrow file, a compressed 10,000-row batch of 1 MiB strings (string views of one shared buffer:
+456 bytes, 10 GiB once cast), 400 compressed 1 MiB strings (400 MiB), a JSON array of
 ``{}`` on ``/invocations`` and v2 infer, and a CSV header of 5M columns → 413 naming the limit;
 server RSS growth < 50 MiB (on 866115b the first alone took +462 MiB); ``/readyz`` 200 and a
 normal compressed batch still answered after.
@@ -11,6 +12,7 @@ normal compressed batch still answered after.
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -63,6 +65,13 @@ def _long_strings(rows: int, width: int) -> pa.Table:
     return pa.table({"plan": pa.Array.from_buffers(pa.large_string(), rows, [None, offsets, data])})
 
 
+def _shared_views(rows: int, width: int) -> pa.Table:
+    """``rows`` string views of ``width`` bytes, all of one shared buffer: 10 GiB once cast."""
+    view = struct.pack("<i4sii", width, b"xxxx", 0, 0)
+    buffers = [None, pa.py_buffer(view * rows), pa.py_buffer(b"x" * width)]
+    return pa.table({"plan": pa.Array.from_buffers(pa.string_view(), rows, buffers)})
+
+
 class PeakRss:
     """Samples a process's resident memory every 5 ms while it runs."""
 
@@ -94,8 +103,11 @@ def test_bodies_that_decode_past_the_limit_are_refused_first(
     bombs = {
         "Arrow stream, 60M zeros": ("/v1/predict/batch", ARROW, _ipc(zeros)),
         "Arrow file, 60M zeros": ("/v1/predict/batch", ARROW_FILE, _ipc(zeros, file=True)),
-        "Arrow, 10k x 1 MiB strings": (
-            "/v1/predict/batch", ARROW, _ipc(_long_strings(10_000, 1 << 20)),
+        "Arrow, 10k x 1 MiB string views": (
+            "/v1/predict/batch", ARROW, _ipc(_shared_views(10_000, 1 << 20)),
+        ),
+        "Arrow, 400 x 1 MiB strings": (
+            "/v1/predict/batch", ARROW, _ipc(_long_strings(400, 1 << 20)),
         ),
         "JSON [{}...] on /invocations": (
             "/invocations", "application/json", b'{"dataframe_records":' + empty_objects + b"}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from churnscale.serving.bodies import ARROW, ARROW_FILE, CSV, read_table
-from churnscale.serving.decoded import arrow_bound, csv_bound, dictionary_bytes, json_bound
+from churnscale.serving.decoded import arrow_bound, csv_bound, expanded_bytes, json_bound
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 
 N = 50_000
@@ -103,10 +104,39 @@ def test_dictionary_columns_are_sized_as_expanded() -> None:
     indices = pa.array(np.zeros(1_000, dtype=np.int32))
     column = pa.DictionaryArray.from_arrays(indices, pa.array(["z" * 10_000]))
     table = pa.table({"plan": column})
-    assert dictionary_bytes(table) == 1_000 * 10_000 + 8 * 1_000
+    assert expanded_bytes(table) == 1_000 * 10_000 + 8 * 1_000
     body = _stream(table, compression="zstd", file=True)
     with pytest.raises(PayloadTooLargeError, match="expanded"):
         read_table(body, ARROW_FILE, max_decoded=5_000_000)
+
+
+def _shared_views(rows: int, width: int) -> pa.Array:
+    """``rows`` string views all pointing at one shared buffer of ``width`` bytes."""
+    view = struct.pack("<i4sii", width, b"xxxx", 0, 0)
+    buffers = [None, pa.py_buffer(view * rows), pa.py_buffer(b"x" * width)]
+    return pa.Array.from_buffers(pa.string_view(), rows, buffers)
+
+
+def test_view_columns_are_sized_as_cast() -> None:
+    table = pa.table({"plan": _shared_views(1_000, 10_000)})
+    assert expanded_bytes(table) == 1_000 * 10_000 + 8 * 1_000
+    body = _stream(table, compression="zstd")
+    assert len(body) < 2_000
+    with pytest.raises(PayloadTooLargeError, match="expanded"):
+        read_table(body, ARROW, max_decoded=5_000_000)
+
+
+def test_encoded_and_nested_columns_are_refused_naming_them() -> None:
+    runs = pa.RunEndEncodedArray.from_arrays(pa.array([1_000], pa.int32()), pa.array(["z" * 100]))
+    for name, column in {
+        "runs": runs,
+        "lists": pa.array([[1.0], [2.0]]),
+        "structs": pa.array([{"a": 1}]),
+    }.items():
+        body = _stream(pa.table({name: column}), compression=None)
+        with pytest.raises(InvalidInputError, match="not accepted") as refused:
+            read_table(body, ARROW, max_decoded=5_000_000)
+        assert refused.value.field == name
 
 
 def test_csv_bound_grows_with_cells() -> None:

@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 from starlette.types import Message, Receive
 
-from churnscale.serving.decoded import arrow_bound, csv_bound, dictionary_bytes
+from churnscale.serving.decoded import arrow_bound, csv_bound, expanded_bytes
 from churnscale.serving.decoded import too_large as decoded_too_large
 from churnscale.serving.errors import (
     InvalidInputError,
@@ -105,7 +105,7 @@ def read_table(body: bytes, kind: str, *, max_decoded: int) -> pa.Table:
             _within(size, max_decoded, "the Arrow body")
             reader = ipc.open_stream(buffer) if kind == ARROW else ipc.open_file(buffer)
             table = reader.read_all()
-            _within(size + dictionary_bytes(table), max_decoded, "the Arrow body, expanded,")
+            _within(size + expanded_bytes(table), max_decoded, "the Arrow body, expanded,")
             return table
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise InvalidInputError(f"unreadable {kind} body: {exc}", field="body") from None

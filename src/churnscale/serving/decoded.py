@@ -8,8 +8,10 @@ declares, and refused with 413 naming ``CHURNSCALE_MAX_DECODED_BYTES`` when over
 - **Arrow IPC** (stream or file): each message's metadata is read (a few lines of FlatBuffers
   below, no decompression): a record or dictionary batch's buffers, with the uncompressed length
   that prefixes every compressed buffer, and :data:`FIELD_BYTES` per schema field. The file
-  format's footer names the blocks pyarrow will read; exactly those are sized. Once read, a
-  dictionary-encoded column is sized as it will be expanded (:func:`dictionary_bytes`).
+  format's footer names the blocks pyarrow will read; exactly those are sized. Once read,
+  dictionary and view columns are sized as they will be expanded, and other encoded or nested
+  types refused (:func:`expanded_bytes`): a 456-byte stream of 10,000 string views of one
+  shared 1 MiB buffer is 10 GiB once cast.
 - **JSON**: an upper bound from the body's length and a count of the tokens that create
   Python objects (:func:`json_bound`, checked against tracemalloc in the tests): a 10,000-row
   batch of customers (~4.5 MB) bounds at ~100 MB, well under the default 256 MiB.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
@@ -84,24 +87,69 @@ def arrow_bound(body: pa.Buffer, *, file: bool) -> int:
         raise InvalidInputError(f"unreadable Arrow IPC {kind}: {exc}", field="body") from None
 
 
-def dictionary_bytes(table: pa.Table) -> int:
-    """Bytes the dictionary-encoded columns of ``table`` take once expanded to plain values."""
+def expanded_bytes(table: pa.Table) -> int:
+    """Bytes the columns of ``table`` take once cast to plain values (what ``conform`` does):
+    dictionary columns expanded, view columns (whose entries may share one buffer) at their
+    logical length. Any other encoded or nested type (run-end encoded, list views, lists,
+    structs, ...) is refused with 422 naming the column: a request needs flat columns only."""
     total = 0
-    for column in table.columns:
-        if not pa.types.is_dictionary(column.type):
-            continue
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
         for chunk in column.chunks:
-            value = chunk.dictionary
-            widths = (
-                pc.binary_length(value)
-                if pa.types.is_binary(value.type)
-                or pa.types.is_string(value.type)
-                or pa.types.is_large_string(value.type)
-                or pa.types.is_large_binary(value.type)
-                else pa.array([8] * len(value), pa.int64())
-            )
-            total += (pc.sum(pc.take(widths, chunk.indices)).as_py() or 0) + 8 * len(chunk)
+            if pa.types.is_dictionary(kind):
+                widths = _widths(chunk.dictionary, name)
+                total += (pc.sum(pc.take(widths, chunk.indices)).as_py() or 0) + 8 * len(chunk)
+            elif _is_view(kind):
+                total += int(_view_lengths(chunk).sum()) + 8 * len(chunk)
+            elif not _is_flat(kind):
+                raise InvalidInputError(f"columns of type {kind} are not accepted", field=name)
     return total
+
+
+def _is_view(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string_view(kind) or pa.types.is_binary_view(kind))
+
+
+def _is_flat(kind: pa.DataType) -> bool:
+    checks = (
+        pa.types.is_null,
+        pa.types.is_boolean,
+        pa.types.is_integer,
+        pa.types.is_floating,
+        pa.types.is_decimal,
+        pa.types.is_temporal,
+        pa.types.is_string,
+        pa.types.is_large_string,
+        pa.types.is_binary,
+        pa.types.is_large_binary,
+        pa.types.is_fixed_size_binary,
+    )
+    return any(check(kind) for check in checks)
+
+
+def _widths(values: pa.Array, name: str) -> pa.Array:
+    """The width in bytes of each value of a dictionary."""
+    kind = values.type
+    if _is_view(kind):
+        return pa.array(_view_lengths(values), pa.int64())
+    if not _is_flat(kind):
+        raise InvalidInputError(f"dictionaries of type {kind} are not accepted", field=name)
+    if pa.types.is_fixed_size_binary(kind):
+        return pa.array(np.full(len(values), kind.byte_width, dtype=np.int64))
+    variable = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary)
+    if any(check(kind) for check in variable) or pa.types.is_large_binary(kind):
+        return pc.binary_length(values).cast(pa.int64())
+    return pa.array(np.full(len(values), 8, dtype=np.int64))
+
+
+def _view_lengths(array: pa.Array) -> np.ndarray:
+    """Each entry's length from a view array's 16-byte views (the first 4 bytes)."""
+    views = array.buffers()[1]
+    if views is None:
+        return np.zeros(len(array), dtype=np.int64)
+    start, stop = 4 * array.offset, 4 * (array.offset + len(array))
+    lengths = np.frombuffer(views, dtype="<i4")[start:stop:4]
+    return np.clip(lengths.astype(np.int64), 0, None)
 
 
 # ---- Arrow IPC metadata --------------------------------------------------------------------
