@@ -158,3 +158,17 @@ def test_damaged_metadata_is_a_422_never_a_crash(flips: list[tuple[int, int]]) -
     except InvalidInputError:
         return
     assert size >= 0
+
+
+@pytest.mark.parametrize("element", [b"", b"a", b"ab", b"abc", b"\xc3\xa9", b"x" * 40])
+def test_binary_tensor_bytes_decode_within_the_per_byte_bound(element: bytes) -> None:
+    from churnscale.serving.decoded import BINARY_BYTE_BYTES
+    from churnscale.serving.v2_binary import from_raw
+
+    raw = b"".join(struct.pack("<I", len(element)) + element for _ in range(100_000))
+    tracemalloc.start()
+    tensor = from_raw("plan", "BYTES", [100_000], memoryview(raw))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    del tensor
+    assert peak <= BINARY_BYTE_BYTES * len(raw), (element, peak, len(raw))

@@ -41,6 +41,9 @@ MAX_FIELDS = 1_000_000
 #: (``tests/serving/test_decoded.py`` checks the bound against tracemalloc).
 JSON_BYTE_BYTES = 16
 JSON_TOKEN_BYTES = 72
+#: v2 binary tensor data: a BYTES element of two characters (6 bytes) becomes ~100 bytes of
+#: Python objects (measured 17 a byte), so 24 a byte bounds it.
+BINARY_BYTE_BYTES = 24
 _MAGIC = b"ARROW1"
 _HEADER_SCHEMA, _HEADER_DICTIONARY, _HEADER_BATCH = 1, 2, 3
 
@@ -54,9 +57,10 @@ def too_large(size: int, limit: int, what: str) -> PayloadTooLargeError:
     )
 
 
-def check_json(body: bytes, limit: int) -> None:
-    """Refuse a JSON body whose decoded Python objects could pass ``limit`` bytes."""
-    size = json_bound(body)
+def check_json(body: bytes, limit: int, *, binary: int = 0) -> None:
+    """Refuse a JSON body whose decoded Python objects could pass ``limit`` bytes; ``binary``
+    bytes of tensor data may follow it (v2's binary extension, :data:`BINARY_BYTE_BYTES`)."""
+    size = json_bound(body) + BINARY_BYTE_BYTES * binary
     if size > limit:
         raise too_large(size, limit, "the JSON body")
 

@@ -124,7 +124,8 @@ async def v2_infer(name: NameParam, request: Request, service: ServiceDep) -> An
     _named(service, name)
     length = header_length(request.headers.get(HEADER_LENGTH))
     body = await request.body()
-    check_json(body[:length], service.settings.max_decoded_bytes)  # the JSON part, sized first
+    head = body[:length]  # the JSON part; binary tensor data may follow it
+    check_json(head, service.settings.max_decoded_bytes, binary=len(body) - len(head))
     infer, tensors = read_request(body, length, max_rows=service.settings.max_batch_rows)
     binary = wants_binary(infer)
     rows = customer_rows(service, tensors)
