@@ -87,7 +87,10 @@ def create_app(settings: Settings, *, background_load: bool = False) -> Gateway:
     """
     routing = routing_from_settings(settings)
     state = ServiceState(
-        ServiceMetrics(), max_body_bytes=settings.max_body_bytes, reasons=settings.reasons
+        ServiceMetrics(),
+        max_body_bytes=settings.max_body_bytes,
+        reasons=settings.reasons,
+        max_decoded_bytes=settings.max_decoded_bytes,
     )
     reloader = Reloader(state, settings, routing)
     shadow = ShadowScorer(settings.resolved_shadow_log(), state.metrics) if routing.shadow else None

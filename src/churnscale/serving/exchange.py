@@ -8,6 +8,7 @@ from typing import Protocol
 from starlette.types import Message, Receive, Scope, Send
 
 from churnscale.serving.bodies import JSON, media_type, read_body
+from churnscale.serving.decoded import check_json
 from churnscale.serving.deployment import Deployment
 from churnscale.serving.jsonbody import check_document
 from churnscale.serving.v2_binary import HEADER_LENGTH, header_length
@@ -23,9 +24,10 @@ class Deployed(Protocol):
     deployment: Deployment | None
 
 
-async def checked_json(scope: Scope, receive: Receive) -> Receive:
+async def checked_json(scope: Scope, receive: Receive, max_decoded: int) -> Receive:
     """``receive``, or, for a POST with a JSON body to a JSON route, a ``receive`` that replays
-    the whole body once it passed :func:`check_document` (UTF-8, no repeated key). With Open
+    the whole body once it passed :func:`check_document` (UTF-8, no repeated key), which
+    decodes it: so its decoded size is bounded first (413 over ``max_decoded`` bytes). With Open
     Inference v2's binary extension only the JSON head (``Inference-Header-Content-Length``
     bytes) is JSON."""
     headers = scope["headers"]
@@ -40,7 +42,9 @@ async def checked_json(scope: Scope, receive: Receive) -> Receive:
         # Triton's binary extension: a JSON header, then raw tensor bytes that are not text
         declared = dict(headers).get(HEADER_LENGTH.encode())
         length = header_length(declared.decode("latin-1") if declared is not None else None)
-        check_document(body if length is None else body[:length])
+        head = body[:length]
+        check_json(head, max_decoded, binary=len(body) - len(head))
+        check_document(head)
     replayed = False
 
     async def replay() -> Message:

@@ -62,9 +62,17 @@ log = logging.getLogger("churnscale.serving")
 class ServiceState:
     """What the gateway and the FastAPI app share: the deployment in force (None until ready)."""
 
-    def __init__(self, metrics: ServiceMetrics, *, max_body_bytes: int, reasons: bool) -> None:
+    def __init__(
+        self,
+        metrics: ServiceMetrics,
+        *,
+        max_body_bytes: int,
+        reasons: bool,
+        max_decoded_bytes: int = 256 * 1024**2,
+    ) -> None:
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.max_decoded_bytes = max_decoded_bytes
         self.reasons = reasons
         self.deployment: Deployment | None = None
         self.failure: BaseException | None = None
@@ -346,8 +354,9 @@ class Gateway:
 
     async def _run(self, scope: Scope, receive: Receive, cycle: ForwardedCycle) -> None:
         role = route_role(scope["path"])
+        limit = self.state.max_decoded_bytes
         if scope["method"] == "POST" and role in (AccessRole.PREDICT, AccessRole.FEEDBACK):
             async with deadline(self.guards.timeout), self.guards.admission.admit():
-                await self.app(scope, await checked_json(scope, receive), cycle.send)
+                await self.app(scope, await checked_json(scope, receive, limit), cycle.send)
         else:
-            await self.app(scope, await checked_json(scope, receive), cycle.send)
+            await self.app(scope, await checked_json(scope, receive, limit), cycle.send)
