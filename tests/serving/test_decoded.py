@@ -167,7 +167,7 @@ def test_binary_tensor_bytes_decode_within_the_per_byte_bound(element: bytes) ->
 
     raw = b"".join(struct.pack("<I", len(element)) + element for _ in range(100_000))
     tracemalloc.start()
-    tensor = from_raw("plan", "BYTES", [100_000], memoryview(raw))
+    tensor = from_raw("plan", "BYTES", [100_000], memoryview(raw), max_rows=100_000)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     del tensor
