@@ -28,6 +28,12 @@ from churnscale.commands.survival import (
     SigmaOpt,
     survival_flags_alone,
 )
+from churnscale.commands.train_options import (
+    binary_only,
+    given_params,
+    mlp_flags,
+    require_extras,
+)
 from churnscale.commands.uplift import (
     ControlOpt,
     LearnerOpt,
@@ -115,57 +121,6 @@ def print_summary(assessment: Assessment, title: str) -> None:
         stderr_console().print(
             Text.assemble(("leakage warning:", "yellow"), " ", styled(warning.message, ""))
         )
-
-
-def _given(params_file: Path | None, overrides: dict[str, Any], seed: int, threads: int) -> Any:
-    """The LightGBM parameters of ``--params`` and the flags (the flags win), as
-    :func:`churnscale.api.training.train_params` takes them."""
-    given: dict[str, Any] = {}
-    if params_file is not None:
-        import yaml
-
-        try:
-            loaded = yaml.safe_load(params_file.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(
-                "--params", expected="a readable YAML/JSON file", received=str(exc)
-            ) from None
-        if not isinstance(loaded, dict):
-            raise ConfigError("--params", expected="a mapping of parameters", received=loaded)
-        given.update(loaded)
-    given.update({k: v for k, v in overrides.items() if v is not None})
-    given.update(seed=seed, threads=threads)
-    return given
-
-
-def require_extras(*, model: str, cluster: str | None, time_budget: float | None) -> None:
-    """One line naming the extra to install when a flag needs a missing optional dependency."""
-    from churnscale.extras import require
-
-    if model == "mlp":
-        require("neural", feature="train --model mlp")
-    if cluster is not None:
-        require("dask", feature="train --cluster")
-    if time_budget is not None:
-        require("tune", feature="train --time-budget")
-
-
-def _mlp_flags(model: str, **flags: Any) -> dict[str, Any]:
-    """The ``MlpParams`` fields the MLP flags set, checked before any data is read (a
-    ``--device cuda`` without a GPU fails here, in one line)."""
-    given = {k: v for k, v in flags.items() if v is not None}
-    if model != "mlp" and given:
-        flag = "--" + next(iter(given)).replace("_", "-")
-        raise ConfigError(flag, expected="--model mlp", received=f"--model {model}")
-    if not given:
-        return given
-    from churnscale.neural.device import check_precision, resolve_device
-
-    kind = resolve_device(given.get("device", "auto"))
-    check_precision(given.get("precision", "fp32"), kind)
-    if given.get("batch_size", 1) < 1:
-        raise ConfigError("--batch-size", expected="at least 1", received=given["batch_size"])
-    return given
 
 
 def register(app: typer.Typer) -> None:
@@ -293,12 +248,9 @@ def register(app: typer.Typer) -> None:
         survival = {"--horizons": horizons, "--distribution": distribution, "--sigma": sigma}
         survival_flags_alone(duration_col, event_col, survival)
         if duration_col is not None:
-            binary_only: dict[str, Any] = {"--cv": cv, "--cluster": cluster}
-            binary_only.update({"--init-model": init_model, "--time-budget": time_budget})
-            binary_only["--model"] = None if model == "lightgbm" else model
-            for flag, value in binary_only.items():
-                if value is not None:
-                    raise ConfigError(flag, expected="not with --duration-col", received=value)
+            binary_only(
+                cv=cv, cluster=cluster, init_model=init_model, time_budget=time_budget, model=model
+            )
             target, positive_label = event_col or target, event_label or positive_label
         overrides = {
             "learning_rate": learning_rate,
@@ -308,8 +260,10 @@ def register(app: typer.Typer) -> None:
             "class_weight": class_weight,
             "monotone": monotone,
         }
-        params = train_params(_given(params_file, overrides, seed, threads), source="--params")
-        mlp = _mlp_flags(model, device=device, precision=precision, batch_size=batch_size)
+        params = train_params(
+            given_params(params_file, overrides, seed, threads), source="--params"
+        )
+        mlp = mlp_flags(model, device=device, precision=precision, batch_size=batch_size)
         if split not in ("random", "time"):
             raise ConfigError("--split", expected="random or time", received=split)
         uplift = UpliftFlags(treatment_col, treatment, control, learner, propensity)
