@@ -109,6 +109,24 @@ def _feature_rows(
     return [(name, gain.get(name), shap.get(name)) for name in names]
 
 
+def page_html(
+    template: str, *, title: str, metadata: Mapping[str, Any] | None, **context: Any
+) -> str:
+    """The self-contained HTML page of ``template`` (this package's templates): its title,
+    the time it was made, churnscale's version, ``metadata`` sorted and ``context``."""
+    return (
+        page_templates()
+        .get_template(template)
+        .render(
+            title=title,
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            version=__version__,
+            metadata=sorted((metadata or {}).items()),
+            **context,
+        )
+    )
+
+
 def report_html(
     evaluation: Evaluation,
     *,
@@ -126,21 +144,16 @@ def report_html(
     :func:`~churnscale.evaluation.crossval.summarize_folds`) adds a cross-validation table;
     ``warnings`` are shown in a box above everything else.
     """
-    return (
-        page_templates()
-        .get_template(TEMPLATE)
-        .render(
-            title=title,
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            version=__version__,
-            evaluation=evaluation,
-            cards=_cards(evaluation),
-            plots=_plots(evaluation, importance, contributions),
-            folds=_fold_rows(folds or {}),
-            warnings=list(warnings),
-            features=_feature_rows(importance, contributions),
-            metadata=sorted((metadata or {}).items()),
-        )
+    return page_html(
+        TEMPLATE,
+        title=title,
+        metadata=metadata,
+        evaluation=evaluation,
+        cards=_cards(evaluation),
+        plots=_plots(evaluation, importance, contributions),
+        folds=_fold_rows(folds or {}),
+        warnings=list(warnings),
+        features=_feature_rows(importance, contributions),
     )
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,8 @@ from churnscale.artifacts import write_atomically
 from churnscale.evaluation import plots
 from churnscale.evaluation import survival as sm
 from churnscale.evaluation.leakage import LeakageWarning
-from churnscale.evaluation.report import Plot, page_templates
+from churnscale.evaluation.report import Plot, page_html
 from churnscale.model.survival import horizon_label
-from churnscale.version import __version__
 
 METRIC_ROWS = 20_000
 IBS_POINTS = 60
@@ -218,17 +216,6 @@ def write_survival_report(
         top = dict(sorted(assessment.importance.items(), key=lambda kv: -kv[1])[:20])
         draw = plots.bars_figure(top, title="Feature importance (gain)", xlabel="total gain")
         figures.append(Plot("importance", plots.render_png(draw, size=plots.bars_size(len(top)))))
-    page = (
-        page_templates()
-        .get_template(TEMPLATE)
-        .render(
-            title=title,
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            version=__version__,
-            assessment=assessment,
-            plots=figures,
-            metadata=sorted(metadata.items()),
-        )
-    )
+    page = page_html(TEMPLATE, title=title, metadata=metadata, assessment=assessment, plots=figures)
     write_atomically(path, page)
     return path

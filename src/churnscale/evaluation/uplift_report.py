@@ -7,7 +7,6 @@ plots as base64 PNGs drawn by :func:`~churnscale.evaluation.plots.render_png`, t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,8 @@ from matplotlib.figure import Figure
 
 from churnscale.artifacts import write_atomically
 from churnscale.evaluation import plots
-from churnscale.evaluation.report import Plot, page_templates
+from churnscale.evaluation.report import Plot, page_html
 from churnscale.evaluation.uplift import UpliftEvaluation
-from churnscale.version import __version__
 
 TEMPLATE = "uplift.html.j2"
 
@@ -101,18 +99,8 @@ def render_uplift_report(
     cv_rows = [
         (name, float(np.mean(values)), float(np.std(values))) for name, values in (cv or {}).items()
     ]
-    page = (
-        page_templates()
-        .get_template(TEMPLATE)
-        .render(
-            title=title,
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            version=__version__,
-            evaluation=evaluation,
-            plots=figures,
-            cv=cv_rows,
-            metadata=sorted((metadata or {}).items()),
-        )
+    page = page_html(
+        TEMPLATE, title=title, metadata=metadata, evaluation=evaluation, plots=figures, cv=cv_rows
     )
     write_atomically(path, page)
     return path
