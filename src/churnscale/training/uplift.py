@@ -126,6 +126,28 @@ def split_rows(
     return np.sort(train), np.sort(test)
 
 
+def _fit_rows(
+    preprocessor: Preprocessor,
+    matrix: np.ndarray,
+    treated: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    *,
+    learner: str,
+    spec: UpliftSpec,
+) -> UpliftModel:
+    """``learner`` fitted on ``rows`` of the matrix with ``spec``'s parameters and propensity."""
+    return fit_uplift(
+        preprocessor,
+        matrix[rows],
+        treated[rows],
+        y[rows],
+        learner=learner,
+        params=spec.params,
+        propensity=spec.propensity,
+    )
+
+
 def cross_validated_qini(
     preprocessor: Preprocessor,
     matrix: np.ndarray,
@@ -141,15 +163,7 @@ def cross_validated_qini(
     scores: dict[str, list[float]] = {name: [] for name in learners}
     for fit_rows, score_rows in folds.split(matrix, strata):
         for name in learners:
-            model = fit_uplift(
-                preprocessor,
-                matrix[fit_rows],
-                treated[fit_rows],
-                y[fit_rows],
-                learner=name,
-                params=spec.params,
-                propensity=spec.propensity,
-            )
+            model = _fit_rows(preprocessor, matrix, treated, y, fit_rows, learner=name, spec=spec)
             uplift = model.uplift_matrix(matrix[score_rows])
             scores[name].append(qini_auc(y[score_rows], uplift, treated[score_rows]))
     return scores
@@ -172,15 +186,7 @@ def train_uplift(dataset: Path, spec: UpliftSpec) -> UpliftResult:
             preprocessor, matrix[train], t[train], y[train], learners=learners, spec=spec
         )
     chosen = max(learners, key=lambda name: float(np.mean(cv[name]))) if cv else learners[0]
-    model = fit_uplift(
-        preprocessor,
-        matrix[train],
-        t[train],
-        y[train],
-        learner=chosen,
-        params=spec.params,
-        propensity=spec.propensity,
-    )
+    model = _fit_rows(preprocessor, matrix, t, y, train, learner=chosen, spec=spec)
     holdout = evaluate_uplift(y[test], model.uplift_matrix(matrix[test]), t[test])
     model.metadata[QUANTILES_KEY] = uplift_quantiles(model.uplift_matrix(matrix[train]))
     model.reference = build_reference(model, arms.table.take(pa.array(train)).to_batches())
