@@ -10,7 +10,9 @@ passed (neither is needed to use the API on Arrow tables or paths).
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -24,6 +26,8 @@ from churnscale.exceptions import InputTypeError, SchemaError
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
+
+    from churnscale.config import Settings
 
 #: A table of customers: a pandas or polars DataFrame, or a pyarrow Table or RecordBatch.
 Frame: TypeAlias = "pd.DataFrame | pl.DataFrame | pa.Table | pa.RecordBatch"
@@ -154,3 +158,17 @@ def schema_inputs(
         time_column=time_column,
     )
     return hints, None
+
+
+def bundle_out(
+    stack: ExitStack, out: str | os.PathLike[str] | None, *, register: bool, settings: Settings
+) -> Path | None:
+    """Where a training job keeps its bundle: ``out``, or (neither kept nor registered) a
+    scratch directory under the churnscale home that ``stack`` removes; None when the model
+    is registered only."""
+    if out is not None:
+        return Path(out)
+    if register:
+        return None
+    scratch = stack.enter_context(tempfile.TemporaryDirectory(dir=settings.home))
+    return Path(scratch) / "bundle"

@@ -10,7 +10,6 @@ row, reported, and registered in MLflow when ``register=True``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from churnscale.api.datasets import Progress, stored
-from churnscale.api.inputs import Data, schema_inputs
+from churnscale.api.inputs import Data, bundle_out, schema_inputs
 from churnscale.api.models import ChurnModel
 from churnscale.config import Settings, load_settings
 from churnscale.data.schema import Schema
@@ -134,10 +133,7 @@ def run_training(
         dataset, split = stack.enter_context(
             prepared(data, options, params.seed, settings=settings, on_progress=on_progress)
         )
-        out = Path(options.out) if options.out is not None else None
-        if out is None and not options.register:  # keep the model in memory only
-            scratch = stack.enter_context(tempfile.TemporaryDirectory(dir=settings.home))
-            out = Path(scratch) / "bundle"
+        out = bundle_out(stack, options.out, register=options.register, settings=settings)
         job = TrainJob(
             dataset=dataset,
             params=params,

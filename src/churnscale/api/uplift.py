@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from churnscale.api.datasets import stored
-from churnscale.api.inputs import Data, schema_inputs
+from churnscale.api.inputs import Data, bundle_out, schema_inputs
 from churnscale.config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -65,10 +64,7 @@ def train_uplift(
     spec.validate()
     with ExitStack() as stack:
         dataset = stack.enter_context(stored(data, settings=settings, hints=hints, schema=schema))
-        bundle = Path(out) if out is not None else None
-        if bundle is None and not register:  # keep the model in memory only
-            scratch = stack.enter_context(tempfile.TemporaryDirectory(dir=settings.home))
-            bundle = Path(scratch) / "bundle"
+        bundle = bundle_out(stack, out, register=register, settings=settings)
         job = UpliftJob(
             dataset=dataset,
             spec=spec,
