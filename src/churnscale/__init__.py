@@ -31,19 +31,6 @@ if TYPE_CHECKING:
         train_uplift,
     )
 
-#: Names imported from ``churnscale.api`` when first used.
-_API = (
-    "ChurnModel",
-    "EvaluationReport",
-    "Generated",
-    "generate",
-    "ingest",
-    "load_model",
-    "score",
-    "train",
-    "train_survival",
-    "train_uplift",
-)
 #: Subpackages reachable as attributes (``churnscale.features.build``, ``churnscale.sklearn``).
 _MODULES = ("features", "sklearn")
 
@@ -64,6 +51,10 @@ __all__ = [
     "train_survival",
     "train_uplift",
 ]
+
+
+#: Names imported from ``churnscale.api`` when first used: the rest of ``__all__``.
+_API = frozenset(__all__) - {"ChurnscaleError", "InputTypeError", "__version__", *_MODULES}
 
 
 def __getattr__(name: str) -> Any:
