@@ -14,6 +14,7 @@ from churnscale.commands.options import (
     SchemaOpt,
     TargetOpt,
     TimeOpt,
+    schema_arguments,
 )
 from churnscale.exceptions import ConfigError
 
@@ -85,12 +86,7 @@ def ingest(
         info = ingest_data(
             source,
             out,
-            target=target,
-            id=id_column,
-            positive_label=positive_label,
-            drop=drop or (),
-            schema=schema_file,
-            time_column=time_column,
+            **schema_arguments(target, id_column, positive_label, drop, schema_file, time_column),
             max_bad_fraction=max_bad_fraction,
             settings=load_settings(),
             on_progress=advance,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,3 +32,22 @@ def as_flags() -> Iterator[None]:
             raise
         flag = "--" + exc.name.replace("_", "-")
         raise ConfigError(flag, expected=exc.expected, received=exc.received) from None
+
+
+def schema_arguments(
+    target: str | None,
+    id_column: str | None,
+    positive_label: str | None,
+    drop: list[str] | None,
+    schema_file: Path | None,
+    time_column: str | None,
+) -> dict[str, Any]:
+    """The schema-hint flags as the API's keyword arguments (``target=``, ``id=``, ...)."""
+    return {
+        "target": target,
+        "id": id_column,
+        "positive_label": positive_label,
+        "drop": drop or (),
+        "schema": schema_file,
+        "time_column": time_column,
+    }

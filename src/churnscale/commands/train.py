@@ -18,6 +18,7 @@ from churnscale.commands.options import (
     SchemaOpt,
     TargetOpt,
     TimeOpt,
+    schema_arguments,
 )
 from churnscale.commands.survival import (
     DistributionOpt,
@@ -275,12 +276,7 @@ def register(app: typer.Typer) -> None:
         if no_register and out is None:
             raise ConfigError("--out", expected="a bundle path when --no-register", received=None)
         options = TrainOptions(
-            target=target,
-            id=id_column,
-            positive_label=positive_label,
-            drop=drop or (),
-            schema=schema_file,
-            time_column=time_column,
+            **schema_arguments(target, id_column, positive_label, drop, schema_file, time_column),
             split=split,  # type: ignore[arg-type]
             valid_fraction=valid_fraction,
             cv=cv,
