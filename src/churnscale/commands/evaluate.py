@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
 
+from churnscale.commands.output import print_json
 from churnscale.commands.train import (
     ContactOpt,
     JsonOpt,
@@ -71,7 +70,7 @@ def register(app: typer.Typer) -> None:
             **judged.summary(),
         }
         if as_json:
-            sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+            print_json(summary)
             return
         print_summary(judged.assessment, title)
         if report is not None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from churnscale.commands.output import print_json, print_leakage, print_places
 from churnscale.exceptions import ConfigError
-from churnscale.terminal import stderr_console, stdout_console
+from churnscale.terminal import stdout_console
 
 if TYPE_CHECKING:
     from churnscale.config import Settings
@@ -89,7 +88,7 @@ def run(
     )
     outcome = run_survival_training(job, settings)
     if as_json:
-        sys.stdout.write(json.dumps(outcome.summary(), indent=2, default=str) + "\n")
+        print_json(outcome.summary())
         return
     print_outcome(outcome)
 
@@ -97,9 +96,6 @@ def run(
 def print_outcome(outcome: SurvivalOutcome) -> None:
     """The hold-out metrics, warnings and where everything went."""
     from rich.table import Table
-    from rich.text import Text
-
-    from churnscale.terminal import styled
 
     table = Table(title=f"{outcome.version or outcome.bundle}: time to churn")
     table.add_column("metric")
@@ -108,17 +104,10 @@ def print_outcome(outcome: SurvivalOutcome) -> None:
         table.add_row(name, f"{value:.4f}")
     out = stdout_console()
     out.print(table)
-    for warning in outcome.assessment.warnings:
-        stderr_console().print(
-            Text.assemble(("leakage warning:", "yellow"), " ", styled(warning.message, ""))
-        )
+    print_leakage(outcome.assessment.warnings)
     curve = outcome.model.metadata["survival"]
     out.print(
         f"AFT {curve['distribution']} sigma {curve['sigma']:.4f}; outputs: "
         + ", ".join(outcome.model.outputs)
     )
-    out.print(f"report: {outcome.report}")
-    if outcome.version:
-        out.print(f"registered: {outcome.version} (run {outcome.run_id})")
-    if outcome.bundle:
-        out.print(f"bundle: {outcome.bundle}")
+    print_places(outcome)

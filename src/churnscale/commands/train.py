@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -20,6 +18,7 @@ from churnscale.commands.options import (
     TimeOpt,
     schema_arguments,
 )
+from churnscale.commands.output import print_json, print_leakage, print_places
 from churnscale.commands.survival import (
     DistributionOpt,
     DurationOpt,
@@ -101,9 +100,6 @@ def _progress() -> Iterator[tuple[Callable[[int], None], Callable[[str, int, flo
 
 def print_summary(assessment: Assessment, title: str) -> None:
     from rich.table import Table
-    from rich.text import Text
-
-    from churnscale.terminal import styled
 
     table = Table(title=title)
     table.add_column("metric")
@@ -118,10 +114,7 @@ def print_summary(assessment: Assessment, title: str) -> None:
             row.append(f"{mean:.4f} ± {std:.4f}")
         table.add_row(*row)
     stdout_console().print(table)
-    for warning in assessment.warnings:
-        stderr_console().print(
-            Text.assemble(("leakage warning:", "yellow"), " ", styled(warning.message, ""))
-        )
+    print_leakage(assessment.warnings)
 
 
 def register(app: typer.Typer) -> None:
@@ -349,7 +342,7 @@ def register(app: typer.Typer) -> None:
             )
             return
         if as_json:
-            sys.stdout.write(json.dumps(outcome.summary(), indent=2, default=str) + "\n")
+            print_json(outcome.summary())
             return
         print_summary(outcome.assessment, f"{outcome.version or outcome.bundle}")
         served = outcome.summary()["served_model"]
@@ -358,8 +351,4 @@ def register(app: typer.Typer) -> None:
             f"served model: {served['rows']:,} rows"
             + (" (refitted on every row)" if served["all_rows"] else "")
         )
-        stdout_console().print(f"report: {outcome.report}")
-        if outcome.version:
-            stdout_console().print(f"registered: {outcome.version} (run {outcome.run_id})")
-        if outcome.bundle:
-            stdout_console().print(f"bundle: {outcome.bundle}")
+        print_places(outcome)

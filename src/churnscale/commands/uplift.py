@@ -7,14 +7,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from churnscale.commands.output import print_json, print_places
 from churnscale.exceptions import ConfigError
 from churnscale.terminal import stderr_console, stdout_console
 
@@ -149,7 +148,7 @@ def print_uplift(outcome: UpliftOutcome, *, as_json: bool) -> None:
     """The summary of an uplift run: JSON, or a few lines."""
     summary = outcome.summary()
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+        print_json(summary)
         return
     out, holdout = stdout_console(), summary["holdout"]
     for value, count in summary["filtered_rows"].items():
@@ -163,8 +162,4 @@ def print_uplift(outcome: UpliftOutcome, *, as_json: bool) -> None:
         f"uplift in top 30% {holdout['uplift_at_30']:.4f}, "
         f"average effect {holdout['ate']:.4f} [{low:.4f}, {high:.4f}]"
     )
-    out.print(f"report: {outcome.report}")
-    if outcome.version:
-        out.print(f"registered: {outcome.version} (run {outcome.run_id})")
-    if outcome.bundle:
-        out.print(f"bundle: {outcome.bundle}")
+    print_places(outcome)
