@@ -237,4 +237,5 @@ def test_the_manifests_use_tls_and_network_policies() -> None:
     workers = resources[("NetworkPolicy", "dask-worker")]["spec"]
     assert all("podSelector" in peer for rule in workers["ingress"] for peer in rule["from"])
     api = resources[("NetworkPolicy", "churnscale-api")]["spec"]
-    assert api["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
+    http_and_grpc = [{"protocol": "TCP", "port": 8000}, {"protocol": "TCP", "port": 8001}]
+    assert api["ingress"] == [{"ports": http_and_grpc}]  # the service's two ports, nothing else
