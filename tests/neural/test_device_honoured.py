@@ -19,7 +19,7 @@ from churnscale.cli import main
 from churnscale.exceptions import ConfigError
 from churnscale.model.mlp import MlpModel
 from churnscale.neural import MlpParams, MlpTrainResult, device, fit_mlp
-from churnscale.neural.device import resolve_device
+from churnscale.neural.device import backend_for, resolve_device
 
 SMALL = MlpParams(hidden=[8], embedding_dim=2, max_epochs=1)
 
@@ -29,6 +29,16 @@ def test_auto_trains_where_it_resolves_and_records_it(one_process: MlpTrainResul
     assert one_process.model.metadata["device"] == kind
     assert one_process.timing["device"].split(":")[0] == kind  # where rank 0's tensors were
     assert one_process.model.metadata["params"]["device"] == "auto"  # what was asked, kept
+
+
+def test_ranks_train_where_auto_resolves_over_its_backend(
+    one_process: MlpTrainResult, two_processes: MlpTrainResult
+) -> None:
+    kind = resolve_device("auto", local_ranks=2)
+    assert two_processes.model.metadata["device"] == kind
+    assert two_processes.timing["device"].split(":")[0] == kind
+    assert two_processes.timing["backend"] == backend_for(kind)  # gloo here, NCCL on GPUs
+    assert one_process.timing["backend"] is None  # one process: no process group
 
 
 def test_the_saved_model_loads_on_the_cpu_as_float32(
