@@ -54,6 +54,35 @@ def test_cancelled_waiter_leaves_the_queue() -> None:
     asyncio.run(scenario())
 
 
+def test_a_slot_passes_to_waiters_in_order_and_past_one_cancelled_once_handed() -> None:
+    async def scenario() -> None:
+        controller = AdmissionController(max_in_flight=1, max_queue=3)
+        assert controller.hold()  # the fast path's slot: taken without awaiting
+        assert not controller.hold()  # none left
+        release, log = asyncio.Event(), []
+        first, second, third = (
+            asyncio.create_task(_hold(controller, release, log)) for _ in range(3)
+        )
+        await asyncio.sleep(0)
+        assert (controller.in_flight, controller.queued) == (1, 3)
+        controller.release(0.01)  # handed to `first`, which has not resumed yet ...
+        assert not controller.hold()  # ... so the fast path may not take it
+        first.cancel()  # cancelled once handed: the slot passes on to `second`
+        second.cancel()  # cancelled while waiting: leaves the queue
+        for task in (first, second):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await asyncio.sleep(0)
+        assert (controller.in_flight, controller.queued, log) == (1, 0, ["in"])
+        release.set()
+        async with asyncio.timeout(30):  # a lost slot would leave `third` waiting forever
+            await third
+        assert (controller.in_flight, controller.queued) == (0, 0)
+        assert controller.hold() and controller.in_flight == 1
+
+    asyncio.run(scenario())
+
+
 def test_retry_after_follows_recent_latency() -> None:
     async def scenario() -> int:
         controller = AdmissionController(max_in_flight=1, max_queue=0, max_retry_after=30)

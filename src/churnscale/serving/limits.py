@@ -54,7 +54,9 @@ class AdmissionController:
         self.max_in_flight = max_in_flight
         self.max_queue = max_queue
         self.max_retry_after = max_retry_after
-        self._slots = asyncio.Semaphore(max_in_flight)
+        #: requests waiting for a slot, first come first served; a slot given back passes to
+        #: the first one still waiting (``in_flight`` unchanged), else it is freed
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._latencies: deque[float] = deque(maxlen=latency_window)
         self.in_flight = 0
         self.queued = 0
@@ -62,8 +64,8 @@ class AdmissionController:
     def has_room(self) -> bool:
         """Whether a request would run at once (a free slot and nobody waiting for one).
 
-        Read from our own counters (a request counts as queued until it holds its slot), which
-        is what ``Semaphore.locked()`` tells at a fraction of its cost on the hot path."""
+        A request counts as queued until it runs: a slot handed to a waiter that has not yet
+        resumed is not free."""
         return self.queued == 0 and self.in_flight < self.max_in_flight
 
     def hold(self) -> bool:
@@ -72,20 +74,39 @@ class AdmissionController:
         :meth:`release` gives the slot back."""
         if not self.has_room():
             return False
-        acquiring = self._slots.acquire()  # a free slot: returns without suspending
-        try:
-            acquiring.send(None)
-        except StopIteration:
-            self.in_flight += 1
-            return True
-        acquiring.close()  # pragma: no cover - has_room() said a slot was free
-        return False
+        self.in_flight += 1
+        return True
 
     def release(self, seconds: float) -> None:
         """Give back a slot taken by :meth:`hold`, after a request of ``seconds``."""
         self._latencies.append(seconds)
+        self._give_back()
+
+    def _give_back(self) -> None:
+        """A slot is given back: to the first request still waiting, else it is free."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes on: in_flight stays
+                return
         self.in_flight -= 1
-        self._slots.release()
+
+    async def _wait_for_slot(self) -> None:
+        """Queue until a slot is handed over; a waiter cancelled (its deadline) leaves the
+        queue, or passes on the slot it had just been handed."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self.queued += 1
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back()
+            elif waiter in self._waiters:  # not yet skipped by a give-back
+                self._waiters.remove(waiter)
+            raise
+        finally:
+            self.queued -= 1
 
     def admit(self) -> _Admission:
         """``async with controller.admit():`` runs the body once a slot is free; refuses at once
@@ -112,23 +133,20 @@ class _Admission:
 
     async def __aenter__(self) -> None:
         c = self.controller
-        if c._slots.locked() and c.queued >= c.max_queue:
+        if c.has_room():
+            c.in_flight += 1
+        elif c.queued >= c.max_queue:
             raise OverloadedError(
                 in_flight=c.in_flight, queued=c.queued, retry_after=c.retry_after()
             )
-        c.queued += 1
-        try:
-            await c._slots.acquire()
-        finally:
-            c.queued -= 1
-        c.in_flight += 1
+        else:
+            await c._wait_for_slot()
         self.started = time.perf_counter()
 
     async def __aexit__(self, *exc_info: object) -> None:
         c = self.controller
         c._latencies.append(time.perf_counter() - self.started)
-        c.in_flight -= 1
-        c._slots.release()
+        c._give_back()
 
 
 @asynccontextmanager
