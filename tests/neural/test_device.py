@@ -8,6 +8,7 @@ the GPU count held at 0 (as it is here), so they hold on a GPU machine too.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -159,7 +160,11 @@ def test_the_train_command_passes_the_mlp_flags_to_training(
     command = ["train", str(mlp_dataset), "--model", "mlp", *flags, "--no-register"]
     monkeypatch.setattr(sys, "argv", ["churnscale", *command, "--out", str(out), "--json"])
     main()
-    assert '"roc_auc"' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert '"roc_auc"' in printed
+    summary = json.loads(printed)
+    assert (summary["device"], summary["precision"]) == ("cpu", "bf16")  # the run summary
+    assert "cpu, bf16" in Path(summary["report"]).read_text()  # the report's details
     metadata = MlpModel.load(out).metadata
     assert metadata["device"] == "cpu"
     given = {k: metadata["params"][k] for k in ("device", "precision", "batch_size")}

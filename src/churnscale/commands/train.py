@@ -257,7 +257,9 @@ def register(app: typer.Typer) -> None:
         params = train_params(
             given_params(params_file, overrides, seed, threads), source="--params"
         )
-        mlp = mlp_flags(model, device=device, precision=precision, batch_size=batch_size)
+        mlp = mlp_flags(
+            model, workers=workers, device=device, precision=precision, batch_size=batch_size
+        )
         if split not in ("random", "time"):
             raise ConfigError("--split", expected="random or time", received=split)
         uplift = UpliftFlags(treatment_col, treatment, control, learner, propensity)

@@ -45,9 +45,10 @@ def given_params(
     return given
 
 
-def mlp_flags(model: str, **flags: Any) -> dict[str, Any]:
+def mlp_flags(model: str, *, workers: int = 1, **flags: Any) -> dict[str, Any]:
     """The ``MlpParams`` fields the MLP flags set, checked before any data is read (a
-    ``--device cuda`` without a GPU fails here, in one line)."""
+    ``--device cuda`` without a GPU, or with fewer GPUs than ``--workers``, fails here, in one
+    line; under torchrun the launcher's ranks on this machine count, as training counts them)."""
     given = {k: v for k, v in flags.items() if v is not None}
     if model != "mlp" and given:
         flag = "--" + next(iter(given)).replace("_", "-")
@@ -55,8 +56,11 @@ def mlp_flags(model: str, **flags: Any) -> dict[str, Any]:
     if not given:
         return given
     from churnscale.neural.device import check_precision, resolve_device
+    from churnscale.neural.launch import torchrun_rank
 
-    kind = resolve_device(given.get("device", "auto"))
+    launched = torchrun_rank()
+    local_ranks = max(workers, 1) if launched is None else launched.local_world
+    kind = resolve_device(given.get("device", "auto"), local_ranks=local_ranks)
     check_precision(given.get("precision", "fp32"), kind)
     if given.get("batch_size", 1) < 1:
         raise ConfigError("--batch-size", expected="at least 1", received=given["batch_size"])

@@ -112,6 +112,7 @@ def _train(rank: int, job: Job, device: torch.device) -> None:
         (job.workdir / HISTORY_FILE).write_text(json.dumps(history))
         timing = {
             "device": str(device),
+            "backend": dist.get_backend() if job.world > 1 else None,  # None: no process group
             "read_seconds": read - began,
             "place_seconds": placed - read,
             "epoch_seconds": seconds,

@@ -51,7 +51,12 @@ def run_mlp_training(job: TrainJob, settings: Settings) -> TrainOutcome | None:
             raise TrainingError("rank 0 received no model")
         title = f"{job.name}: MLP on {len(result.model.feature_names)} features"
         workers = result.model.metadata["workers"]
-        details = {"best epoch": result.best_epoch, "rows": result.rows, "workers": workers}
+        details = {
+            "best epoch": result.best_epoch,
+            "rows": result.rows,
+            "workers": workers,
+            "device": f"{result.timing['device']}, {result.model.metadata['params']['precision']}",
+        }
         return Fitted.of(result, result.best_epoch, title=title, details=details)
 
     workers = job.workers if launched is None else launched.world

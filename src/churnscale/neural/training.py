@@ -52,7 +52,8 @@ class MlpTrainResult:
     rows: dict[str, int]
     history: list[dict[str, float]]
     shards: list[dict[str, int]]
-    #: rank 0's device, seconds reading its shards, placing them, and per epoch; epoch rows
+    #: rank 0's device and collective backend, seconds reading its shards, placing them, and
+    #: per epoch; epoch rows
     timing: dict[str, Any] = field(default_factory=dict)
 
 

@@ -36,7 +36,7 @@ import msgspec
 from churnscale.data.schema import Role, Schema
 from churnscale.serving.errors import InvalidInputError
 from churnscale.serving.ids import MsgspecId
-from churnscale.serving.jsonbody import decoded, not_utf8, refuse_duplicates
+from churnscale.serving.jsonbody import decoded, not_utf8, quotes_prove_unique, refuse_duplicates
 
 # Finite, and strictly inside the largest double: a JSON literal just above it (``max + 1`` as an
 # integer) rounds *down* to the largest double when decoded, so an inclusive bound would accept
@@ -92,6 +92,12 @@ class CustomerDecoder:
         if value_field and value_field not in schema.names:
             self._value = self._attrs[value_field] if self._attrs else value_field
             self._optional.remove(self._value)
+        #: the fields whose value may be a JSON string (the rest never hold a quote)
+        self._textual = [
+            f[0]
+            for f, c in zip(fields, schema.features, strict=False)
+            if c.role in (Role.CATEGORICAL, Role.DATETIME)
+        ] + self._optional
         self.struct: type[msgspec.Struct] = msgspec.defstruct(
             "Customer", fields, forbid_unknown_fields=True
         )
@@ -118,7 +124,9 @@ class CustomerDecoder:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise self._error(exc) from None
         x = msgspec.structs.asdict(obj)
-        refuse_duplicates(body, self._required + self._present(x))
+        keys = self._required + self._present(x)
+        if not quotes_prove_unique(body, keys, self._strings(x)):
+            refuse_duplicates(body, keys)
         return self._finish(x)
 
     def decode_many(self, body: bytes) -> list[dict[str, Any]]:
@@ -135,7 +143,9 @@ class CustomerDecoder:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise self._error(exc) from None
         rows = [msgspec.structs.asdict(o) for o in objs]
-        refuse_duplicates(body, sum(self._required + self._present(x) for x in rows))
+        keys = sum(self._required + self._present(x) for x in rows)
+        if not quotes_prove_unique(body, keys, sum(self._strings(x) for x in rows)):
+            refuse_duplicates(body, keys)
         return [self._finish(x, row=i) for i, x in enumerate(rows)]
 
     def convert(self, x: Mapping[str, Any], *, row: int | None = None) -> dict[str, Any]:
@@ -181,6 +191,10 @@ class CustomerDecoder:
                 del x[self._value]
             present += value is not msgspec.UNSET
         return present
+
+    def _strings(self, x: dict[str, Any]) -> int:
+        """How many of ``x``'s values are strings (nested ones are not counted)."""
+        return len([name for name in self._textual if type(x[name]) is str])
 
     def _finish(self, x: dict[str, Any], *, row: int | None = None) -> dict[str, Any]:
         if self.target and self.target in x:

@@ -109,7 +109,18 @@ class TrainOutcome:
             "parent": self.model.metadata.get("parent"),
             **self.assessment.summary(),
             **provenance(self.rows, self.cv, self.model),
+            **_trained_on(self.model),
         }
+
+
+def _trained_on(model: ChurnModel) -> dict[str, Any]:
+    """For a model that records where it trained (the MLP: ``cpu`` or ``cuda``, and its
+    precision), those two; nothing for the others."""
+    device = model.metadata.get("device")
+    if device is None:
+        return {}
+    precision = model.metadata.get("params", {}).get("precision", "fp32")
+    return {"device": device, "precision": precision}
 
 
 @dataclass(frozen=True)
