@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from churnscale.config import Settings
 from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
+from churnscale.evaluation.metrics import evaluate_scores
 from churnscale.exceptions import ConfigError, SchemaError
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.survival import SurvivalModel
@@ -66,7 +68,8 @@ def survival(root: Path) -> SurvivalModel:
     return model
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The CLI in process: exit code, stdout, stderr."""
     old, sys.argv = sys.argv, ["churnscale", *args]
     code = 0
     try:
@@ -75,7 +78,14 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
         code = int(exc.code or 0)
     finally:
         sys.argv = old
-    return code, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The CLI in process: exit code and stderr."""
+    code, _, err = run(capsys, *args)
+    return code, err
 
 
 def test_expected_loss_is_probability_times_value_exactly(root: Path, tmp_path: Path) -> None:
@@ -234,3 +244,29 @@ def test_loss_names_and_one_request_value() -> None:
     for bad in (-1.0, float("inf"), "12", True):
         with pytest.raises(SchemaError, match="column 'value': a value must be a finite number"):
             checked_value(bad, field="value")
+
+
+def test_evaluate_profit_takes_a_value_column_the_model_does_not_use(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = _customers(1_200, 13)
+    clv = pc.fill_null(table.column("clv"), 0.0)
+    labelled = table.set_column(table.schema.get_field_index("clv"), "clv", clv)
+    pq.write_table(labelled, tmp_path / "labelled.parquet")
+    model = LightGBMModel.load(root / "model")
+    assert "clv" not in model.preprocessor.schema.names
+    args = ["evaluate", str(root / "model"), str(tmp_path / "labelled.parquet"), "--json"]
+    code, out, err = run(capsys, *args, "--value-col", "clv")
+    assert code == 0, err
+    expected = evaluate_scores(  # the metrics' own profit curve on the same values
+        labelled.column("churned").to_numpy(),
+        model.predict_proba(labelled),
+        value=clv.to_numpy(),
+    )
+    summary = json.loads(out)
+    assert summary["metrics"]["best_profit"] == pytest.approx(expected.profit.best_profit)
+    flat = evaluate_scores(labelled.column("churned").to_numpy(), model.predict_proba(labelled))
+    assert expected.profit.best_profit != pytest.approx(flat.profit.best_profit)
+    code, err = cli(capsys, *args, "--value-col", "nope")
+    assert code == 2
+    assert err == "error: --value-col: expected a column of the data, got 'nope'\n"
