@@ -85,7 +85,8 @@ def _read(
         yield from labelled_batches(source, schema, quarantine, settings)
     except SchemaError as exc:
         if value is not None and value in exc.missing:
-            raise ConfigError("--value-col", expected="a column of the data", received=value)
+            expected = "a column of the data"
+            raise ConfigError("--value-col", expected=expected, received=value) from None
         raise
 
 
