@@ -270,3 +270,28 @@ def test_evaluate_profit_takes_a_value_column_the_model_does_not_use(
     code, err = cli(capsys, *args, "--value-col", "nope")
     assert code == 2
     assert err == "error: --value-col: expected a column of the data, got 'nope'\n"
+
+
+def test_the_service_answers_a_survival_models_loss_at_each_horizon(
+    root: Path, survival: SurvivalModel
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from churnscale.serving.app import create_app
+
+    table = pq.read_table(root / "score.parquet").slice(0, 3)
+    expected = survival.predict(table)
+    settings = Settings(model=str(root / "survival"), home=root / "home")
+    with TestClient(create_app(settings)) as client:
+        for i, row in enumerate(table.to_pylist()):
+            x = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+            x = {k: v for k, v in x.items() if k in survival.feature_names or k == "customer_id"}
+            answer = client.post("/v1/predict", json={**x, "value": 500.0})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            outputs = body["outputs"]
+            assert body["expected_loss"] == body["churn_probability"] * 500.0
+            for horizon in ("3", "12"):
+                loss = outputs[f"expected_loss_{horizon}"]
+                assert loss == outputs[f"churn_within_{horizon}"] * 500.0
+                assert loss == pytest.approx(expected[f"churn_within_{horizon}"][i] * 500.0)
