@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         description="Answer POST /v1/predict inside the HTTP protocol when it needs no wait "
         "(no ASGI round trip); off: every request goes through ASGI.",
     )
+    value_field: str = Field(
+        default="value",
+        max_length=256,
+        description="Optional request field (or CSV/Arrow batch column) holding the customer's "
+        "value, a number >= 0: the answer then has value and expected_loss = P(churn) x value. "
+        "A numeric feature of the model may be named; empty: off.",
+    )
 
     # ---- uplift models: the policy their actions follow ----
     uplift_action_cost: float = Field(

@@ -119,7 +119,8 @@ def serve_demo(
     directory: Path, *, model: str | None = None, customers: int = 5, drop: tuple[str, ...] = ()
 ) -> None:
     """Start the service on a free port with ``model`` (default ``<dir>/model``), predict a few
-    generated customers over HTTP, print their churn probabilities and stop it."""
+    generated customers over HTTP (each with a value: a year of its charges), print their churn
+    probabilities and expected losses, and stop it."""
     import socket
     import urllib.request
 
@@ -140,7 +141,9 @@ def serve_demo(
         table = generate_table(customers, seed=2026).drop_columns(["churned", *drop])
         rows = table.to_pylist()
         for row in rows:
-            body = orjson.dumps(row)  # dates become ISO 8601 text
+            # a year of the customer's charges as its value: the answer adds expected_loss
+            value = round(12 * float(row["monthly_charges"]), 2)
+            body = orjson.dumps({**row, "value": value})  # dates become ISO 8601 text
             request = urllib.request.Request(
                 f"{url}/v1/predict", data=body, headers={"Content-Type": "application/json"}
             )
@@ -149,7 +152,8 @@ def serve_demo(
             outputs = answer.get("outputs", {})  # a survival model's curve
             print(  # noqa: T201
                 f"POST /v1/predict {answer['customer_id']}: "
-                f"churn_probability={answer['churn_probability']:.4f}"
+                f"churn_probability={answer['churn_probability']:.4f} "
+                f"value={answer['value']:.2f} expected_loss={answer['expected_loss']:.2f}"
                 + "".join(f" {k}={v:.4f}" for k, v in outputs.items()),
                 flush=True,
             )

@@ -20,4 +20,9 @@ def test_demo_serves_and_prints_probabilities(
     serve_demo(tmp_path, customers=3)
     lines = [line for line in capsys.readouterr().out.splitlines() if "POST /v1/predict" in line]
     assert len(lines) == 3
-    assert all(re.search(r"churn_probability=0\.\d{4}$", line) for line in lines)
+    pattern = r"churn_probability=(0\.\d{4}) value=(\d+\.\d{2}) expected_loss=(\d+\.\d{2})$"
+    for line in lines:
+        found = re.search(pattern, line)
+        assert found, line
+        probability, value, loss = (float(g) for g in found.groups())
+        assert loss == pytest.approx(probability * value, abs=0.01 + 5e-5 * value)

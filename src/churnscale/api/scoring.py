@@ -11,7 +11,7 @@ from churnscale.api.datasets import Progress, source_path
 from churnscale.api.inputs import Data
 from churnscale.api.models import ChurnModel, load_model
 from churnscale.config import Settings, load_settings
-from churnscale.exceptions import InputTypeError
+from churnscale.exceptions import ConfigError, InputTypeError
 
 if TYPE_CHECKING:
     from churnscale.scoring.local import ScoreInfo
@@ -23,13 +23,19 @@ def score(
     out: str | os.PathLike[str],
     *,
     reasons: bool = False,
+    value: str | None = None,
+    rank: bool = False,
     cluster: str | None = None,
     settings: Settings | None = None,
     on_progress: Progress | None = None,
 ) -> ScoreInfo:
     """Score every customer of ``data`` into the Parquet file ``out``: id,
     ``churn_probability``, ``decile`` (1 = the 10% most at risk) and, with ``reasons``, the
-    top-3 reasons. ``data`` is any source or a table in memory; ``model`` a
+    top-3 reasons. ``value`` names a numeric column of ``data`` holding each customer's value:
+    the output then has ``value`` and ``expected_loss`` (``churn_probability × value``; for a
+    survival model ``expected_loss_H`` at each horizon too). ``rank`` writes the rows by
+    expected loss (churn probability without ``value``), highest first, with ``rank``.
+    ``data`` is any source or a table in memory; ``model`` a
     :class:`ChurnModel`, a registry reference (``churn@champion``) or a bundle directory.
     Unreadable rows go to ``OUT.quarantine.jsonl``. ``cluster`` (``local:N`` or a scheduler
     address) scores each Parquet row group on a Dask worker that loads the model itself (a
@@ -43,6 +49,8 @@ def score(
     (200, 0)
     """
     settings = settings or load_settings()
+    if cluster is not None and (value is not None or rank):
+        raise ConfigError("--cluster", expected="no --value-col or --rank", received=cluster)
     if cluster is not None:
         from churnscale.scoring.cluster import score_on_cluster
 
@@ -73,5 +81,7 @@ def score(
             Path(out),
             settings=settings,
             reasons=reasons,
+            value_column=value,
+            rank=rank,
             on_progress=on_progress,
         )

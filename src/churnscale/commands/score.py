@@ -21,6 +21,22 @@ def register(app: typer.Typer) -> None:
             Path, typer.Option("--out", help="Parquet file to write (a directory with --cluster).")
         ],
         reasons: Annotated[bool, typer.Option("--reasons", help="Add top-3 reasons.")] = False,
+        value_column: Annotated[
+            str | None,
+            typer.Option(
+                "--value-col",
+                help="Numeric column of DATA with each customer's value: adds value and "
+                "expected_loss = P(churn) x value (per horizon for a survival model).",
+            ),
+        ] = None,
+        rank: Annotated[
+            bool,
+            typer.Option(
+                "--rank",
+                help="Write rows by expected loss (churn probability without --value-col), "
+                "highest first, with a rank column.",
+            ),
+        ] = False,
         cluster: Annotated[
             str | None,
             typer.Option(
@@ -46,6 +62,8 @@ def register(app: typer.Typer) -> None:
                 model,
                 out,
                 reasons=reasons,
+                value=value_column,
+                rank=rank,
                 cluster=cluster,
                 settings=settings,
                 on_progress=advance,

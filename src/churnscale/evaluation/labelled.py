@@ -8,7 +8,7 @@ row) and a bounded sample of rows are kept.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from churnscale.config import Settings
 from churnscale.data.conform import conform
 from churnscale.data.quarantine import Quarantine
 from churnscale.data.readers import read_chunks
-from churnscale.data.schema import Role, Schema
+from churnscale.data.schema import ColumnSpec, Role, Schema
 from churnscale.data.store import is_dataset, iter_dataset
 from churnscale.evaluation.assessment import SAMPLE_ROWS
 from churnscale.exceptions import ConfigError, SchemaError
@@ -59,17 +59,35 @@ def labelled_batches(
         yield typed
 
 
-def _value_column(schema: Schema, name: str | None) -> Role | None:
+def _value_column(schema: Schema, name: str | None) -> tuple[Schema, Role | None]:
+    """The schema to read (the model's, plus the value column when the model does not use it:
+    any numeric column of the data may hold the value) and the value column's role."""
     if name is None:
-        return None
+        return schema, None
     spec = next((c for c in schema.columns if c.name == name), None)
-    if spec is None or spec.role not in (Role.NUMERIC, Role.BOOLEAN):
+    if spec is None:
+        extra = ColumnSpec(name, Role.NUMERIC)
+        return replace(schema, columns=(*schema.columns, extra)), Role.NUMERIC
+    if spec.role not in (Role.NUMERIC, Role.BOOLEAN):
         raise ConfigError(
             "--value-col",
-            expected="a numeric column of the model's schema",
-            received=name,
+            expected="a numeric column",
+            received=f"{name} ({spec.role.value})",
         )
-    return spec.role
+    return schema, spec.role
+
+
+def _read(
+    source: str, schema: Schema, quarantine: Quarantine, settings: Settings, value: str | None
+) -> Iterator[pa.RecordBatch]:
+    """:func:`labelled_batches`, a value column the data lacks named as ``--value-col``."""
+    try:
+        yield from labelled_batches(source, schema, quarantine, settings)
+    except SchemaError as exc:
+        if value is not None and value in exc.missing:
+            expected = "a column of the data"
+            raise ConfigError("--value-col", expected=expected, received=value) from None
+        raise
 
 
 def score_labelled(
@@ -85,14 +103,14 @@ def score_labelled(
     schema = model.preprocessor.schema
     if schema.target is None:
         raise SchemaError("the model's schema has no target column; it cannot be evaluated")
-    value_role = _value_column(schema, value_column)
+    read, value_role = _value_column(schema, value_column)
     labels: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     values: list[np.ndarray] = []
     sample: list[pa.RecordBatch] = []
     kept = 0
     with Quarantine(quarantine_path, max_bad_fraction=settings.max_bad_fraction) as quarantine:
-        for batch in labelled_batches(source, schema, quarantine, settings):
+        for batch in _read(source, read, quarantine, settings, value_column):
             if not batch.num_rows:
                 continue
             target = batch.column(schema.target).to_numpy(zero_copy_only=False)

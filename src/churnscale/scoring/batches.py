@@ -24,6 +24,7 @@ from churnscale.data.store import is_dataset, iter_dataset, load_info
 from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.predictor import Predictor
+from churnscale.scoring.value import value_columns, with_value_column
 
 ROW = "row"
 PROBABILITY = "churn_probability"
@@ -31,15 +32,17 @@ DECILE = "decile"
 REASONS = "reasons"
 
 
-def scoring_schema(model: ChurnModel) -> Schema:
-    """The columns scoring needs from a source: the model's id (if any) and its features."""
+def scoring_schema(model: ChurnModel, *, value_column: str | None = None) -> Schema:
+    """The columns scoring needs from a source: the model's id (if any) and its features,
+    and the value column when one is named (:mod:`churnscale.scoring.value`)."""
     schema = model.preprocessor.schema
     used = set(model.feature_names) | {schema.id}
-    return Schema(
+    needed = Schema(
         tuple(c for c in schema.columns if c.name in used),
         positive_label=schema.positive_label,
         metadata=schema.metadata,
     )
+    return needed if value_column is None else with_value_column(needed, schema, value_column)
 
 
 def categorical_names(schema: Schema) -> list[str]:
@@ -115,18 +118,23 @@ def scored_table(
     probabilities: np.ndarray,
     *,
     reasons: bool,
+    value_column: str | None = None,
 ) -> pa.Table:
-    """The output columns of one batch: id (or row number), probability, optional reasons."""
+    """The output columns of one batch: id (or row number), probability, the model's other
+    outputs, the value and expected losses with ``value_column``, optional reasons."""
     id_name = model.preprocessor.schema.id
     ident = typed.column(id_name) if id_name else pa.array(np.arange(typed.num_rows), pa.int64())
     columns: dict[str, pa.Array] = {
         id_name or ROW: ident,
         PROBABILITY: pa.array(probabilities, pa.float64()),
     }
+    outputs = {PROBABILITY: probabilities}
     if len(model.outputs) > 1:  # e.g. a survival model's curve at its horizons
-        outputs = model.outputs_of_matrix(matrix)
+        outputs = {**model.outputs_of_matrix(matrix), PROBABILITY: probabilities}
         for name in model.outputs[1:]:
             columns[name] = pa.array(outputs[name], pa.float64())
+    if value_column is not None:
+        columns.update(value_columns(typed, value_column, outputs, id_name))
     if reasons:
         columns[REASONS] = reason_column(model, matrix)
     return pa.table(columns)

@@ -17,7 +17,7 @@ most likely to churn, 10 = the least) and published with a rename.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,8 @@ from churnscale.artifacts import replaced_on_success
 from churnscale.config import Settings
 from churnscale.data.pipeline import ThreadedSink, prefetched
 from churnscale.data.quarantine import Quarantine
-from churnscale.exceptions import SchemaError, SourceError
+from churnscale.data.schema import Schema
+from churnscale.exceptions import ConfigError, SchemaError, SourceError
 from churnscale.model.contract import ChurnModel
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.loading import expect_model, model_version
@@ -46,6 +47,14 @@ from churnscale.scoring.batches import (
 )
 from churnscale.scoring.deciles import ScoreHistogram, deciles
 from churnscale.scoring.uplift import score_uplift
+from churnscale.scoring.value import (
+    FLAG,
+    RANK,
+    check_value_source,
+    iter_ranked,
+    missing_value_column,
+    with_rank,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ def score(
     *,
     settings: Settings,
     reasons: bool = False,
+    value_column: str | None = None,
+    rank: bool = False,
     threads: int = 0,
     predictor: Predictor | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -75,7 +86,12 @@ def score(
     ``predictor``: one already built for ``model`` (its trees compiled once, as the service
     holds it); by default one is built here. Scoring takes a LightGBM model (compiled trees)
     or an uplift model (:func:`~churnscale.scoring.uplift.score_uplift`: uplift, action, rank).
+    ``value_column`` adds ``value`` and expected losses, ``rank`` sorts the rows by expected
+    loss (:mod:`churnscale.scoring.value`).
     """
+    if isinstance(model, UpliftModel) and (value_column is not None or rank):
+        flag = "--rank" if value_column is None else FLAG
+        raise ConfigError(flag, expected="a churn or survival model", received="an uplift model")
     if isinstance(model, UpliftModel):
         rows, rejected, kept = score_uplift(
             source, model, out, settings=settings, on_progress=on_progress
@@ -90,16 +106,19 @@ def score(
     predictor = predictor or Predictor(
         trees, kind=settings.predictor, cache=settings.compiled_cache
     )
-    stage = _ScoreStage(staging, trees, predictor, reasons, threads)
+    if value_column is not None:
+        check_value_source(source, value_column)
+    schema = scoring_schema(trees, value_column=value_column)
+    stage = _ScoreStage(staging, trees, predictor, reasons, threads, value_column)
     try:
         with Quarantine(quarantine_path, max_bad_fraction=settings.max_bad_fraction) as quarantine:
-            seen = _run_pipeline(source, trees, stage, quarantine, settings, on_progress)
+            seen = _run_pipeline(source, schema, stage, quarantine, settings, on_progress)
             stage.close()
             quarantine.check(seen)
         if stage.histogram.rows == 0:
             raise SchemaError(f"{source}: no valid rows to score")
         edges = stage.histogram.edges()
-        write_with_deciles(staging, out, edges)
+        write_with_deciles(staging, out, edges, rank=rank)
     finally:
         stage.close()
         staging.unlink(missing_ok=True)
@@ -109,7 +128,7 @@ def score(
 
 def _run_pipeline(
     source: str,
-    model: LightGBMModel,
+    schema: Schema,
     stage: _ScoreStage,
     quarantine: Quarantine,
     settings: Settings,
@@ -117,10 +136,10 @@ def _run_pipeline(
 ) -> int:
     """Read+conform (thread) → encode (here) → predict+stage (thread); source rows seen."""
     seen = 0
-    batches = typed_batches(source, scoring_schema(model), quarantine, settings)
+    batches = _value_checked(typed_batches(source, schema, quarantine, settings), stage.value)
     with ThreadedSink(stage.consume, depth=2) as sink:
         for typed, read in prefetched(batches, depth=2):
-            sink.put((typed, encode(model, typed)))
+            sink.put((typed, encode(stage.model, typed)))
             seen += read
             if on_progress is not None:
                 on_progress(read)
@@ -132,13 +151,20 @@ class _ScoreStage:
     """Predicts encoded batches, folds their scores into the histogram, stages the rows."""
 
     def __init__(
-        self, path: Path, model: LightGBMModel, predictor: Predictor, reasons: bool, threads: int
+        self,
+        path: Path,
+        model: LightGBMModel,
+        predictor: Predictor,
+        reasons: bool,
+        threads: int,
+        value: str | None,
     ) -> None:
         self.path = path
         self.model = model
         self.predictor = predictor
         self.reasons = reasons
         self.threads = threads
+        self.value = value
         self.histogram = ScoreHistogram()
         self._sink: pa.NativeFile | None = None
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
@@ -148,7 +174,9 @@ class _ScoreStage:
         typed, matrix = item
         probabilities = predict(self.predictor, matrix, threads=self.threads)
         self.histogram.add(probabilities)
-        table = scored_table(self.model, typed, matrix, probabilities, reasons=self.reasons)
+        table = scored_table(
+            self.model, typed, matrix, probabilities, reasons=self.reasons, value_column=self.value
+        )
         if self._writer is None:
             self._sink = pa.OSFile(str(self.path), "wb")
             self._writer = pa.ipc.new_file(self._sink, table.schema)
@@ -183,11 +211,30 @@ def with_deciles(batch: pa.RecordBatch, edges: np.ndarray) -> pa.RecordBatch:
     )
 
 
-def write_with_deciles(staging: Path, out: Path, edges: np.ndarray) -> None:
-    """Write the staged scores with deciles as the Parquet file ``out`` (atomic rename)."""
+def write_with_deciles(staging: Path, out: Path, edges: np.ndarray, *, rank: bool = False) -> None:
+    """Write the staged scores with deciles as the Parquet file ``out`` (atomic rename); with
+    ``rank``, in rank order with a ``rank`` column (:mod:`churnscale.scoring.value`)."""
     with replaced_on_success(out) as partial, pa.memory_map(str(staging)) as source:
         reader = pa.ipc.open_file(source)
         schema = reader.schema.append(pa.field(DECILE, pa.int8()))
+        if rank:
+            schema = schema.append(pa.field(RANK, pa.int64()))
         with pq.ParquetWriter(partial, schema, **output_options(schema)) as writer:  # type: ignore[arg-type]
+            if rank:
+                for batch, first in iter_ranked(reader.read_all()):
+                    writer.write_batch(with_rank(with_deciles(batch, edges), first))
+                return
             for index in range(reader.num_record_batches):
                 writer.write_batch(with_deciles(reader.get_batch(index), edges))
+
+
+def _value_checked(
+    batches: Iterator[tuple[pa.RecordBatch, int]], value_column: str | None
+) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """``batches``, a missing value column named as the ``--value-col`` error."""
+    try:
+        yield from batches
+    except SchemaError as exc:
+        if value_column is not None and value_column in exc.missing:
+            missing_value_column(value_column)
+        raise

@@ -35,6 +35,7 @@ from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeErr
 from churnscale.serving.experiment import ExperimentLog, experiment_log
 from churnscale.serving.gateway import Gateway, Guards, ServiceState
 from churnscale.serving.limits import AdmissionController
+from churnscale.serving.losses import batch_answers
 from churnscale.serving.metrics import ServiceMetrics
 from churnscale.serving.monitoring import ModelMonitor
 from churnscale.serving.reload import Reloader, ReloadFailure, ReloadRequest
@@ -270,6 +271,7 @@ def _add_v1_routes(api: FastAPI) -> None:
     @api.post(
         "/v1/predict/batch",
         response_model=BatchResponse,
+        response_model_exclude_unset=True,  # value and expected_loss only where a row had one
         responses={**ERRORS, 422: {"description": "Invalid row (row and field named)"}},
         openapi_extra={"requestBody": {"required": True, "content": batch_body}},
         tags=["predict"],
@@ -280,11 +282,8 @@ def _add_v1_routes(api: FastAPI) -> None:
         if kind not in BATCH_TYPES:
             raise UnsupportedMediaTypeError(kind, accepted=BATCH_TYPES)
         body = await request.body()
-        probabilities, ids = await asyncio.to_thread(_predict_batch, service, body, kind)
-        predictions = [
-            {"customer_id": None if i is None else str(i), "churn_probability": float(p)}
-            for i, p in zip(ids, probabilities.tolist(), strict=True)
-        ]
+        probabilities, ids, values = await asyncio.to_thread(_predict_batch, service, body, kind)
+        predictions = batch_answers(ids, probabilities, values)
         return {"model_version": service.version, "predictions": predictions}
 
     @api.post(
@@ -350,15 +349,16 @@ def _validated(kind: type[Validated], body: bytes, request: Request) -> Validate
 
 def _predict_batch(
     service: PredictionService, body: bytes, kind: str
-) -> tuple[np.ndarray, list[Any]]:
+) -> tuple[np.ndarray, list[Any], list[float | None] | None]:
     limit = service.settings.max_decoded_bytes
     if kind == JSON:
         check_json(body, limit)
         rows = service.decoder.decode_many(body)
         ids = [r.get(service.id) for r in rows] if service.id else [None] * len(rows)
-        return service.predict_rows(rows), ids
+        values = service.row_values(rows)
+        return service.predict_rows(rows), ids, values
     table = read_table(body, kind, max_decoded=limit)
-    return service.predict_table(table, source=f"request body ({kind})")
+    return service.score_table(table, source=f"request body ({kind})")
 
 
 def model_info(service: PredictionService) -> dict[str, Any]:

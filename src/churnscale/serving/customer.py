@@ -10,6 +10,9 @@ A request is one JSON object with:
 - the **id** column, optional (a string of at most 256 characters or a 64-bit integer:
   :mod:`churnscale.serving.ids`), echoed back as ``customer_id``;
 - the time / as-of columns, optional and ignored;
+- the **value** field (``CHURNSCALE_VALUE_FIELD``, ``value`` by default), optional, when it is
+  not a column of the schema: the customer's value, a finite number >= 0 or ``null``
+  (:mod:`churnscale.serving.losses`);
 - nothing else: unknown keys and the **target** column are refused (422 naming the key).
 
 Validation is a msgspec ``Struct`` generated from the schema (measured ~1 µs for 24 fields,
@@ -39,6 +42,8 @@ from churnscale.serving.jsonbody import decoded, not_utf8, quotes_prove_unique, 
 # integer) rounds *down* to the largest double when decoded, so an inclusive bound would accept
 # a number the schema calls out of range. Exclusive bounds refuse it (R01 found the case).
 FINITE = msgspec.Meta(gt=-1.7976931348623157e308, lt=1.7976931348623157e308)
+#: A customer's value: finite and >= 0.
+VALUE = Annotated[float, msgspec.Meta(ge=0.0, lt=1.7976931348623157e308)]
 _DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?$"
 _FIELD = re.compile(r"`\$(?:\[\d+\])?\.([^`]+)`|field `([^`]+)`")
 _ROW = re.compile(r"`\$\[(\d+)\]")
@@ -53,7 +58,7 @@ _TYPES: dict[Role, Any] = {
 class CustomerDecoder:
     """Bytes or Python objects → a validated ``dict`` ready for ``Preprocessor.encode_one``."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, *, value_field: str | None = None) -> None:
         self.schema = schema
         self.features = [c.name for c in schema.features]
         self.id = schema.id
@@ -68,6 +73,8 @@ class CustomerDecoder:
         extras = {schema.time_column, schema.as_of_column} - {None, *self.features}
         for extra in sorted(str(e) for e in extras):
             fields.append((extra, Any, msgspec.UNSET))
+        if value_field and value_field not in schema.names:
+            fields.append((value_field, VALUE | None | msgspec.UnsetType, msgspec.UNSET))
         #: column name → attribute name, when some column name is not an identifier
         self._attrs: dict[str, str] | None = None
         self._names: dict[str, str] = {}
@@ -79,6 +86,12 @@ class CustomerDecoder:
         #: (``required`` + the optional ones present) to refuse a repeated key
         self._required = required
         self._optional = [f[0] for f in fields[required:]]
+        #: the value field's attribute: kept in the customer only when it holds a number, so
+        #: a customer without one looks as it did before (logs, exports, shadow)
+        self._value: str | None = None
+        if value_field and value_field not in schema.names:
+            self._value = self._attrs[value_field] if self._attrs else value_field
+            self._optional.remove(self._value)
         #: the fields whose value may be a JSON string (the rest never hold a quote)
         self._textual = [
             f[0]
@@ -164,13 +177,19 @@ class CustomerDecoder:
         return mapped
 
     def _present(self, x: dict[str, Any]) -> int:
-        """How many optional keys ``x`` was given (each UNSET one becomes None)."""
+        """How many optional keys ``x`` was given (each UNSET one becomes None; the value
+        field is removed unless it holds a number)."""
         present = 0
         for name in self._optional:
             if x[name] is msgspec.UNSET:
                 x[name] = None
             else:
                 present += 1
+        if self._value is not None:
+            value = x[self._value]
+            if value is None or value is msgspec.UNSET:
+                del x[self._value]
+            present += value is not msgspec.UNSET
         return present
 
     def _strings(self, x: dict[str, Any]) -> int:

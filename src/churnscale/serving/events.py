@@ -59,8 +59,15 @@ def feature_spec_of(model: ChurnModel) -> FeatureSpec | None:
 class EventCustomerDecoder(CustomerDecoder):
     """A :class:`CustomerDecoder` that also takes a customer as ``as_of`` + ``events``."""
 
-    def __init__(self, schema: Schema, spec: FeatureSpec, *, max_decoded: int) -> None:
-        super().__init__(schema)
+    def __init__(
+        self,
+        schema: Schema,
+        spec: FeatureSpec,
+        *,
+        max_decoded: int,
+        value_field: str | None = None,
+    ) -> None:
+        super().__init__(schema, value_field=value_field)
         self.spec = spec
         self.max_decoded = max_decoded  # events are decoded as open JSON: sized first
         self.as_of = schema.as_of_column or "as_of"

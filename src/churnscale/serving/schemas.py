@@ -29,7 +29,8 @@ class PredictResponse(BaseModel):
     outputs: dict[str, float] | None = Field(
         default=None,
         description="A survival model's other outputs: survival_H, churn_within_H, "
-        "restricted_mean_H for its horizons H (churn_probability is churn within the last).",
+        "restricted_mean_H for its horizons H (churn_probability is churn within the last), "
+        "and expected_loss_H with a value.",
     )
     reasons: list[ReasonOut] | None = Field(
         default=None, description="Top-3 reason codes, with ?reasons=true or by setting."
@@ -51,6 +52,15 @@ class PredictResponse(BaseModel):
     propensity: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Experiment: the arm's probability."
     )
+    value: float | None = Field(
+        default=None, ge=0.0, description="The customer's value, when the request gave one."
+    )
+    expected_loss: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="churn_probability × value (a survival model adds expected_loss_H, "
+        "churn_within_H × value, to outputs).",
+    )
 
 
 class BatchPrediction(BaseModel):
@@ -58,6 +68,10 @@ class BatchPrediction(BaseModel):
 
     customer_id: str | None
     churn_probability: float = Field(ge=0.0, le=1.0)
+    value: float | None = Field(default=None, ge=0.0, description="The row's value, if given.")
+    expected_loss: float | None = Field(
+        default=None, ge=0.0, description="churn_probability × value, when the row has a value."
+    )
 
 
 class BatchResponse(BaseModel):

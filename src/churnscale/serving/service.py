@@ -24,6 +24,8 @@ from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.events import EventCustomerDecoder, feature_spec_of
 from churnscale.serving.experiment import ExperimentLog
 from churnscale.serving.ids import check_id_column
+from churnscale.serving.losses import add_losses, table_values, value_field_of, value_of
+from churnscale.serving.losses import with_value_column as with_value
 
 
 class PredictionObserver(Protocol):
@@ -49,10 +51,17 @@ class PredictionService:
         self.settings = settings
         self.schema = model.preprocessor.schema
         spec = feature_spec_of(model)  # point-in-time model: customers may come as events
+        #: The request field with the customer's value (None: off); see serving.losses.
+        self.value_field = value_field_of(
+            self.schema, settings.value_field, uplift=isinstance(model, UpliftModel)
+        )
+        field = self.value_field
         self.decoder = (
-            EventCustomerDecoder(self.schema, spec, max_decoded=settings.max_decoded_bytes)
+            EventCustomerDecoder(
+                self.schema, spec, max_decoded=settings.max_decoded_bytes, value_field=field
+            )
             if spec
-            else CustomerDecoder(self.schema)
+            else CustomerDecoder(self.schema, value_field=field)
         )
         #: An uplift model's answers and actions under the deploy-time policy (None for a
         #: churn model); it also stands in for the compiled predictor.
@@ -87,6 +96,9 @@ class PredictionService:
         """The response object for one validated customer."""
         row = self._row
         row[:] = self._values(x)
+        value = x.get(self.value_field)  # type: ignore[arg-type]  # None when off or absent
+        if value is not None:
+            value = value_of(x, self.value_field)  # type: ignore[arg-type]
         decided = self.decisions.decide_one(row) if self.decisions is not None else None
         probability = (
             float(decided.pop("p_control")) if decided else self.predictor.predict_one(row)
@@ -104,6 +116,8 @@ class PredictionService:
         elif len(self.model.outputs) > 1:  # a survival model's curve, by name
             outputs = self.model.outputs_of_matrix(row.reshape(1, -1))
             out["outputs"] = {n: float(outputs[n][0]) for n in self.model.outputs[1:]}
+        if value is not None:
+            add_losses(out, value)
         if self.experiment is not None and customer is not None:
             policy = str(decided["action"]) if decided else None
             arm, propensity = self.experiment.assign(
@@ -142,15 +156,29 @@ class PredictionService:
             self.observer.observe_many(ids, matrix, probabilities)
         return probabilities
 
+    def row_values(self, rows: Sequence[Mapping[str, Any]]) -> list[float | None] | None:
+        """Each validated customer's value (None: the service takes no value)."""
+        field = self.value_field
+        if field is None:
+            return None
+        return [value_of(x, field, row=i) for i, x in enumerate(rows)]
+
     def predict_table(self, table: pa.Table, *, source: str) -> tuple[np.ndarray, list[Any]]:
         """Probabilities and ids of a raw table (CSV or Arrow); any bad row is a 422."""
+        probabilities, ids, _ = self.score_table(table, source=source)
+        return probabilities, ids
+
+    def score_table(
+        self, table: pa.Table, *, source: str
+    ) -> tuple[np.ndarray, list[Any], list[float | None] | None]:
+        """Probabilities, ids and values (None without a value column) of a raw table."""
         self.check_rows(table.num_rows)
         self.check_columns(table.column_names)
         batch = table.combine_chunks().to_batches()
         raw = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=table.schema)
         typed, rejects = conform(
             raw,
-            self.schema.without_target(),
+            with_value(self.schema.without_target(), self.value_field, table.column_names),
             source=source,
             lines=np.arange(1, table.num_rows + 1),
             require_target=False,
@@ -164,12 +192,13 @@ class PredictionService:
             )
         if self.id:
             check_id_column(typed.column(self.id), field=self.id)
+        values = table_values(typed, self.value_field)
         matrix = self.model.preprocessor.transform(typed)
         ids = typed.column(self.id).to_pylist() if self.id else [None] * typed.num_rows
         probabilities = self.predictor.predict_matrix(matrix, threads=1)
         if self.observer is not None:
             self.observer.observe_many(ids, matrix, probabilities)
-        return probabilities, ids
+        return probabilities, ids, values
 
     def check_rows(self, rows: int) -> None:
         """Refuse a batch over the configured row limit (413)."""
@@ -183,7 +212,8 @@ class PredictionService:
         """Refuse the target column and columns the schema does not know (422)."""
         if self.schema.target in names:
             raise InvalidInputError("the target column is not accepted", field=self.schema.target)
-        unknown = [n for n in names if n not in self.schema.names]
+        known = [*self.schema.names, self.value_field]
+        unknown = [n for n in names if n not in known]
         if unknown:
             raise InvalidInputError(f"unknown columns: {', '.join(unknown)}", field=unknown[0])
         missing = [n for n in self.decoder.features if n not in names]
