@@ -217,3 +217,14 @@ def _trees(model_text: str) -> str:
     """The tree sections (the parameters section records the thread count)."""
     start = model_text.index("Tree=0")
     return model_text[start : model_text.index("end of trees", start)]
+
+
+def test_the_report_says_where_the_figures_came_from_and_what_the_served_model_saw(
+    refitted: TrainOutcome,
+) -> None:
+    page = refitted.report.read_text()
+    rows = refitted.rows
+    assert f"hold-out {rows['test']:,} rows, never seen by the evaluated model" in page
+    assert f"trained on {rows['train']:,}, early stopping on {rows['valid']:,}" in page
+    rounds = refitted.model.metadata["refit"]["rounds"]
+    assert f"{ROWS:,} rows (refitted on every row), {rounds} rounds" in page
