@@ -228,3 +228,17 @@ def test_the_report_says_where_the_figures_came_from_and_what_the_served_model_s
     assert f"trained on {rows['train']:,}, early stopping on {rows['valid']:,}" in page
     rounds = refitted.model.metadata["refit"]["rounds"]
     assert f"{ROWS:,} rows (refitted on every row), {rounds} rounds" in page
+
+
+def test_with_cv_the_rounds_are_the_mean_over_the_folds_and_the_final_split(
+    refitted: TrainOutcome,
+) -> None:
+    """``--cv 2``: the rounds carried over come from both fold models and the final split's."""
+    refit = refitted.model.metadata["refit"]
+    assert len(refit["evaluated_best_rounds"]) == 3
+    evaluated = [
+        Evaluated(r, n)
+        for r, n in zip(refit["evaluated_best_rounds"], refit["evaluated_train_rows"], strict=True)
+    ]
+    assert refit["rounds"] == refit_rounds(evaluated, ROWS)
+    assert refit["evaluated_train_rows"][-1] == refitted.rows["train"]
