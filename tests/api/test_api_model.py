@@ -17,6 +17,9 @@ from churnscale.exceptions import ChurnscaleError, InputTypeError, SchemaError
 from churnscale.model import LightGBMModel
 from churnscale.registry import Registry
 
+#: conftest's QUICK parameters (the trained fixture's).
+QUICK = {"learning_rate": 0.1, "max_rounds": 60, "early_stopping_rounds": 10, "threads": 1}
+
 
 def test_train_reports_the_holdout_and_the_cv_folds(trained: churnscale.ChurnModel) -> None:
     assert isinstance(trained.model, LightGBMModel)  # the facade holds the contract model
@@ -28,6 +31,21 @@ def test_train_reports_the_holdout_and_the_cv_folds(trained: churnscale.ChurnMod
     assert report is not None and report.metrics == summary["metrics"]
     assert 0.6 < report.metrics["roc_auc"] <= 1.0
     assert Path(summary["report"]).is_file()
+
+
+def test_the_returned_model_saw_every_row_and_refit_false_keeps_the_evaluated_one(
+    trained: churnscale.ChurnModel, customers: pa.Table, api_settings: Settings
+) -> None:
+    assert trained.model.metadata["refit"]["rows"] == customers.num_rows
+    kept = churnscale.train(
+        customers.to_pandas(), target="churned", refit=False, settings=api_settings, **QUICK
+    )
+    served = kept.summary()["served_model"]
+    assert served["all_rows"] is False and "refit" not in kept.model.metadata
+    assert served["rows"] == kept.model.metadata["rows"]["train"] < customers.num_rows
+    # the same hold-out figures (the evaluated model is the same); another served model
+    assert kept.summary()["metrics"] == pytest.approx(trained.summary()["metrics"])
+    assert kept.model.booster.model_to_string() != trained.model.booster.model_to_string()
 
 
 def test_every_frame_type_gives_the_same_probabilities(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -15,13 +16,14 @@ from sklearn.metrics import roc_auc_score
 
 from churnscale.config import Settings
 from churnscale.data.schema import SchemaHints
-from churnscale.data.store import ingest
+from churnscale.data.store import ingest, load_info
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.registry import Registry
 from churnscale.training.cluster import (
+    USABLE_FRACTION,
     ClusterAddress,
     Watchdog,
     check_worker_memory,
@@ -92,6 +94,28 @@ def test_memory_pre_check_refuses_before_starting(dataset: Path) -> None:
         check_worker_memory(need, {"w1": 6 * 2**30, "w2": 6 * 2**30}, rows=50_000_000, features=24)
     with pytest.raises(TrainingError, match=r"50,000 rows x 24 features .* memory limit of 0\.09"):
         train_distributed(dataset, cluster="local:2", params=FAST, memory_limit="96MiB")
+
+
+def test_memory_pre_check_covers_the_refit_that_follows(dataset: Path) -> None:
+    """A cluster with room for the evaluation (80% of the rows on the workers) but not for the
+    refit on every row is refused before any work when a refit follows, not after."""
+    features = len(load_info(dataset)[0].features)
+
+    def need(holdout: float, early: float) -> int:
+        return estimate_worker_bytes(
+            rows=ROWS,
+            features=features,
+            workers=2,
+            holdout_fraction=holdout,
+            early_stop_fraction=early,
+        )
+
+    limit = math.ceil(need(0.2, 0.1) / USABLE_FRACTION) + 1  # the evaluation alone fits
+    check_worker_memory(need(0.2, 0.1), {"w": limit}, rows=ROWS, features=features)
+    with pytest.raises(TrainingError, match="needs about"):
+        train_distributed(
+            dataset, cluster="local:2", params=FAST, memory_limit=limit, refit_after=True
+        )
 
 
 @pytest.mark.parametrize("value", ["local:0", "local:two", "dask.example.com", "tcp://nohost"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -14,16 +15,22 @@ from sklearn.metrics import roc_auc_score
 
 from churnscale.config import Settings
 from churnscale.data.schema import SchemaHints
-from churnscale.data.splits import holdout_mask
+from churnscale.data.splits import fold_of, holdout_mask
 from churnscale.data.store import ingest, iter_dataset, load_info
 from churnscale.data.synthetic import generate_table
 from churnscale.exceptions import TrainingError
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.training.job import TrainJob, run_training
-from churnscale.training.local import TrainParams, TrainResult, train_local
-from churnscale.training.plan import TRAIN, SplitSpec
+from churnscale.training.local import EARLY_STOP_FRACTION, TrainParams, TrainResult, train_local
+from churnscale.training.plan import TEST, TRAIN, VALID, SplitSpec, plan_split
 from churnscale.training.recording import TrainOutcome
-from churnscale.training.refit import Evaluated, all_rows_plan, refit_rounds, served_summary
+from churnscale.training.refit import (
+    Evaluated,
+    all_rows_plan,
+    refit_local,
+    refit_rounds,
+    served_summary,
+)
 
 FAST = TrainParams(learning_rate=0.2, max_rounds=60, early_stopping_rounds=10, threads=1)
 ROWS = 3_000
@@ -136,3 +143,102 @@ def test_rounds_scale_with_the_rows() -> None:
     assert Evaluated.of(result, tolerance=0.0) == Evaluated(4, 9)
     with pytest.raises(TrainingError, match="at least one evaluated model"):
         refit_rounds([], 100)
+
+
+def _stored(dataset: Path) -> pa.Table:
+    return pa.concat_tables(pa.Table.from_batches([b]) for b in iter_dataset(dataset))
+
+
+@pytest.mark.parametrize("fold", [None, 0, 1])
+def test_holdout_rows_are_absent_from_the_evaluated_models_training_rows(
+    dataset: Path, fold: int | None
+) -> None:
+    """The evaluated model's TRAIN and early-stopping rows, row by row in storage order, never
+    include a row of the hold-out (or of its CV fold) that its reported figure is taken on."""
+    split = SplitSpec()
+    plan = plan_split(
+        dataset,
+        load_info(dataset)[0],
+        split,
+        folds=None if fold is None else 2,
+        fold=fold or 0,
+        early_stop_fraction=EARLY_STOP_FRACTION,
+    )
+    sides = np.concatenate([g.sides for g in plan.groups])
+    keys = _stored(dataset).column("customer_id")
+    held = (
+        holdout_mask(keys, fraction=split.valid_fraction, seed=split.seed)
+        if fold is None
+        else np.asarray(fold_of(keys, folds=2, seed=split.seed) == fold)
+    )
+    learned = np.isin(sides, (TRAIN, VALID))
+    assert held.sum() > 0 and not (learned & held).any()
+    np.testing.assert_array_equal(sides == TEST, held)  # every hold-out row is scored
+    result = train_local(dataset, params=FAST, folds=None if fold is None else 2, fold=fold or 0)
+    assert result.rows == {
+        "train": int((sides == TRAIN).sum()),
+        "valid": int((sides == VALID).sum()),
+        "test": int(held.sum()),
+    }
+    assert result.y_holdout.size == held.sum()
+
+
+def test_no_refit_serves_exactly_todays_model(
+    dataset: Path, tmp_path: Path, refitted: TrainOutcome, evaluated: TrainResult
+) -> None:
+    """``refit=False`` (``--no-refit``) saves the evaluated model byte for byte; the default
+    saves a different model, fitted on every row."""
+    kept = _train(dataset, tmp_path / "model", refit=False)
+    text = kept.model.booster.model_to_string()
+    assert text == evaluated.model.booster.model_to_string()
+    assert "refit" not in kept.model.metadata
+    assert kept.model.metadata["rows"] == evaluated.rows
+    assert kept.summary()["served_model"]["all_rows"] is False
+    assert kept.summary()["metrics"] == pytest.approx(refitted.summary()["metrics"])
+    saved = LightGBMModel.load(kept.bundle)  # type: ignore[arg-type]
+    assert saved.booster.model_to_string() == text
+    # the refitted model is another model: other trees, other scores
+    assert refitted.model.booster.model_to_string() != text
+    rows = _stored(dataset).slice(0, 500)
+    other = np.abs(refitted.model.predict_proba(rows) - evaluated.model.predict_proba(rows))
+    assert other.max() > 1e-3
+
+
+def test_the_refit_is_deterministic_across_thread_counts(dataset: Path) -> None:
+    """Same seed, 1 or 2 LightGBM threads: the refitted trees are byte-identical."""
+    one, rows = refit_local(dataset, rounds=30, params=FAST)
+    two, _ = refit_local(dataset, rounds=30, params=replace(FAST, threads=2))
+    assert rows == ROWS
+    assert one.booster.num_trees() == 30
+    assert _trees(one.booster.model_to_string()) == _trees(two.booster.model_to_string())
+
+
+def _trees(model_text: str) -> str:
+    """The tree sections (the parameters section records the thread count)."""
+    start = model_text.index("Tree=0")
+    return model_text[start : model_text.index("end of trees", start)]
+
+
+def test_the_report_says_where_the_figures_came_from_and_what_the_served_model_saw(
+    refitted: TrainOutcome,
+) -> None:
+    page = refitted.report.read_text()
+    rows = refitted.rows
+    assert f"hold-out {rows['test']:,} rows, never seen by the evaluated model" in page
+    assert f"trained on {rows['train']:,}, early stopping on {rows['valid']:,}" in page
+    rounds = refitted.model.metadata["refit"]["rounds"]
+    assert f"{ROWS:,} rows (refitted on every row), {rounds} rounds" in page
+
+
+def test_with_cv_the_rounds_are_the_mean_over_the_folds_and_the_final_split(
+    refitted: TrainOutcome,
+) -> None:
+    """``--cv 2``: the rounds carried over come from both fold models and the final split's."""
+    refit = refitted.model.metadata["refit"]
+    assert len(refit["evaluated_best_rounds"]) == 3
+    evaluated = [
+        Evaluated(r, n)
+        for r, n in zip(refit["evaluated_best_rounds"], refit["evaluated_train_rows"], strict=True)
+    ]
+    assert refit["rounds"] == refit_rounds(evaluated, ROWS)
+    assert refit["evaluated_train_rows"][-1] == refitted.rows["train"]

@@ -123,6 +123,38 @@ def test_train_registers_and_evaluates(
     assert grown.booster.current_iteration() > model.booster.current_iteration()
 
 
+def test_the_saved_model_saw_every_input_row_unless_no_refit(
+    home: Path, raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train --out M``: M is refitted on all 8,000 CSV rows; ``--no-refit`` saves the model
+    the hold-out judged (its training rows only); both report the same hold-out figures."""
+    runs = {}
+    for name, flags in (("refit", []), ("kept", ["--no-refit"])):
+        code, out, err = cli(
+            capsys,
+            *("train", str(raw / "a.csv"), "--target", "churned", "--id", "customer_id"),
+            *("--no-register", "--out", str(tmp_path / name), "--json", *FAST, *flags),
+        )
+        assert code == 0, err
+        runs[name] = (json.loads(out), LightGBMModel.load(tmp_path / name))
+    (summary, model), (kept_summary, kept) = runs["refit"], runs["kept"]
+    assert model.metadata["refit"]["rows"] == 8_000
+    assert summary["served_model"] == {
+        "rows": 8_000,
+        "all_rows": True,
+        "rounds": model.booster.current_iteration(),
+    }
+    held = summary["holdout_rows"]
+    assert summary["evaluation"]["rows"]["test"] == held
+    assert summary["evaluation"]["rows"]["train"] + summary["evaluation"]["rows"]["valid"] == (
+        8_000 - held
+    )
+    assert "refit" not in kept.metadata and kept_summary["served_model"]["all_rows"] is False
+    assert kept_summary["served_model"]["rows"] == summary["evaluation"]["rows"]["train"]
+    assert kept_summary["metrics"] == pytest.approx(summary["metrics"])
+    assert kept.booster.model_to_string() != model.booster.model_to_string()
+
+
 def test_leaky_column_warns(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     table = generate_table(4_000, seed=5)
     churned = table.column("churned").to_numpy()

@@ -31,7 +31,14 @@ from churnscale.training.plan import (
     plan_split,
 )
 from churnscale.training.search import open_storage
-from churnscale.training.tune import TuneResult, TuneSpec, prepare_study, storage_url, tune
+from churnscale.training.tune import (
+    TuneResult,
+    TuneSpec,
+    prepare_study,
+    storage_url,
+    train_best,
+    tune,
+)
 
 #: Every trial runs all 80 rounds, so the pruner has values to compare at every reported step.
 BASE = TrainParams(max_rounds=80, early_stopping_rounds=80, threads=1)
@@ -130,6 +137,20 @@ def _check_registered(settings: Settings, dataset: Path, result: TuneResult) -> 
     parent = Registry(settings).client.get_run(result.parent_run_id)
     assert parent.data.metrics["holdout_auc"] == pytest.approx(result.holdout_auc)
     assert 0.6 < result.holdout_auc <= 1.0
+
+
+def test_the_best_model_is_refitted_on_every_row_unless_no_refit(dataset: Path) -> None:
+    """``tune``'s final model: the hold-out AUC from the model trained without the hold-out,
+    then the registered one refitted on every row; ``refit=False`` keeps the evaluated one."""
+    best = {"learning_rate": 0.1, "num_leaves": 7}
+    served, auc = train_best(dataset, SPEC, best)
+    kept, kept_auc = train_best(dataset, replace(SPEC, refit=False), best)
+    rows = load_info(dataset)[1].rows
+    assert served.metadata["refit"]["rows"] == rows
+    assert "refit" not in kept.metadata
+    assert kept.metadata["rows"]["train"] + kept.metadata["rows"]["valid"] < rows
+    assert auc == kept_auc  # the same evaluated model judged the same hold-out
+    assert served.booster.model_to_string() != kept.booster.model_to_string()
 
 
 def test_a_bad_trial_is_pruned(dataset: Path, settings: Settings) -> None:

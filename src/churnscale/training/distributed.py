@@ -275,6 +275,7 @@ def train_distributed(
     time_out_minutes: int = 5,
     memory_limit: str | int = "auto",
     refit_rounds: int | None = None,
+    refit_after: bool = False,
 ) -> TrainResult:
     """Train on a stored dataset on the Dask cluster ``cluster`` (``local:N`` or an address).
 
@@ -284,6 +285,8 @@ def train_distributed(
     before it starts. ``memory_limit`` applies to the workers of a ``local:N`` cluster.
     ``refit_rounds``: no evaluation; every row the split uses trains for exactly that many
     rounds (see :mod:`churnscale.training.refit`), and the result has no hold-out scores.
+    ``refit_after``: a refit on every row follows this evaluation; the memory check covers it
+    too (every row on the workers), so a cluster too small for it is refused before any work.
     """
     params = params or TrainParams()
     params.validate()
@@ -299,14 +302,19 @@ def train_distributed(
     address = ClusterAddress.parse(cluster)
 
     def check(limits: dict[str, int]) -> None:
-        need = estimate_worker_bytes(
-            rows=info.rows,
-            features=len(schema.features),
-            workers=len(limits),
-            holdout_fraction=0.0 if refit else split.valid_fraction,
-            early_stop_fraction=early_stop,
-        )
-        check_worker_memory(need, limits, rows=info.rows, features=len(schema.features))
+        def need(holdout: float, early: float) -> int:
+            return estimate_worker_bytes(
+                rows=info.rows,
+                features=len(schema.features),
+                workers=len(limits),
+                holdout_fraction=holdout,
+                early_stop_fraction=early,
+            )
+
+        peak = need(0.0, 0.0) if refit else need(split.valid_fraction, early_stop)
+        if refit_after:
+            peak = max(peak, need(0.0, 0.0))
+        check_worker_memory(peak, limits, rows=info.rows, features=len(schema.features))
 
     if address.local_workers is not None:  # refuse before starting any process
         limit = local_memory_limit(address.local_workers, memory_limit)

@@ -146,6 +146,7 @@ def _train(
             split=job.split,
             params=job.params,
             time_out_minutes=job.time_out_minutes,
+            refit_after=job.refit and job.time_budget is None,
         )
     return train_local(
         job.dataset,
