@@ -29,6 +29,21 @@ def test_importing_the_package_imports_no_heavy_library() -> None:
     assert done.stdout.split("\n")[:2] == ["[]", "True"]  # imported on first use only
 
 
+def test_ingest_and_generate_import_no_model_library(tmp_path: Path) -> None:
+    """``churnscale ingest`` loads the data modules only: importing LightGBM, scikit-learn,
+    SciPy and matplotlib costs about a CPU second, more than ingesting a 100 MiB CSV."""
+    code = (
+        "import sys; from churnscale.api import generate, ingest; "
+        f"generate({str(tmp_path / 'c.csv')!r}, rows=300, fmt='csv'); "
+        f"ingest({str(tmp_path / 'c.csv')!r}, {str(tmp_path / 'ds')!r}, target='churned'); "
+        "print([m for m in ('lightgbm', 'sklearn', 'scipy', 'matplotlib', 'mlflow', 'torch') "
+        "if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+    assert (tmp_path / "ds" / "dataset.json").is_file()
+
+
 def test_generate_in_memory_equals_generate_to_a_file(tmp_path: Path) -> None:
     table = churnscale.generate(rows=700, seed=4)
     made = churnscale.generate(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from churnscale.data.conform import conform
 from churnscale.data.schema import ColumnSpec, Role, Schema
@@ -39,3 +42,26 @@ def test_dictionary_without_null_tokens_keeps_its_indices() -> None:
     column = kept.column(1)
     assert rejects == [] and column.indices.to_pylist() == [1, 0, 1]
     assert column.dictionary.to_pylist() == ["a", "b"]
+
+
+#: Characters around ids: ASCII and Unicode spaces that trimming removes, and ones it keeps.
+_ID_CHARS = ["a", "7", "é", "中", " ", "\t", "\r", "\x0b", "\x1c", "\x1f", "\x85", "\u00a0",
+             "\u2003", "\u3000", "\u200b", "\x00"]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.text(st.sampled_from(_ID_CHARS), max_size=4))),
+    start=st.integers(0, 2),
+)
+def test_ids_are_trimmed_and_blank_ids_rejected(values: list[str | None], start: int) -> None:
+    """The shortcut for ids that need no trimming gives what trimming every value gives."""
+    schema = Schema((ColumnSpec("id", Role.ID),))
+    batch = pa.RecordBatch.from_arrays([pa.array(values, pa.string())], names=["id"])
+    batch = batch.slice(min(start, len(values)))  # an offset into the buffers
+    trimmed = pc.utf8_trim_whitespace(batch.column(0)).to_pylist()
+    typed, rejects = conform(batch, schema, source="s", lines=np.arange(batch.num_rows))
+    assert typed.column(0).to_pylist() == [t for t in trimmed if t]
+    assert [(r.line, r.reason) for r in rejects] == [
+        (i, "missing id") for i, t in enumerate(trimmed) if not t
+    ]

@@ -116,7 +116,29 @@ def _impossible_dates(cleaned: pa.Array, target: pa.DataType) -> pa.Array:
     return pc.fill_null(pc.is_in(cleaned, pa.array(failing, pa.string())), False)
 
 
+#: Bytes that may begin or end a value that trimming changes: ASCII whitespace (as
+#: ``utf8_trim_whitespace`` counts it) and any non-ASCII byte (Unicode spaces).
+_MAYBE_SPACE = np.zeros(256, dtype=bool)
+_MAYBE_SPACE[[*range(0x09, 0x0E), *range(0x1C, 0x21), *range(0x80, 0x100)]] = True
+
+
+def _untouched_by_trim(text: pa.Array) -> bool:
+    """Whether ``text`` (a string array) has no null or empty value and none that begins or
+    ends with whitespace, so trimming it and blanking empty values would change nothing."""
+    if text.null_count or not pa.types.is_string(text.type):
+        return False
+    if len(text) == 0:
+        return True
+    offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset : text.offset + len(text) + 1]
+    if (np.diff(offsets) <= 0).any():
+        return False
+    data = np.frombuffer(text.buffers()[2], np.uint8)
+    return not (_MAYBE_SPACE[data[offsets[:-1]]].any() or _MAYBE_SPACE[data[offsets[1:] - 1]].any())
+
+
 def _identifier(column: pa.Array) -> Converted:
+    if _untouched_by_trim(column):  # the usual case, without copying every value twice
+        return column, None, "missing id"
     text = pc.utf8_trim_whitespace(column.cast(pa.string()))
     missing = pc.fill_null(pc.equal(text, ""), True)
     return pc.if_else(missing, pa.scalar(None, pa.string()), text), missing, "missing id"

@@ -5,6 +5,9 @@ A block is whole lines (it ends with ``\\n``). It is scanned with numpy
 pyarrow cannot split into the header's number of fields becomes a reject (its number among the
 block's non-empty lines is its place). A block with quoting faults has its bad lines planned out
 first, each one a :class:`Reject` with its line and reason, and the rest is parsed the same way.
+The plan counts the fields of only the lines a quote may span (records are one line each);
+a line of the wrong width elsewhere is one pyarrow skips, as on the clean path, and where
+pyarrow and the scan disagree the block is planned again with every line's fields counted.
 Rows come back as text, or in the schema's parse types when a
 :class:`~churnscale.data.csv_typed.TypedParser` is given. Lines are counted from 0 at the
 block's start; the reader adds the block's first line. Blocks do not depend on each other, so
@@ -33,6 +36,7 @@ from churnscale.data.csv_scan import (
     parser_fault,
     plan_block,
     scan_lines,
+    span_window_fields,
     wrong_width,
 )
 from churnscale.data.csv_typed import InvalidRow, TypedParser, TypedTable
@@ -88,6 +92,18 @@ def parse_block(
         clean = _parse_clean(scan, body, layout, parser)
         if clean is not None:
             return clean
+    elif layout.max_record_lines == 1:
+        sparse = _parse_sparse(scan, body, layout, parser, eof=eof)
+        if sparse is not None:
+            return sparse
+    return parse_planned_block(scan, body, layout, parser, eof=eof)
+
+
+def parse_planned_block(
+    scan: LineScan, body: bytes, layout: Layout, parser: TypedParser | None, *, eof: bool
+) -> ParsedBlock:
+    """The exact path: every line's fields counted, each faulty line settled by the plan."""
+    scan.fields = None
     plan = plan_block(scan, body, layout, eof=eof)
     carry = body[scan.starts[plan.cut] :] if plan.cut < len(scan.starts) else b""
     block = _parse_planned(scan, body, plan, layout, parser)
@@ -144,6 +160,35 @@ def _parse_clean(
     if rejects:
         records = np.delete(records, [row.number - 1 for row in parsed.invalid])
     return ParsedBlock(parsed.table, records, rejects, consumed=len(scan.starts))
+
+
+def _parse_sparse(
+    scan: LineScan, body: bytes, layout: Layout, parser: TypedParser | None, *, eof: bool
+) -> ParsedBlock | None:
+    """A block with faulty lines, planned with fields counted only where the plan looks at
+    them (the lines a quote may span); a line of the wrong width elsewhere is found by pyarrow,
+    as on the clean path. None where pyarrow and the scan disagree (then the exact path runs).
+    """
+    scan.fields = span_window_fields(scan, body, layout)
+    plan = plan_block(scan, body, layout, eof=eof)
+    records = np.flatnonzero(plan.record)
+    parsed = read_table(kept_bytes(scan, body, plan.keep), layout, parser)
+    if parsed.table.num_rows + len(parsed.invalid) != len(records):
+        return None
+    rejects = [_reject(scan, body, layout, r) for r in plan.rejects]
+    if parsed.invalid:
+        for row in parsed.invalid:
+            line = int(records[row.number - 1])
+            width = field_count(body[scan.starts[line] : scan.stops[line]], layout.delimiter)
+            if width == layout.width or scan.unusual[line]:
+                return None
+            rejects.append(
+                _reject(scan, body, layout, (line, line, wrong_width(layout.width, width)))
+            )
+        records = np.delete(records, [row.number - 1 for row in parsed.invalid])
+        rejects.sort(key=lambda r: r.line)
+    carry = body[scan.starts[plan.cut] :] if plan.cut < len(scan.starts) else b""
+    return ParsedBlock(parsed.table, records, rejects, consumed=plan.cut, carry=carry)
 
 
 def _parse_planned(

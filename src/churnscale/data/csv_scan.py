@@ -136,6 +136,20 @@ def count_fields(scan: LineScan, buf: bytes, *, delimiter: bytes) -> None:
     scan.fields = np.diff(counts, prepend=0) + 1
 
 
+def span_window_fields(scan: LineScan, buf: bytes, layout: Layout) -> Ints:
+    """Fields of the lines that a quote opened on an odd line may span (the plan's window
+    after each odd line), counted as :func:`count_fields` would; every other line is taken to
+    have the header's width (a line that has not is then found by the parser)."""
+    fields = np.full(len(scan.starts), layout.width, dtype=np.int64)
+    window = max(SPAN_LOOKAHEAD, layout.max_record_lines - 1)
+    done = -1
+    for i in np.flatnonzero(scan.odd).tolist():
+        for k in range(max(i + 1, done + 1), min(i + window + 1, len(fields))):
+            fields[k] = field_count(buf[scan.starts[k] : scan.stops[k]], layout.delimiter)
+            done = k
+    return fields
+
+
 def _bad_utf8_lines(
     buf: bytes, arr: npt.NDArray[np.uint8], newline: Ints, starts: Ints, ends: Ints
 ) -> Mask:
