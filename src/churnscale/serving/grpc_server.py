@@ -8,8 +8,9 @@ both) and under the same guards: the predict API keys (``authorization: Bearer <
 deadline for ModelInfer. Other RPCs answer UNIMPLEMENTED. Input tensors come as typed
 ``contents`` or as ``raw_input_contents`` (what tritonclient sends), read by
 :mod:`~churnscale.serving.v2_tensors` exactly as the HTTP routes read them; the probabilities go
-back as one FP64 ``raw_output_contents``. Calls are counted in the service's metrics under their
-gRPC method path, with the HTTP status their outcome maps to.
+back as one FP64 ``raw_output_contents`` (``value`` and ``expected_loss`` as two more when the
+request carries the value field's tensor). Calls are counted in the service's metrics under
+their gRPC method path, with the HTTP status their outcome maps to.
 
 The messages are the ones tritonclient ships compiled (``tritonclient.grpc.service_pb2``):
 install the ``grpc`` extra (``pip install 'churnscale[grpc]'``).
@@ -36,7 +37,6 @@ from churnscale.serving.gateway import Gateway
 from churnscale.serving.security import AccessRole, key_in_headers
 from churnscale.serving.service import PredictionService
 from churnscale.serving.v2_tensors import (
-    OUTPUT,
     Tensor,
     customer_rows,
     declared_rows,
@@ -44,6 +44,8 @@ from churnscale.serving.v2_tensors import (
     from_elements,
     from_raw,
     model_metadata,
+    output_columns,
+    output_names,
     score_rows,
 )
 from churnscale.version import __version__
@@ -203,20 +205,18 @@ class InferenceServicer:
 
     async def model_infer(self, request: Any) -> Any:
         service = self._named(request.model_name, request.model_version)
-        for output in request.outputs:
-            if output.name != OUTPUT:
-                raise InvalidInputError(
-                    f"unknown output; this model answers {OUTPUT}", field="outputs"
-                )
         tensors = request_tensors(request, max_rows=service.settings.max_batch_rows)
+        names = output_names(service, [o.name for o in request.outputs], tensors)
         rows = customer_rows(service, tensors)
         probabilities = await score_rows(service, rows)
+        columns = output_columns(service, names, rows, probabilities)
         answer = self.pb2.ModelInferResponse(
             model_name=request.model_name, model_version=service.version, id=request.id
         )
-        output = answer.outputs.add(name=OUTPUT, datatype="FP64", shape=[len(probabilities)])
-        del output  # its values travel in raw_output_contents, as tritonclient reads them
-        answer.raw_output_contents.append(np.ascontiguousarray(probabilities, "<f8").tobytes())
+        for name, column in columns.items():
+            # the values travel in raw_output_contents, as tritonclient reads them
+            answer.outputs.add(name=name, datatype="FP64", shape=[len(column)])
+            answer.raw_output_contents.append(np.ascontiguousarray(column, "<f8").tobytes())
         return answer
 
 

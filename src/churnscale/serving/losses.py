@@ -80,6 +80,19 @@ def batch_answers(
     return answers
 
 
+def value_lists(
+    probabilities: np.ndarray, values: Sequence[float | None] | None
+) -> dict[str, list[float | None]]:
+    """``value`` and ``expected_loss`` lists beside a list of probabilities (None where a row
+    has no value); empty when no row has one, so the answer stays as it was."""
+    if values is None or all(v is None for v in values):
+        return {}
+    losses = [
+        None if v is None else p * v for p, v in zip(probabilities.tolist(), values, strict=True)
+    ]
+    return {VALUE: list(values), EXPECTED_LOSS: losses}
+
+
 def with_value_column(schema: Schema, field: str | None, names: Sequence[str]) -> Schema:
     """``schema`` plus the value column, when a batch table has one the schema does not."""
     if field is None or field not in names or field in schema.names:

@@ -4,13 +4,15 @@
   ``/v2/health/ready``, ``/v2/models/{name}``, ``/v2/models/{name}/ready``,
   ``POST /v2/models/{name}/infer``. One input tensor per feature column (FP64 numerics, BOOL
   booleans, BYTES categories and dates), ``shape`` ``[n]`` or ``[n, 1]``; the output tensor is
-  ``churn_probability`` (FP64). JSON tensors or Triton's binary data extension
+  ``churn_probability`` (FP64), with ``value`` and ``expected_loss`` when the request carries
+  the value field's tensor. JSON tensors or Triton's binary data extension
   (:mod:`~churnscale.serving.v2_binary`); a missing value is ``null``, ``NaN`` or an empty
   BYTES element (:mod:`~churnscale.serving.v2_tensors`).
 - **SageMaker** container contract: ``GET /ping``, ``POST /invocations``.
 - **MLflow scoring** on ``/invocations``: ``dataframe_split``, ``dataframe_records`` (and
   ``instances`` / ``inputs`` as lists of records), or a ``text/csv`` body; the answer is
-  ``{"predictions": [...]}``.
+  ``{"predictions": [...]}``, plus ``value`` and ``expected_loss`` lists (null where a row has
+  none) when some row carries a value (a record's value field, a CSV column of that name).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from churnscale.serving.bodies import CSV, JSON, read_table
 from churnscale.serving.decoded import check_json
 from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeError
 from churnscale.serving.gateway import ServiceState
+from churnscale.serving.losses import value_lists
 from churnscale.serving.schemas import (
     ErrorMessage,
     Predictions,
@@ -44,7 +47,14 @@ from churnscale.serving.v2_binary import (
     read_request,
     wants_binary,
 )
-from churnscale.serving.v2_tensors import OUTPUT, customer_rows, model_metadata, score_rows
+from churnscale.serving.v2_tensors import (
+    customer_rows,
+    json_data,
+    model_metadata,
+    output_columns,
+    output_names,
+    score_rows,
+)
 from churnscale.version import __version__
 
 router = APIRouter()
@@ -127,25 +137,21 @@ async def v2_infer(name: NameParam, request: Request, service: ServiceDep) -> An
     head = body[:length]  # the JSON part; binary tensor data may follow it
     check_json(head, service.settings.max_decoded_bytes, binary=len(body) - len(head))
     infer, tensors = read_request(body, length, max_rows=service.settings.max_batch_rows)
+    names = output_names(service, [o.name for o in infer.outputs or []], tensors)
     binary = wants_binary(infer)
     rows = customer_rows(service, tensors)
     probabilities = await score_rows(service, rows)
+    columns = output_columns(service, names, rows, probabilities)
     if binary:
-        body, size = binary_answer(
-            infer, name=name, version=service.version, probabilities=probabilities
-        )
+        body, size = binary_answer(infer, name=name, version=service.version, columns=columns)
         return Response(body, media_type=BINARY, headers={HEADER_LENGTH: str(size)})
     return {
         "model_name": name,
         "model_version": service.version,
         "id": infer.id,
         "outputs": [
-            {
-                "name": OUTPUT,
-                "datatype": "FP64",
-                "shape": [len(rows)],
-                "data": probabilities.tolist(),
-            }
+            {"name": output, "datatype": "FP64", "shape": [len(rows)], "data": json_data(column)}
+            for output, column in columns.items()
         ],
     }
 
@@ -166,6 +172,7 @@ MLFLOW_BODY = {"anyOf": [{"type": "object"}, {"type": "array", "items": {"type":
 @router.post(
     "/invocations",
     response_model=Predictions,
+    response_model_exclude_unset=True,  # value and expected_loss only when a row had a value
     responses={
         **{c: {"model": ErrorMessage} for c in (413, 415, 503)},
         422: {"description": "Invalid input"},
@@ -184,15 +191,16 @@ async def invocations(request: Request, service: ServiceDep) -> dict[str, Any]:
     body = await request.body()
     if kind == CSV:
         table = read_table(body, CSV, max_decoded=service.settings.max_decoded_bytes)
-        probabilities, _ = await asyncio.to_thread(
-            service.predict_table, table, source="request body (text/csv)"
+        probabilities, _, values = await asyncio.to_thread(
+            service.score_table, table, source="request body (text/csv)"
         )
     elif kind == JSON:
         rows = _mlflow_rows(service, body)
         probabilities = await asyncio.to_thread(service.predict_rows, rows)
+        values = service.row_values(rows)
     else:
         raise UnsupportedMediaTypeError(kind, accepted=(JSON, CSV))
-    return {"predictions": probabilities.tolist()}
+    return {"predictions": probabilities.tolist(), **value_lists(probabilities, values)}
 
 
 def _mlflow_rows(service: PredictionService, body: bytes) -> list[dict[str, Any]]:

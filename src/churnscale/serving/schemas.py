@@ -116,6 +116,12 @@ class Predictions(BaseModel):
     """MLflow / SageMaker scoring answer."""
 
     predictions: list[float]
+    value: list[float | None] | None = Field(
+        default=None, description="Each row's value (null: none), when some row had one."
+    )
+    expected_loss: list[float | None] | None = Field(
+        default=None, description="predictions × value (null where a row has no value)."
+    )
 
 
 class V2Error(BaseModel):

@@ -4,8 +4,9 @@ A request may carry its tensors as raw bytes after its JSON document: the header
 ``Inference-Header-Content-Length`` gives the document's length, and each input with a
 ``binary_data_size`` parameter takes that many bytes, in input order (tritonclient.http sends
 this by default). The answer is binary too when asked (``parameters.binary_data_output`` on the
-request, or ``binary_data`` on a requested output): its JSON document, then the probabilities as
-little-endian FP64, with ``Inference-Header-Content-Length`` set. Without the header and without
+request, or ``binary_data`` on a requested output): its JSON document, then each output (the
+probabilities; value and expected loss when the request has a value) as little-endian FP64,
+with ``Inference-Header-Content-Length`` set. Without the header and without
 ``binary_data_size`` parameters a request is plain JSON tensors, answered in JSON.
 """
 
@@ -18,7 +19,6 @@ import orjson
 
 from churnscale.serving.errors import InvalidInputError
 from churnscale.serving.v2_tensors import (
-    OUTPUT,
     Tensor,
     V2Request,
     from_json,
@@ -91,11 +91,10 @@ def _binary_size(name: str, parameters: dict[str, Any] | None) -> int | None:
 
 
 def wants_binary(request: V2Request) -> bool:
-    """Whether the answer goes in binary; a requested output other than ours is a 422."""
+    """Whether the answer goes in binary (the first requested output that says, else the
+    request's ``binary_data_output``); every output goes the same way."""
     default = bool((request.parameters or {}).get("binary_data_output", False))
     for output in request.outputs or []:
-        if output.name != OUTPUT:
-            raise InvalidInputError(f"unknown output; this model answers {OUTPUT}", field="outputs")
         binary = (output.parameters or {}).get("binary_data")
         if binary is not None:
             return bool(binary)
@@ -103,20 +102,21 @@ def wants_binary(request: V2Request) -> bool:
 
 
 def binary_answer(
-    request: V2Request, *, name: str, version: str, probabilities: np.ndarray
+    request: V2Request, *, name: str, version: str, columns: dict[str, np.ndarray]
 ) -> tuple[bytes, int]:
-    """The binary answer: its body and the length of its JSON document."""
-    raw = np.ascontiguousarray(probabilities, dtype="<f8").tobytes()
+    """The binary answer of FP64 output ``columns``: its body and its JSON document's length."""
+    raws = [np.ascontiguousarray(c, dtype="<f8").tobytes() for c in columns.values()]
     document: dict[str, Any] = {"model_name": name, "model_version": version}
     if request.id is not None:
         document["id"] = request.id
     document["outputs"] = [
         {
-            "name": OUTPUT,
+            "name": output,
             "datatype": "FP64",
-            "shape": [len(probabilities)],
+            "shape": [len(column)],
             "parameters": {"binary_data_size": len(raw)},
         }
+        for (output, column), raw in zip(columns.items(), raws, strict=True)
     ]
     header = orjson.dumps(document)
-    return header + raw, len(header)
+    return header + b"".join(raws), len(header)

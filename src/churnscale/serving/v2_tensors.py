@@ -7,6 +7,10 @@ tensor (what numpy, pandas and tritonclient write for a missing number) or an em
 a BYTES tensor (the binary encodings have no null). :func:`customer_rows` then validates each
 row exactly as ``POST /v1/predict`` validates a customer, so every protocol scores alike.
 
+Outputs: ``churn_probability`` (FP64); a request that carries the value field's tensor
+(``CHURNSCALE_VALUE_FIELD``, ``value`` by default; FP64, NaN = missing) also gets ``value`` and
+``expected_loss`` = ``churn_probability × value`` (:func:`output_names`, :func:`output_columns`).
+
 Raw tensor bytes (the binary extension, gRPC's ``raw_input_contents``) are little-endian, row
 after row; a BYTES tensor is its elements one after another, each a 4-byte little-endian length
 and then that many bytes (UTF-8 text here).
@@ -27,6 +31,7 @@ import numpy as np
 from churnscale.data.schema import Role
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.ids import MAX_ID_LENGTH
+from churnscale.value.risk import EXPECTED_LOSS, VALUE
 
 if TYPE_CHECKING:
     from churnscale.serving.service import PredictionService
@@ -221,6 +226,47 @@ def customer_rows(service: PredictionService, tensors: Sequence[Tensor]) -> list
         convert(dict(zip(names, values, strict=True)), row=i)
         for i, values in enumerate(zip(*columns.values(), strict=True))
     ]
+
+
+def output_names(
+    service: PredictionService, requested: Sequence[str], tensors: Sequence[Tensor]
+) -> list[str]:
+    """The outputs to answer: those ``requested``, else every one the request has (the
+    probability; ``value`` and ``expected_loss`` when it carries the value field's tensor).
+    Any other requested name is a 422."""
+    field = service.value_field
+    available = [OUTPUT]
+    if field is not None and any(t.name == field for t in tensors):
+        available += [VALUE, EXPECTED_LOSS]
+    for name in requested:
+        if name not in available:
+            hint = f" ({VALUE} and {EXPECTED_LOSS} with a {field!r} input)" if field else ""
+            raise InvalidInputError(
+                f"unknown output; this model answers {', '.join(available)}{hint}",
+                field="outputs",
+            )
+    return list(dict.fromkeys(requested)) or available
+
+
+def output_columns(
+    service: PredictionService,
+    names: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    probabilities: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Each named output's FP64 column for validated ``rows`` (NaN where a row has no value);
+    the probability alone costs nothing more."""
+    if list(names) == [OUTPUT]:
+        return {OUTPUT: probabilities}
+    values = service.row_values(rows) or [None] * len(rows)
+    value = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    columns = {OUTPUT: probabilities, VALUE: value, EXPECTED_LOSS: probabilities * value}
+    return {name: columns[name] for name in names}
+
+
+def json_data(column: np.ndarray) -> list[float | None]:
+    """A column as JSON tensor data (NaN, which JSON lacks, as null)."""
+    return [None if v != v else v for v in column.tolist()]
 
 
 #: Batches up to this many rows are scored in the event loop (a thread hop costs more).
