@@ -8,6 +8,7 @@ measures with it. Meant to compare builds of the source tree on a shared machine
 per build (``PYTHONPATH=<worktree>/src``), interleaved, and compare the best figures.
 
     .venv/bin/python benchmarks/fastpath_cpu.py MODEL_DIR [--requests 10000] [--label main]
+        [--loop uvloop|asyncio]   # uvloop (the default) is the loop `churnscale serve` runs
 
 ``MODEL_DIR`` is a saved bundle (e.g. ``benchmarks/score.py``'s ``train_100_trees`` output).
 """
@@ -115,8 +116,14 @@ def main() -> None:
     parser.add_argument("model", type=Path)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--label", default="this build")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
-    figure = asyncio.run(measure(args.model.resolve(), args.requests))
+    if args.loop == "uvloop":  # what `churnscale serve` runs on
+        import uvloop
+
+        figure = uvloop.run(measure(args.model.resolve(), args.requests))
+    else:
+        figure = asyncio.run(measure(args.model.resolve(), args.requests))
     print(f"{args.label}: {figure:.1f} CPU µs a request (best of 5 rounds of {args.requests // 5})")
 
 

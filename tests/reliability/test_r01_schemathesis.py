@@ -18,6 +18,7 @@ import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -148,15 +149,20 @@ def _wire_value(value: Any) -> Any:
 def _valid_on_the_wire(operation: Any, query: dict[str, Any] | None) -> bool:
     """Whether a negative case's query is, once encoded, a valid query after all.
 
-    Schemathesis breaks a scalar parameter by making it a list; a list of one value is encoded
-    as ``name=value``, the very bytes of the scalar, so the server cannot (and must not) refuse
-    it when that value is valid. Only that shape is let through; any other case stays negative.
+    Schemathesis breaks a scalar parameter by making it a list, or adds a parameter the
+    document does not name. ``requests`` encodes a list of one value as ``name=value``, the very
+    bytes of the scalar, and sends nothing at all for an empty list (``{"": []}`` adds no
+    parameter): the server sees the remaining query, so it cannot (and must not) refuse the
+    request when that query is valid. Only those shapes are let through; any other case stays
+    negative.
     """
-    if not query or not any(isinstance(v, list) and len(v) == 1 for v in query.values()):
+    if not query or not any(isinstance(v, list) and len(v) <= 1 for v in query.values()):
         return False
     schemas = {param.name: param.definition.get("schema", {}) for param in operation.query}
     for name, value in query.items():
         if isinstance(value, list):
+            if not value:
+                continue  # encoded as nothing: not on the wire
             if len(value) != 1:
                 return False
             value = value[0]
@@ -167,6 +173,24 @@ def _valid_on_the_wire(operation: Any, query: dict[str, Any] | None) -> bool:
         except jsonschema.ValidationError:
             return False
     return True
+
+
+def test_a_query_is_judged_as_it_is_sent() -> None:
+    """The shapes above: an empty list is no parameter, a list of one is its value."""
+
+    class Param:
+        def __init__(self, name: str, schema: dict[str, Any]) -> None:
+            self.name, self.definition = name, {"schema": schema}
+
+    op = SimpleNamespace(query=[Param("reasons", {"type": "boolean"})])
+    sent = requests.Request("POST", "http://x/", params={"reasons": "true", "": []}).prepare()
+    assert sent.url == "http://x/?reasons=true"  # what the server receives
+    assert _valid_on_the_wire(op, {"reasons": "true", "": []})
+    assert _valid_on_the_wire(op, {"reasons": ["false"]})
+    assert not _valid_on_the_wire(op, {"reasons": "true", "": ["x"]})  # `=x`: refused
+    assert not _valid_on_the_wire(op, {"reasons": ["true", "false"]})  # repeated
+    assert not _valid_on_the_wire(op, {"reasons": ["maybe"]})
+    assert not _valid_on_the_wire(op, {"other": []} | {"reasons": {"a": 1}})
 
 
 @dataclass

@@ -125,7 +125,11 @@ class CustomerDecoder:
             raise self._error(exc) from None
         x = msgspec.structs.asdict(obj)
         keys = self._required + self._present(x)
-        if not quotes_prove_unique(body, keys, self._strings(x)):
+        strings = 0  # self._strings(x), inlined: one request's hot path
+        for name in self._textual:
+            if type(x[name]) is str:
+                strings += 1
+        if not quotes_prove_unique(body, keys, strings):
             refuse_duplicates(body, keys)
         return self._finish(x)
 

@@ -3,8 +3,8 @@
 Through ASGI every request costs uvicorn a scope, an ``asyncio.Event``, a task, two ``send``
 awaits and two socket writes: measured here, that machinery cost more than the prediction. So
 when a request's head shows it can be answered at once (:meth:`Gateway.admits_now`: the model
-is ready, admission has room, a JSON body of declared length under the limit, the key valid,
-no test delay), this protocol buffers its body and answers it synchronously as the last byte
+is ready, a JSON body of declared length under the limit, the key valid, no test delay; and an
+admission slot free), this protocol buffers its body and answers it synchronously as the last byte
 arrives: the gateway's prediction core :meth:`~Gateway.answer` (the same validation, routing,
 answer, error mapping, metrics and shadow as the ASGI path), one socket write. Every other
 request (another route, a refusal, chunked bodies, HTTP/1.0, ``Expect: 100-continue``,
@@ -84,20 +84,40 @@ class FastPathProtocol(HttpToolsProtocol):
         self._watch(self.head_timeout, self._head_late)  # a connection that never sends a byte
 
     def data_received(self, data: bytes) -> None:
-        """uvicorn's; then the timer of what is still awaited, if anything (a request that
-        arrives whole in one read never arms one)."""
-        self._disarm()
+        """uvicorn's; then, for what is still awaited (if anything: a request that arrives whole
+        in one read needs nothing), its timer and the budget count of its body so far."""
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
         super().data_received(data)
+        if not (self._begun or self._hot is not None or self._body_due):
+            return
         if self.transport.is_closing():
             return
         if self._begun:
             self._watch(self.head_timeout, self._head_late)
-        elif self._hot is not None and self.body_timeout < self.gateway.guards.timeout:
-            self._watch(self.body_timeout, self._body_late)
         elif self._hot is not None:
-            self._watch(self.gateway.guards.timeout, self._deadline_passed)
-        elif self._body_due:
+            if not self._count_hot_body():
+                return
+            timeout = self.gateway.guards.timeout
+            if self.body_timeout < timeout:
+                self._watch(self.body_timeout, self._body_late)
+            else:
+                self._watch(timeout, self._deadline_passed)
+        else:
             self._watch(self.body_timeout, self._body_late)
+
+    def _count_hot_body(self) -> bool:
+        """Count the fast-path body received so far, unfinished at the end of a read, in the
+        buffer budget (a body that completes in the read it arrived in is answered before
+        anything else runs, so it is never held); False: refused, past the budget."""
+        size = sum(map(len, self._body)) - self._held
+        if not self.budget.take(size):
+            self._refuse(BuffersFullError(self.budget.limit))
+            return False
+        self._held += size
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -114,7 +134,7 @@ class FastPathProtocol(HttpToolsProtocol):
         self.expect_100_continue = False
         self.headers = []
         self._begun = True
-        self._since = self.loop.time()
+        self._since = 0.0  # this read's time, taken only if a timer is armed (:meth:`_watch`)
 
     def _begin_asgi(self) -> None:
         """The scope uvicorn's ``on_message_begin`` builds, around the head parsed so far."""
@@ -125,7 +145,7 @@ class FastPathProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._begun = False
-        self._since = self.loop.time()
+        self._since = 0.0  # as in on_message_begin
         parser = self.parser
         if (
             self.fast
@@ -150,15 +170,15 @@ class FastPathProtocol(HttpToolsProtocol):
         self._body_due = any(n in _BODY_HEADERS and v != b"0" for n, v in self.headers)
 
     def on_body(self, body: bytes) -> None:
+        if self._hot is not None:  # counted by :meth:`_count_hot_body` if unfinished
+            self._body.append(body)
+            return
         if self._discarding:
             return
         if not self.budget.take(len(body)):
             self._refuse(BuffersFullError(self.budget.limit))
             return
         self._held += len(body)
-        if self._hot is not None:
-            self._body.append(body)
-            return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -174,7 +194,8 @@ class FastPathProtocol(HttpToolsProtocol):
         gateway, started = self.gateway, self._started
         body, self._body = b"".join(self._body), []
         answer = gateway.answer(deployment, body, gateway.state.reasons, started)
-        self._release_body()
+        if self._held:
+            self._release_body()
         self._respond(answer)
         if answer.scored is not None:
             gateway.scored(answer.scored, started)
@@ -187,7 +208,10 @@ class FastPathProtocol(HttpToolsProtocol):
     # timeouts and refusals ----------------------------------------------------------------
 
     def _watch(self, seconds: float, expired: Callable[[], None]) -> None:
-        """Call ``expired`` ``seconds`` after :attr:`_since` (at once if that is past)."""
+        """Call ``expired`` ``seconds`` after :attr:`_since` (at once if that is past; from now
+        when it is unset: what is awaited began in this read)."""
+        if not self._since:
+            self._since = self.loop.time()
         self._timer = self.loop.call_at(self._since + seconds, expired)
 
     def _disarm(self) -> None:

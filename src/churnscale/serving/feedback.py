@@ -38,6 +38,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -79,6 +80,11 @@ class Feedback:
 
 FeedbackHook = Callable[[Feedback], None]
 
+#: ``LoggedPrediction`` from a tuple in C (its generated ``__new__`` is Python, ~4x dearer).
+_logged: Callable[[tuple[str, str, float, np.ndarray]], LoggedPrediction] = partial(
+    tuple.__new__, LoggedPrediction
+)
+
 
 class PredictionLog:
     """The latest predictions of the most recently scored customers, thread-safe and bounded
@@ -103,23 +109,34 @@ class PredictionLog:
 
     def record(
         self, customer_id: str, version: str, arm: str, probability: float, row: np.ndarray
-    ) -> None:
-        """Log one prediction (replacing the customer's earlier one from the same version/arm)."""
-        logged = LoggedPrediction(version, arm, probability, row.copy())
-        cost = row.nbytes + self.PREDICTION_BYTES
+    ) -> np.ndarray:
+        """Log one prediction (replacing the customer's earlier one from the same version/arm);
+        returns the copy of ``row`` it keeps (the drift window shares it)."""
+        kept = row.copy()
+        key = (version, arm)
+        cost = kept.nbytes + self.PREDICTION_BYTES
+        entries = self._entries
         with self._lock:
-            entry = self._entries.pop(customer_id, None)
+            entry = entries.pop(customer_id, None)
             if entry is None:
                 entry = {}
                 cost += sys.getsizeof(customer_id) + self.ENTRY_BYTES
-            replaced = entry.get((version, arm))
-            if replaced is not None:
-                cost -= replaced.row.nbytes + self.PREDICTION_BYTES
-            entry[(version, arm)] = logged
-            self._entries[customer_id] = entry
+            else:
+                replaced = entry.get(key)
+                if replaced is not None:
+                    cost -= replaced.row.nbytes + self.PREDICTION_BYTES
+            entry[key] = _logged((version, arm, probability, kept))
+            entries[customer_id] = entry
             self.bytes += cost
-            while len(self._entries) > self.capacity or self.bytes > self.max_bytes:
-                self.bytes -= self._cost(*self._entries.popitem(last=False))
+            if self.bytes > self.max_bytes or len(entries) > self.capacity:
+                self._evict()
+        return kept
+
+    def _evict(self) -> None:
+        """The least recently scored customers leave until both bounds hold (lock held)."""
+        entries = self._entries
+        while len(entries) > self.capacity or self.bytes > self.max_bytes:
+            self.bytes -= self._cost(*entries.popitem(last=False))
 
     def take(self, customer_id: str) -> list[LoggedPrediction]:
         """Remove and return every logged prediction of ``customer_id``."""
@@ -130,8 +147,15 @@ class PredictionLog:
         return list(entry.values()) if entry else []
 
     def _cost(self, customer_id: str, entry: dict[tuple[str, str], LoggedPrediction]) -> int:
-        rows = sum(p.row.nbytes + self.PREDICTION_BYTES for p in entry.values())
-        return sys.getsizeof(customer_id) + self.ENTRY_BYTES + rows
+        rows = 0
+        for prediction in entry.values():
+            rows += prediction.row.nbytes
+        return (
+            sys.getsizeof(customer_id)
+            + self.ENTRY_BYTES
+            + rows
+            + len(entry) * self.PREDICTION_BYTES
+        )
 
 
 class LiveQuality:

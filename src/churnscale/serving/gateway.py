@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import orjson
@@ -117,6 +118,13 @@ class Answer(NamedTuple):
     arm: str
     headers: list[tuple[bytes, bytes]]
     scored: Scored | None
+
+
+#: :class:`Scored` and :class:`Answer` from a tuple in C, on the hot path (a NamedTuple's
+#: generated ``__new__`` is Python and costs several times more).
+_scored: Callable[[tuple[Any, ...]], Scored] = partial(tuple.__new__, Scored)
+_answer: Callable[[tuple[Any, ...]], Answer] = partial(tuple.__new__, Answer)
+_NO_HEADERS: list[tuple[bytes, bytes]] = []  # a 200's extra headers: none (never mutated)
 
 
 class Guards:
@@ -227,11 +235,13 @@ class Gateway:
 
     def admits_now(self, headers: list[tuple[bytes, bytes]], head_bytes: int) -> Deployment | None:
         """The deployment when a ``POST /v1/predict`` with these headers may be answered at once
-        without awaiting anything; None leaves it to :meth:`predict`, which answers refusals
-        (401/403/413/415/431/503) and waits where it must (a full queue, a streamed body)."""
+        without awaiting anything (the caller then takes an admission slot with
+        :meth:`AdmissionController.hold`, which may still refuse); None leaves it to
+        :meth:`predict`, which answers refusals (401/403/413/415/431/503) and waits where it
+        must (a full queue, a streamed body)."""
         guards, state = self.guards, self.state
         deployment = state.deployment
-        if deployment is None or guards.delay or not guards.admission.has_room():
+        if deployment is None or guards.delay:
             return None
         size, length, kind = head_bytes, b"", b""
         for name, value in headers:  # one pass: head size, Content-Length, Content-Type
@@ -259,7 +269,7 @@ class Gateway:
         except Exception as exc:
             return self.refused(exc, started)
         arm = scored.arm
-        return Answer(200, scored.payload, arm.version, arm.name, [], scored)
+        return _answer((200, scored.payload, arm.version, arm.name, _NO_HEADERS, scored))
 
     def score(self, deployment: Deployment, body: bytes, reasons: bool) -> Scored:
         """Validate one customer's JSON body and answer it on the arm it routes to; a model or
@@ -272,7 +282,7 @@ class Gateway:
             raise
         except ChurnscaleError as exc:
             raise InvalidInputError(str(exc), field=exc.field) from None
-        return Scored(x, arm, answer, orjson.dumps(answer), deployment)
+        return _scored((x, arm, answer, orjson.dumps(answer), deployment))
 
     def scored(self, scored: Scored, started: float) -> None:
         """Count an answered prediction (buffered: :class:`PredictionTally`) and hand it to

@@ -80,7 +80,10 @@ class AdmissionController:
     def release(self, seconds: float) -> None:
         """Give back a slot taken by :meth:`hold`, after a request of ``seconds``."""
         self._latencies.append(seconds)
-        self._give_back()
+        if self._waiters:
+            self._give_back()
+        else:
+            self.in_flight -= 1
 
     def _give_back(self) -> None:
         """A slot is given back: to the first request still waiting, else it is free."""

@@ -41,12 +41,16 @@ class NoReferenceError(RequestError):
 
 
 class LiveWindow:
-    """The last ``capacity`` encoded rows and their probabilities (thread-safe ring buffer)."""
+    """The last ``capacity`` encoded rows and their probabilities (thread-safe ring buffer).
+
+    Rows are kept as the arrays given (one row each, owned by the window: the prediction log's
+    copy is shared with it), so adding one costs a list slot, not a copy into a matrix."""
 
     def __init__(self, capacity: int, width: int) -> None:
         self.capacity = capacity
-        self._rows = np.full((capacity, width), np.nan)
-        self._scores = np.full(capacity, np.nan)
+        self.width = width
+        self._rows: list[np.ndarray | None] = [None] * capacity
+        self._scores: list[float] = [0.0] * capacity
         self._next = 0
         self._filled = 0
         self._lock = threading.Lock()
@@ -56,26 +60,39 @@ class LiveWindow:
 
     def add(self, matrix: np.ndarray, probabilities: np.ndarray) -> None:
         """Append rows (the oldest are overwritten once the window is full)."""
-        matrix, probabilities = matrix[-self.capacity :], probabilities[-self.capacity :]
+        kept = np.array(matrix[-self.capacity :], dtype=np.float64)  # rows of one owned copy
+        scores = np.asarray(probabilities[-self.capacity :], dtype=np.float64).tolist()
         with self._lock:
-            positions = (self._next + np.arange(matrix.shape[0])) % self.capacity
-            self._rows[positions] = matrix
-            self._scores[positions] = probabilities
-            self._next = int((self._next + matrix.shape[0]) % self.capacity)
-            self._filled = min(self._filled + matrix.shape[0], self.capacity)
+            for row, score in zip(kept, scores, strict=True):
+                self._put(row, score)
 
     def add_one(self, row: np.ndarray, probability: float) -> None:
-        """Append one row (the hot path: no array allocation)."""
-        with self._lock:
-            self._rows[self._next] = row
-            self._scores[self._next] = probability
-            self._next = (self._next + 1) % self.capacity
-            self._filled = min(self._filled + 1, self.capacity)
+        """Append one row, kept as given: the caller no longer writes it (the hot path)."""
+        with self._lock:  # _put, inlined
+            at = self._next
+            self._rows[at] = row
+            self._scores[at] = probability
+            self._next = at + 1 if at + 1 < self.capacity else 0
+            if self._filled < self.capacity:
+                self._filled += 1
+
+    def _put(self, row: np.ndarray, score: float) -> None:
+        at = self._next
+        self._rows[at] = row
+        self._scores[at] = score
+        self._next = at + 1 if at + 1 < self.capacity else 0
+        if self._filled < self.capacity:
+            self._filled += 1
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the rows and probabilities held now (order does not matter for drift)."""
         with self._lock:
-            return self._rows[: self._filled].copy(), self._scores[: self._filled].copy()
+            filled = self._filled
+            rows = self._rows[:filled]
+            scores = self._scores[:filled]
+        if not filled:
+            return np.empty((0, self.width)), np.empty(0)
+        return np.stack(rows), np.array(scores, dtype=np.float64)  # type: ignore[arg-type]
 
 
 class ModelMonitor:
@@ -139,10 +156,15 @@ class MonitorObserver:
 
     def observe_one(self, customer_id: str | None, row: np.ndarray, probability: float) -> None:
         """Record one answered customer."""
-        if self.window is not None:
-            self.window.add_one(row, probability)
+        window = self.window
         if customer_id is not None:
-            self.monitor.feedback.log.record(customer_id, self.version, self.arm, probability, row)
+            kept = self.monitor.feedback.log.record(
+                customer_id, self.version, self.arm, probability, row
+            )
+            if window is not None:
+                window.add_one(kept, probability)  # the log's copy, shared
+        elif window is not None:
+            window.add_one(row.copy(), probability)
 
     def observe_many(
         self, ids: Sequence[Any], matrix: np.ndarray, probabilities: np.ndarray

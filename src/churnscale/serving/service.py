@@ -75,6 +75,8 @@ class PredictionService:
                 model, kind=settings.predictor, cache=settings.compiled_cache
             )
         self.version = model_version(model)
+        #: Outputs beside the probability (a survival model's curve), answered by name.
+        self._curves = len(model.outputs) > 1
         self.encode = model.preprocessor.encode_one
         self._values = model.preprocessor.values_one
         #: The row every single prediction is encoded into (one thread, the event loop, calls
@@ -113,7 +115,7 @@ class PredictionService:
         }
         if decided:  # an uplift model: its uplift, P(outcome | treated) and the action
             out.update(decided)
-        elif len(self.model.outputs) > 1:  # a survival model's curve, by name
+        elif self._curves:  # a survival model's curve, by name
             outputs = self.model.outputs_of_matrix(row.reshape(1, -1))
             out["outputs"] = {n: float(outputs[n][0]) for n in self.model.outputs[1:]}
         if value is not None:
