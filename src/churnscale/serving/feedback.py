@@ -47,7 +47,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
 
 from churnscale.evaluation.calibration import calibration_bins, expected_calibration_error
 from churnscale.serving.decoded import check_json
@@ -281,7 +281,12 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: PydanticId
-    churned: Annotated[bool, BeforeValidator(_label)]
+    churned: Annotated[
+        bool,
+        BeforeValidator(_label),
+        # documented as accepted: true/false or 1/0 (R01 generated 1 as a "violation")
+        WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]}),
+    ]
     observed_at: Annotated[datetime, BeforeValidator(_date_time)]
 
 
