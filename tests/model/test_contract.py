@@ -92,6 +92,16 @@ def test_a_bundle_loads_as_the_same_kind(
     assert loaded.reference.to_dict() == model.reference.to_dict()
 
 
+def test_save_and_load_take_a_string_path(
+    model: ChurnModel, customers: pa.Table, tmp_path: Path
+) -> None:
+    # the Python API's users pass strings as often as Paths
+    path = model.save(str(tmp_path / "bundle"))
+    assert path == tmp_path / "bundle"
+    loaded = type(model).load(str(path))
+    np.testing.assert_array_equal(loaded.predict_proba(customers), model.predict_proba(customers))
+
+
 def test_a_bundle_is_never_overwritten(model: ChurnModel, tmp_path: Path) -> None:
     path = model.save(tmp_path / "bundle")
     with pytest.raises(IntegrityError, match="already exists"):

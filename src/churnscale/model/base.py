@@ -8,6 +8,7 @@ metadata, the drift reference, saving and verified loading) is here once.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -82,10 +83,10 @@ class ModelBase(ABC):
         return float(self.predict_matrix(self.preprocessor.encode_one(x).reshape(1, -1))[0])
 
     # ---- bundle ---------------------------------------------------------------------------
-    def save(self, path: Path) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Publish the model as a bundle directory at ``path`` (atomic; never overwrites)."""
         return write_bundle(
-            path,
+            Path(path),
             preprocessor=self.preprocessor,
             metadata={**self.metadata, "environment": environment(), **self._saved_extra()},
             reference=self.reference,
@@ -93,8 +94,10 @@ class ModelBase(ABC):
         )
 
     @classmethod
-    def load(cls, path: Path) -> Self:
-        """Load a bundle after verifying every file against its manifest."""
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Load a bundle after verifying every file against its manifest (a ``str`` or a
+        ``Path``)."""
+        path = Path(path)
         bundle = verify_bundle(path, model_files=cls.model_files, model_type=cls.model_type)
         unreadable: tuple[type[Exception], ...] = (
             ValueError,
