@@ -113,47 +113,45 @@ def run_memory(dataset: Path) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def breakdown(dataset: Path) -> None:
-    """Where local training's memory goes: RSS growth (MiB) after each stage, 3 rounds."""
+    """Where local training's memory goes: RSS growth (MiB) after each stage of
+    ``train_local``'s own steps, and the peak RSS (GiB) so far at each, 3 rounds."""
     import resource
 
     import lightgbm as lgb
-    import pyarrow as pa
 
     from churnscale.data.store import load_info
     from churnscale.training import local
-    from churnscale.training.plan import TRAIN, VALID, SplitSpec, plan_split
+    from churnscale.training.plan import SplitSpec, plan_split
+    from churnscale.training.sequence import bin_sample_indices, fit_with_bin_sample
 
-    stages: dict[str, float] = {}
+    stages: dict[str, tuple[float, float]] = {}
     last = [psutil.Process().memory_info().rss]
 
     def mark(name: str) -> None:
         now = psutil.Process().memory_info().rss
-        stages[name] = round((now - last[0]) / 2**20, 1)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        stages[name] = (round((now - last[0]) / 2**20, 1), round(peak / 2**30, 3))
         last[0] = now
 
     schema, _ = load_info(dataset)
-    plan = plan_split(dataset, schema, SplitSpec(), early_stop_fraction=local.EARLY_STOP_FRACTION)
-    mark("split plan (sides + labels)")
-    pre = local.fit_preprocessor(plan, schema)
-    pa.default_memory_pool().release_unused()
-    mark("preprocessor (Arrow pool released)")
+    split = SplitSpec(seed=PARAMS.seed)
+    plan = plan_split(dataset, schema, split, early_stop_fraction=local.EARLY_STOP_FRACTION)
+    mark("split plan (side + label, 1 byte a row)")
     params = PARAMS.lightgbm_params()
-    data_params = {k: params[k] for k in ("max_bin", "force_col_wise", "verbosity", "seed")}
-    train = local._dataset(plan, TRAIN, pre, data_params, init_model=None).construct()
-    mark("binned train set")
-    valid = local._dataset(plan, VALID, pre, data_params, init_model=None, reference=train)
-    valid.construct()
-    mark("binned valid set")
+    binning = local.data_params(params)
+    indices = bin_sample_indices(plan.count(local.TRAIN), binning)
+    pre, sample = fit_with_bin_sample(plan, schema, indices)
+    mark("preprocessor fitted, bin sample kept")
+    train, valid = local.binned_sides(plan, pre, binning, init_model=None, sample=sample)
+    mark("train and valid binned, labels and sample freed")
     booster = lgb.Booster(params=params, train_set=train)
     booster.add_valid(valid, "valid")
-    local._release_labels(plan, train, valid)
-    mark("booster, labels released")
+    mark("booster")
     for _ in range(3):
         booster.update()
     mark("training state (3 rounds)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    rows = int(sum(g.sides.size for g in plan.groups))
-    print(json.dumps({"rows": rows, "stages_mib": stages, "peak_gib": peak / 2**30}))
+    rows = int(sum(g.packed.size for g in plan.groups))
+    print(json.dumps({"rows": rows, "stages_mib_and_peak_gib": stages}))
 
 
 def child(kind: str, dataset: Path) -> None:

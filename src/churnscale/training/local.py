@@ -39,6 +39,7 @@ from churnscale.training.sequence import (
     bin_sample_indices,
     fit_with_bin_sample,
     iter_side_tables,
+    release_unused_memory,
 )
 
 ClassWeight = Literal["none", "balanced"]
@@ -192,17 +193,35 @@ def _booster(
     lgb_params = params.lightgbm_params(constraints)
     binning = data_params(lgb_params)
     try:
-        train = side_dataset(plan, TRAIN, pre, binning, init_model=init_model, sample=sample)
-        valid = side_dataset(plan, VALID, pre, binning, init_model=init_model, reference=train)
+        train, valid = binned_sides(plan, pre, binning, init_model=init_model, sample=sample)
         booster = lgb.Booster(params=lgb_params, train_set=train)
         if init_model is not None:  # continued training: the old trees, then the new ones
             _safe_call(_LIB.LGBM_BoosterMerge(booster._handle, init_model._handle))
         booster.add_valid(valid, "valid")
-        _release_labels(plan, train, valid)
         offset = init_model.current_iteration() if init_model is not None else 0
         return _scoring_booster(_boost(booster, params, offset=offset, on_round=on_round))
     except lgb.basic.LightGBMError as exc:
         raise TrainingError(f"LightGBM failed: {exc}") from exc
+
+
+def binned_sides(
+    plan: SplitPlan,
+    pre: Preprocessor,
+    binning: dict[str, Any],
+    *,
+    init_model: lgb.Booster | None,
+    sample: BinSample | None = None,
+) -> tuple[lgb.Dataset, lgb.Dataset]:
+    """TRAIN and VALID binned by LightGBM, before any booster exists: the row groups in flight
+    while binning, the bin sample and the labels are freed, and Arrow's and the C heap's
+    cached pages handed back, before LightGBM allocates its training state."""
+    train = side_dataset(plan, TRAIN, pre, binning, init_model=init_model, sample=sample)
+    train.construct()
+    valid = side_dataset(plan, VALID, pre, binning, init_model=init_model, reference=train)
+    valid.construct()
+    _release_labels(plan, train, valid)
+    release_unused_memory()
+    return train, valid
 
 
 def _scoring_booster(booster: lgb.Booster) -> lgb.Booster:

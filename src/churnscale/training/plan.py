@@ -117,19 +117,54 @@ class Exclusion:
         return holdout_mask(keys, fraction=self.fraction, seed=self.seed)
 
 
+#: A row's packed plan byte: its side in bits 0-1, its label (0/1) in bit 2.
+SIDE_BITS, LABEL_SHIFT = 0b11, 2
+
+
 @dataclass
 class RowGroup:
-    """One Parquet row group: the side and the label (0/1) of each of its rows."""
+    """One Parquet row group: the side and the label (0/1) of each of its rows, packed in one
+    byte a row (``packed``: side in bits 0-1, label in bit 2)."""
 
     file: Path
     index: int
-    sides: np.ndarray
-    labels: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int8))
+    packed: np.ndarray
+
+    @classmethod
+    def of(cls, file: Path, index: int, sides: np.ndarray, labels: np.ndarray) -> RowGroup:
+        """A row group from its rows' sides (TRAIN..UNUSED) and labels (0 or 1)."""
+        return cls(file, index, pack(sides, labels))
+
+    @property
+    def sides(self) -> np.ndarray:
+        """Each row's side (int8)."""
+        return (self.packed & SIDE_BITS).astype(np.int8)
+
+    @sides.setter
+    def sides(self, sides: np.ndarray) -> None:
+        self.packed = pack(sides, self.labels)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Each row's label (int8, 0 or 1)."""
+        return (self.packed >> LABEL_SHIFT).astype(np.int8)
+
+    def on(self, side: int) -> np.ndarray:
+        """True for the rows on ``side``."""
+        mask: np.ndarray = (self.packed & SIDE_BITS) == side
+        return mask
+
+
+def pack(sides: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """One byte a row: ``side | label << 2``."""
+    packed = np.asarray(labels, dtype=np.uint8) << LABEL_SHIFT
+    packed |= np.asarray(sides, dtype=np.uint8) & SIDE_BITS
+    return packed
 
 
 class SideLabels:
     """The labels of each side in storage order, as float32 (what LightGBM keeps), built
-    from the row groups when asked: the plan holds one byte a row for them, not four."""
+    from the row groups when asked: the plan holds one byte a row for side and label."""
 
     def __init__(self, groups: list[RowGroup]) -> None:
         self._groups = groups
@@ -138,7 +173,7 @@ class SideLabels:
     def __getitem__(self, side: int) -> np.ndarray:
         if side in self._given:
             return self._given[side]
-        parts = [g.labels[g.sides == side] for g in self._groups]
+        parts = [g.packed[g.on(side)] >> LABEL_SHIFT for g in self._groups]
         labels = np.empty(sum(len(p) for p in parts), dtype=np.float32)
         at = 0
         for part in parts:
@@ -163,7 +198,7 @@ class SplitPlan:
 
     def count(self, side: int) -> int:
         """Rows on ``side``."""
-        return int(sum(int((g.sides == side).sum()) for g in self.groups))
+        return int(sum(int(np.count_nonzero(g.on(side))) for g in self.groups))
 
 
 def row_keys(batch: pa.RecordBatch, schema: Schema, offset: int) -> pa.Array:
@@ -291,7 +326,12 @@ def plan_split(
             if exclude is not None:
                 sides[exclude.mask(keys)] = LEFT_OUT
             y = np.asarray(batch.column(schema.target).to_numpy(), dtype=np.int8)
-            groups.append(RowGroup(dataset / name, index, sides, y))
+            if y.size and (y.min() < 0 or y.max() > 1):  # one bit of the packed plan byte
+                raise SchemaError(
+                    f"the target must be 0 or 1, found {sorted(set(y.tolist()))}",
+                    column=schema.target,
+                )
+            groups.append(RowGroup.of(dataset / name, index, sides, y))
     return SplitPlan(groups)
 
 

@@ -75,10 +75,10 @@ class SideSequence(lgb.Sequence):  # type: ignore[misc]
     """One side of a :class:`SplitPlan` as encoded rows, read one row group at a time."""
 
     def __init__(self, plan: SplitPlan, side: int, preprocessor: Preprocessor) -> None:
-        self.groups = [g for g in plan.groups if (g.sides == side).any()]
+        self.groups = [g for g in plan.groups if g.on(side).any()]
         self.side = side
         self.preprocessor = preprocessor
-        counts = [int((g.sides == side).sum()) for g in self.groups]
+        counts = [int(np.count_nonzero(g.on(side))) for g in self.groups]
         self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.batch_size = max(counts) if counts else 1
         self.columns = [c.name for c in preprocessor.schema.features]
@@ -97,7 +97,7 @@ class SideSequence(lgb.Sequence):  # type: ignore[misc]
             return self._cached[1]
         group = self.groups[position]
         table = pq.ParquetFile(group.file).read_row_group(group.index, columns=self.columns)
-        mask = group.sides == self.side
+        mask = group.on(self.side)
         if not mask.all():  # encode this side's rows only (a tenth of them for early stopping)
             table = table.filter(pa.array(mask))
         matrix: np.ndarray = self.preprocessor.transform(table)
@@ -122,16 +122,18 @@ class SideSequence(lgb.Sequence):  # type: ignore[misc]
         for position, group in enumerate(self.groups):
             inside = wanted[cuts[position] : cuts[position + 1]] - self.starts[position]
             if inside.size:
-                rows = np.flatnonzero(group.sides == self.side)[inside]
+                rows = np.flatnonzero(group.on(self.side))[inside]
                 file = pq.ParquetFile(group.file)
                 table = file.read_row_group(group.index, columns=self.columns)
                 parts.append(self.preprocessor.transform(table.take(pa.array(rows))))
         self.use_sample(BinSample(wanted, np.concatenate(parts) if parts else None))
 
     def use_sample(self, sample: BinSample) -> None:
-        """Serve ``sample``'s rows (encoded already) when LightGBM asks for them in order."""
+        """Serve ``sample``'s rows (encoded already) when LightGBM asks for them in order.
+        The sequence takes the rows (``sample.rows`` becomes None), so they are freed as soon
+        as LightGBM has taken the last of them, whoever still holds ``sample``."""
         self._sample, self._sample_at = sample.indices.tolist(), 0
-        self._sample_rows = sample.rows
+        self._sample_rows, sample.rows = sample.rows, None
 
     def __getitem__(self, index: int | slice | list[int]) -> np.ndarray:
         if not isinstance(index, slice | list):
@@ -179,7 +181,7 @@ class SideSequence(lgb.Sequence):  # type: ignore[misc]
 def iter_side_tables(plan: SplitPlan, side: int, columns: list[str]) -> Iterator[pa.Table]:
     """Raw ``columns`` of the rows on ``side``, one row group at a time."""
     for group in plan.groups:
-        mask = group.sides == side
+        mask = group.on(side)
         if mask.any():
             table = pq.ParquetFile(group.file).read_row_group(group.index, columns=columns)
             yield table.filter(pa.array(mask))
