@@ -157,10 +157,6 @@ class PredictionService:
             for r in self.model.explain_one(x)
         ]
 
-    def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Probabilities of validated customers."""
-        return self.outputs_of_rows(rows)[CHURN_PROBABILITY]
-
     def outputs_of_rows(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         """Every output (:meth:`outputs_of`) of validated customers (the JSON batch and
         protocol paths)."""
@@ -188,11 +184,6 @@ class PredictionService:
         if field is None:
             return None
         return [value_of(x, field, row=i) for i, x in enumerate(rows)]
-
-    def predict_table(self, table: pa.Table, *, source: str) -> tuple[np.ndarray, list[Any]]:
-        """Probabilities and ids of a raw table (CSV or Arrow); any bad row is a 422."""
-        outputs, ids, _ = self.score_table(table, source=source)
-        return outputs[CHURN_PROBABILITY], ids
 
     def score_table(
         self, table: pa.Table, *, source: str
