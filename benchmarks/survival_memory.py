@@ -72,6 +72,7 @@ def main() -> None:
                 [*command, "--rounds", str(args.rounds)], check=True, capture_output=True, text=True
             )
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # each side as it ends
     ratio = results[1]["peak_rss_mib"] / results[0]["peak_rss_mib"]
     load = os.getloadavg()[0]
     summary = {"rows": args.rows, "rounds": args.rounds, "load_1min": load, "results": results}

@@ -282,8 +282,8 @@ def _add_v1_routes(api: FastAPI) -> None:
         if kind not in BATCH_TYPES:
             raise UnsupportedMediaTypeError(kind, accepted=BATCH_TYPES)
         body = await request.body()
-        probabilities, ids, values = await asyncio.to_thread(_predict_batch, service, body, kind)
-        predictions = batch_answers(ids, probabilities, values)
+        outputs, ids, values = await asyncio.to_thread(_predict_batch, service, body, kind)
+        predictions = batch_answers(ids, outputs, values)
         return {"model_version": service.version, "predictions": predictions}
 
     @api.post(
@@ -349,14 +349,14 @@ def _validated(kind: type[Validated], body: bytes, request: Request) -> Validate
 
 def _predict_batch(
     service: PredictionService, body: bytes, kind: str
-) -> tuple[np.ndarray, list[Any], list[float | None] | None]:
+) -> tuple[dict[str, np.ndarray], list[Any], list[float | None] | None]:
     limit = service.settings.max_decoded_bytes
     if kind == JSON:
         check_json(body, limit)
         rows = service.decoder.decode_many(body)
         ids = [r.get(service.id) for r in rows] if service.id else [None] * len(rows)
         values = service.row_values(rows)
-        return service.predict_rows(rows), ids, values
+        return service.outputs_of_rows(rows), ids, values
     table = read_table(body, kind, max_decoded=limit)
     return service.score_table(table, source=f"request body ({kind})")
 

@@ -7,10 +7,11 @@ both) and under the same guards: the predict API keys (``authorization: Bearer <
 ``x-api-key`` metadata; liveness and readiness are open), admission control and the request
 deadline for ModelInfer. Other RPCs answer UNIMPLEMENTED. Input tensors come as typed
 ``contents`` or as ``raw_input_contents`` (what tritonclient sends), read by
-:mod:`~churnscale.serving.v2_tensors` exactly as the HTTP routes read them; the probabilities go
-back as one FP64 ``raw_output_contents`` (``value`` and ``expected_loss`` as two more when the
-request carries the value field's tensor). Calls are counted in the service's metrics under
-their gRPC method path, with the HTTP status their outcome maps to.
+:mod:`~churnscale.serving.v2_tensors` exactly as the HTTP routes read them; each output (the
+probabilities, a survival model's curve; ``value`` and the expected losses when the request
+carries the value field's tensor) goes back as one FP64 ``raw_output_contents``. Calls are
+counted in the service's metrics under their gRPC method path, with the HTTP status their
+outcome maps to.
 
 The messages are the ones tritonclient ships compiled (``tritonclient.grpc.service_pb2``):
 install the ``grpc`` extra (``pip install 'churnscale[grpc]'``).
@@ -208,8 +209,8 @@ class InferenceServicer:
         tensors = request_tensors(request, max_rows=service.settings.max_batch_rows)
         names = output_names(service, [o.name for o in request.outputs], tensors)
         rows = customer_rows(service, tensors)
-        probabilities = await score_rows(service, rows)
-        columns = output_columns(service, names, rows, probabilities)
+        outputs = await score_rows(service, rows)
+        columns = output_columns(service, names, rows, outputs)
         answer = self.pb2.ModelInferResponse(
             model_name=request.model_name, model_version=service.version, id=request.id
         )

@@ -20,12 +20,14 @@ import numpy as np
 import pyarrow as pa
 
 from churnscale.data.schema import ColumnSpec, Role, Schema
+from churnscale.model.contract import CHURN_PROBABILITY as PROBABILITY
 from churnscale.serving.errors import InvalidInputError
 from churnscale.value.risk import (
     EXPECTED_LOSS,
     VALUE,
     bad_value,
     checked_value,
+    expected_losses,
     first_bad,
     loss_name,
 )
@@ -65,32 +67,53 @@ def add_losses(out: dict[str, Any], value: float) -> None:
 
 
 def batch_answers(
-    ids: Sequence[Any], probabilities: np.ndarray, values: Sequence[float | None] | None
+    ids: Sequence[Any],
+    outputs: Mapping[str, np.ndarray],
+    values: Sequence[float | None] | None,
 ) -> list[dict[str, Any]]:
-    """A batch answer's predictions, with value and expected loss where a row has a value."""
+    """A batch answer's predictions: each row as ``POST /v1/predict`` answers it (a survival
+    model's other outputs under ``outputs``), with value and expected losses where a row has a
+    value."""
     answers = [
         {"customer_id": None if i is None else str(i), "churn_probability": p}
-        for i, p in zip(ids, probabilities.tolist(), strict=True)
+        for i, p in zip(ids, outputs[PROBABILITY].tolist(), strict=True)
     ]
+    curves = [name for name in outputs if name != PROBABILITY]
+    if curves:
+        columns = zip(*(outputs[name].tolist() for name in curves), strict=True)
+        for answer, row in zip(answers, columns, strict=True):
+            answer["outputs"] = dict(zip(curves, row, strict=True))
     if values is not None:
         for answer, value in zip(answers, values, strict=True):
             if value is not None:
-                answer[VALUE] = value
-                answer[EXPECTED_LOSS] = answer["churn_probability"] * value
+                add_losses(answer, value)
     return answers
 
 
-def value_lists(
-    probabilities: np.ndarray, values: Sequence[float | None] | None
-) -> dict[str, list[float | None]]:
-    """``value`` and ``expected_loss`` lists beside a list of probabilities (None where a row
-    has no value); empty when no row has one, so the answer stays as it was."""
+def output_lists(
+    outputs: Mapping[str, np.ndarray], values: Sequence[float | None] | None
+) -> dict[str, Any]:
+    """A SageMaker / MLflow answer: ``predictions``, a survival model's other outputs as lists
+    under ``outputs``, and ``value`` and expected-loss lists (None where a row has no value)
+    when some row has one; a binary model's answer without values is ``predictions`` alone."""
+    answer: dict[str, Any] = {"predictions": outputs[PROBABILITY].tolist()}
+    curves = {name: column.tolist() for name, column in outputs.items() if name != PROBABILITY}
+    if curves:
+        answer["outputs"] = curves
     if values is None or all(v is None for v in values):
-        return {}
-    losses = [
-        None if v is None else p * v for p, v in zip(probabilities.tolist(), values, strict=True)
-    ]
-    return {VALUE: list(values), EXPECTED_LOSS: losses}
+        return answer
+    value = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    losses = {name: _nulls(loss) for name, loss in expected_losses(outputs, value).items()}
+    answer[VALUE] = list(values)
+    answer[EXPECTED_LOSS] = losses.pop(EXPECTED_LOSS)
+    if losses:
+        answer["outputs"].update(losses)
+    return answer
+
+
+def _nulls(column: np.ndarray) -> list[float | None]:
+    """A column as JSON values, NaN (a missing value) as None."""
+    return [None if v != v else v for v in column.tolist()]
 
 
 def with_value_column(schema: Schema, field: str | None, names: Sequence[str]) -> Schema:

@@ -4,15 +4,18 @@
   ``/v2/health/ready``, ``/v2/models/{name}``, ``/v2/models/{name}/ready``,
   ``POST /v2/models/{name}/infer``. One input tensor per feature column (FP64 numerics, BOOL
   booleans, BYTES categories and dates), ``shape`` ``[n]`` or ``[n, 1]``; the output tensor is
-  ``churn_probability`` (FP64), with ``value`` and ``expected_loss`` when the request carries
-  the value field's tensor. JSON tensors or Triton's binary data extension
-  (:mod:`~churnscale.serving.v2_binary`); a missing value is ``null``, ``NaN`` or an empty
-  BYTES element (:mod:`~churnscale.serving.v2_tensors`).
+  ``churn_probability`` (FP64), then a survival model's other outputs (``survival_H``,
+  ``churn_within_H``, ``restricted_mean_H``), with ``value`` and ``expected_loss`` (and
+  ``expected_loss_H``) when the request carries the value field's tensor. JSON tensors or
+  Triton's binary data extension (:mod:`~churnscale.serving.v2_binary`); a missing value is
+  ``null``, ``NaN`` or an empty BYTES element (:mod:`~churnscale.serving.v2_tensors`).
 - **SageMaker** container contract: ``GET /ping``, ``POST /invocations``.
 - **MLflow scoring** on ``/invocations``: ``dataframe_split``, ``dataframe_records`` (and
   ``instances`` / ``inputs`` as lists of records), or a ``text/csv`` body; the answer is
-  ``{"predictions": [...]}``, plus ``value`` and ``expected_loss`` lists (null where a row has
-  none) when some row carries a value (a record's value field, a CSV column of that name).
+  ``{"predictions": [...]}``; a survival model adds ``outputs``, a list per other output by
+  name; ``value`` and ``expected_loss`` lists (null where a row has none; ``expected_loss_H``
+  under ``outputs``) come when some row carries a value (a record's value field, a CSV column
+  of that name).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from churnscale.serving.bodies import CSV, JSON, read_table
 from churnscale.serving.decoded import check_json
 from churnscale.serving.errors import InvalidInputError, UnsupportedMediaTypeError
 from churnscale.serving.gateway import ServiceState
-from churnscale.serving.losses import value_lists
+from churnscale.serving.losses import output_lists
 from churnscale.serving.schemas import (
     ErrorMessage,
     Predictions,
@@ -140,8 +143,8 @@ async def v2_infer(name: NameParam, request: Request, service: ServiceDep) -> An
     names = output_names(service, [o.name for o in infer.outputs or []], tensors)
     binary = wants_binary(infer)
     rows = customer_rows(service, tensors)
-    probabilities = await score_rows(service, rows)
-    columns = output_columns(service, names, rows, probabilities)
+    outputs = await score_rows(service, rows)
+    columns = output_columns(service, names, rows, outputs)
     if binary:
         body, size = binary_answer(infer, name=name, version=service.version, columns=columns)
         return Response(body, media_type=BINARY, headers={HEADER_LENGTH: str(size)})
@@ -191,16 +194,16 @@ async def invocations(request: Request, service: ServiceDep) -> dict[str, Any]:
     body = await request.body()
     if kind == CSV:
         table = read_table(body, CSV, max_decoded=service.settings.max_decoded_bytes)
-        probabilities, _, values = await asyncio.to_thread(
+        outputs, _, values = await asyncio.to_thread(
             service.score_table, table, source="request body (text/csv)"
         )
     elif kind == JSON:
         rows = _mlflow_rows(service, body)
-        probabilities = await asyncio.to_thread(service.predict_rows, rows)
+        outputs = await asyncio.to_thread(service.outputs_of_rows, rows)
         values = service.row_values(rows)
     else:
         raise UnsupportedMediaTypeError(kind, accepted=(JSON, CSV))
-    return {"predictions": probabilities.tolist(), **value_lists(probabilities, values)}
+    return output_lists(outputs, values)
 
 
 def _mlflow_rows(service: PredictionService, body: bytes) -> list[dict[str, Any]]:

@@ -68,6 +68,11 @@ class BatchPrediction(BaseModel):
 
     customer_id: str | None
     churn_probability: float = Field(ge=0.0, le=1.0)
+    outputs: dict[str, float] | None = Field(
+        default=None,
+        description="A survival model's other outputs, as POST /v1/predict answers them "
+        "(expected_loss_H too when the row has a value).",
+    )
     value: float | None = Field(default=None, ge=0.0, description="The row's value, if given.")
     expected_loss: float | None = Field(
         default=None, ge=0.0, description="churn_probability × value, when the row has a value."
@@ -116,6 +121,11 @@ class Predictions(BaseModel):
     """MLflow / SageMaker scoring answer."""
 
     predictions: list[float]
+    outputs: dict[str, list[float | None]] | None = Field(
+        default=None,
+        description="A survival model's other outputs, a list per name (survival_H, "
+        "churn_within_H, restricted_mean_H; expected_loss_H when some row had a value).",
+    )
     value: list[float | None] | None = Field(
         default=None, description="Each row's value (null: none), when some row had one."
     )

@@ -7,6 +7,7 @@ protocol adapter calls it, so they cannot disagree with each other or with batch
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -14,6 +15,8 @@ import pyarrow as pa
 
 from churnscale.config import Settings
 from churnscale.data.conform import conform
+from churnscale.data.schema import DURATION_KEY
+from churnscale.model.contract import CHURN_PROBABILITY
 from churnscale.model.decisions import UpliftDecisions, UpliftPolicy
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.loading import model_version
@@ -50,6 +53,13 @@ class PredictionService:
         self.model = model
         self.settings = settings
         self.schema = model.preprocessor.schema
+        #: The columns a CSV or Arrow batch must carry: the schema less its target and a
+        #: survival model's duration column (labels, not inputs).
+        duration = self.schema.metadata.get(DURATION_KEY)
+        received = self.schema.without_target()
+        self._received = replace(
+            received, columns=tuple(c for c in received.columns if c.name != duration)
+        )
         spec = feature_spec_of(model)  # point-in-time model: customers may come as events
         #: The request field with the customer's value (None: off); see serving.losses.
         self.value_field = value_field_of(
@@ -75,8 +85,9 @@ class PredictionService:
                 model, kind=settings.predictor, cache=settings.compiled_cache
             )
         self.version = model_version(model)
-        #: Outputs beside the probability (a survival model's curve), answered by name.
-        self._curves = len(model.outputs) > 1
+        #: The model's outputs beside the probability (a survival model's curve), answered by
+        #: name on every route; decided here, once per model (empty for a binary model).
+        self.curves: tuple[str, ...] = model.outputs[1:] if self.decisions is None else ()
         self.encode = model.preprocessor.encode_one
         self._values = model.preprocessor.values_one
         #: The row every single prediction is encoded into (one thread, the event loop, calls
@@ -115,9 +126,9 @@ class PredictionService:
         }
         if decided:  # an uplift model: its uplift, P(outcome | treated) and the action
             out.update(decided)
-        elif self._curves:  # a survival model's curve, by name
+        elif self.curves:  # a survival model's curve, by name
             outputs = self.model.outputs_of_matrix(row.reshape(1, -1))
-            out["outputs"] = {n: float(outputs[n][0]) for n in self.model.outputs[1:]}
+            out["outputs"] = {n: float(outputs[n][0]) for n in self.curves}
         if value is not None:
             add_losses(out, value)
         if self.experiment is not None and customer is not None:
@@ -146,17 +157,26 @@ class PredictionService:
             for r in self.model.explain_one(x)
         ]
 
-    def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Probabilities of validated customers (the JSON batch and protocol paths)."""
+    def outputs_of_rows(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """Every output (:meth:`outputs_of`) of validated customers (the JSON batch and
+        protocol paths)."""
         self.check_rows(len(rows))
         if not rows:
-            return np.empty(0, dtype=np.float64)
+            return dict.fromkeys((CHURN_PROBABILITY, *self.curves), np.empty(0, np.float64))
         matrix = np.stack([self.encode(x) for x in rows])
         probabilities = self.predictor.predict_matrix(matrix, threads=1)
         if self.observer is not None:
             ids = [_text(x.get(self.id)) for x in rows] if self.id else [None] * len(rows)
             self.observer.observe_many(ids, matrix, probabilities)
-        return probabilities
+        return self.outputs_of(matrix, probabilities)
+
+    def outputs_of(self, matrix: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
+        """The probabilities of encoded rows and the model's other outputs (:attr:`curves`),
+        by name; a binary model's costs nothing more."""
+        if not self.curves:
+            return {CHURN_PROBABILITY: probabilities}
+        outputs = self.model.outputs_of_matrix(matrix)
+        return {CHURN_PROBABILITY: probabilities, **{n: outputs[n] for n in self.curves}}
 
     def row_values(self, rows: Sequence[Mapping[str, Any]]) -> list[float | None] | None:
         """Each validated customer's value (None: the service takes no value)."""
@@ -165,22 +185,18 @@ class PredictionService:
             return None
         return [value_of(x, field, row=i) for i, x in enumerate(rows)]
 
-    def predict_table(self, table: pa.Table, *, source: str) -> tuple[np.ndarray, list[Any]]:
-        """Probabilities and ids of a raw table (CSV or Arrow); any bad row is a 422."""
-        probabilities, ids, _ = self.score_table(table, source=source)
-        return probabilities, ids
-
     def score_table(
         self, table: pa.Table, *, source: str
-    ) -> tuple[np.ndarray, list[Any], list[float | None] | None]:
-        """Probabilities, ids and values (None without a value column) of a raw table."""
+    ) -> tuple[dict[str, np.ndarray], list[Any], list[float | None] | None]:
+        """Every output (:meth:`outputs_of`), ids and values (None without a value column) of
+        a raw table."""
         self.check_rows(table.num_rows)
         self.check_columns(table.column_names)
         batch = table.combine_chunks().to_batches()
         raw = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=table.schema)
         typed, rejects = conform(
             raw,
-            with_value(self.schema.without_target(), self.value_field, table.column_names),
+            with_value(self._received, self.value_field, table.column_names),
             source=source,
             lines=np.arange(1, table.num_rows + 1),
             require_target=False,
@@ -200,7 +216,7 @@ class PredictionService:
         probabilities = self.predictor.predict_matrix(matrix, threads=1)
         if self.observer is not None:
             self.observer.observe_many(ids, matrix, probabilities)
-        return probabilities, ids, values
+        return self.outputs_of(matrix, probabilities), ids, values
 
     def check_rows(self, rows: int) -> None:
         """Refuse a batch over the configured row limit (413)."""

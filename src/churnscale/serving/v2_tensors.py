@@ -7,9 +7,12 @@ tensor (what numpy, pandas and tritonclient write for a missing number) or an em
 a BYTES tensor (the binary encodings have no null). :func:`customer_rows` then validates each
 row exactly as ``POST /v1/predict`` validates a customer, so every protocol scores alike.
 
-Outputs: ``churn_probability`` (FP64); a request that carries the value field's tensor
-(``CHURNSCALE_VALUE_FIELD``, ``value`` by default; FP64, NaN = missing) also gets ``value`` and
-``expected_loss`` = ``churn_probability × value`` (:func:`output_names`, :func:`output_columns`).
+Outputs, all FP64: ``churn_probability``, then the model's other outputs (a survival model's
+``survival_H``, ``churn_within_H``, ``restricted_mean_H``; ``PredictionService.curves``); a
+request that carries the value field's tensor (``CHURNSCALE_VALUE_FIELD``, ``value`` by default;
+FP64, NaN = missing) also gets ``value``, ``expected_loss`` = ``churn_probability × value`` and a
+survival model's ``expected_loss_H`` = ``churn_within_H × value`` (:func:`output_names`,
+:func:`output_columns`).
 
 Raw tensor bytes (the binary extension, gRPC's ``raw_input_contents``) are little-endian, row
 after row; a BYTES tensor is its elements one after another, each a 4-byte little-endian length
@@ -31,7 +34,7 @@ import numpy as np
 from churnscale.data.schema import Role
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.ids import MAX_ID_LENGTH
-from churnscale.value.risk import EXPECTED_LOSS, VALUE
+from churnscale.value.risk import EXPECTED_LOSS, VALUE, expected_losses, loss_names
 
 if TYPE_CHECKING:
     from churnscale.serving.service import PredictionService
@@ -232,12 +235,12 @@ def output_names(
     service: PredictionService, requested: Sequence[str], tensors: Sequence[Tensor]
 ) -> list[str]:
     """The outputs to answer: those ``requested``, else every one the request has (the
-    probability; ``value`` and ``expected_loss`` when it carries the value field's tensor).
-    Any other requested name is a 422."""
+    model's outputs; ``value`` and the expected losses when it carries the value field's
+    tensor). Any other requested name is a 422."""
     field = service.value_field
-    available = [OUTPUT]
+    available = [OUTPUT, *service.curves]
     if field is not None and any(t.name == field for t in tensors):
-        available += [VALUE, EXPECTED_LOSS]
+        available += [VALUE, *loss_names(available)]
     for name in requested:
         if name not in available:
             hint = f" ({VALUE} and {EXPECTED_LOSS} with a {field!r} input)" if field else ""
@@ -252,15 +255,16 @@ def output_columns(
     service: PredictionService,
     names: Sequence[str],
     rows: Sequence[dict[str, Any]],
-    probabilities: np.ndarray,
+    outputs: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
-    """Each named output's FP64 column for validated ``rows`` (NaN where a row has no value);
-    the probability alone costs nothing more."""
-    if list(names) == [OUTPUT]:
-        return {OUTPUT: probabilities}
+    """Each named output's FP64 column for validated ``rows``, from the model's ``outputs``
+    (value and expected losses NaN where a row has no value); the model's outputs alone cost
+    nothing more."""
+    if all(name in outputs for name in names):
+        return {name: outputs[name] for name in names}
     values = service.row_values(rows) or [None] * len(rows)
     value = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    columns = {OUTPUT: probabilities, VALUE: value, EXPECTED_LOSS: probabilities * value}
+    columns = {**outputs, VALUE: value, **expected_losses(outputs, value)}
     return {name: columns[name] for name in names}
 
 
@@ -273,15 +277,19 @@ def json_data(column: np.ndarray) -> list[float | None]:
 INLINE_ROWS = 16
 
 
-async def score_rows(service: PredictionService, rows: list[dict[str, Any]]) -> np.ndarray:
-    """The probabilities of validated rows: in the loop when few, else in a worker thread."""
+async def score_rows(
+    service: PredictionService, rows: list[dict[str, Any]]
+) -> dict[str, np.ndarray]:
+    """The model's outputs of validated rows, by name: in the loop when few, else in a worker
+    thread."""
     if len(rows) <= INLINE_ROWS:
-        return service.predict_rows(rows)
-    return await asyncio.to_thread(service.predict_rows, rows)
+        return service.outputs_of_rows(rows)
+    return await asyncio.to_thread(service.outputs_of_rows, rows)
 
 
 def model_metadata(service: PredictionService, name: str) -> dict[str, Any]:
-    """ModelMetadata: one input tensor per feature column, the probability as output."""
+    """ModelMetadata: one input tensor per feature column; the model's outputs (the
+    probability, a survival model's curve), each FP64 ``[-1]``."""
     inputs = [
         {"name": c.name, "datatype": V2_TYPES.get(c.role, "BYTES"), "shape": [-1]}
         for c in service.schema.features
@@ -291,5 +299,8 @@ def model_metadata(service: PredictionService, name: str) -> dict[str, Any]:
         "versions": [service.version],
         "platform": f"lightgbm_{service.predictor.kind}",
         "inputs": inputs,
-        "outputs": [{"name": OUTPUT, "datatype": "FP64", "shape": [-1]}],
+        "outputs": [
+            {"name": output, "datatype": "FP64", "shape": [-1]}
+            for output in (OUTPUT, *service.curves)
+        ],
     }
