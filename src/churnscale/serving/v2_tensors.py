@@ -31,6 +31,7 @@ import numpy as np
 from churnscale.data.schema import Role
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.ids import MAX_ID_LENGTH
+from churnscale.serving.uplift_outputs import DECISION_OUTPUTS, decision_columns, decisions_of_rows
 from churnscale.value.risk import EXPECTED_LOSS, VALUE
 
 if TYPE_CHECKING:
@@ -238,6 +239,8 @@ def output_names(
     available = [OUTPUT]
     if field is not None and any(t.name == field for t in tensors):
         available += [VALUE, EXPECTED_LOSS]
+    if service.decisions is not None:  # an uplift model: uplift, p_treated, action
+        available += DECISION_OUTPUTS
     for name in requested:
         if name not in available:
             hint = f" ({VALUE} and {EXPECTED_LOSS} with a {field!r} input)" if field else ""
@@ -258,9 +261,14 @@ def output_columns(
     the probability alone costs nothing more."""
     if list(names) == [OUTPUT]:
         return {OUTPUT: probabilities}
-    values = service.row_values(rows) or [None] * len(rows)
-    value = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    columns = {OUTPUT: probabilities, VALUE: value, EXPECTED_LOSS: probabilities * value}
+    columns = {OUTPUT: probabilities}
+    if VALUE in names or EXPECTED_LOSS in names:
+        values = service.row_values(rows) or [None] * len(rows)
+        value = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        columns.update({VALUE: value, EXPECTED_LOSS: probabilities * value})
+    decided = decisions_of_rows(service, rows) if set(DECISION_OUTPUTS) & set(names) else None
+    if decided is not None:
+        columns.update(decision_columns(decided))
     return {name: columns[name] for name in names}
 
 
@@ -291,5 +299,8 @@ def model_metadata(service: PredictionService, name: str) -> dict[str, Any]:
         "versions": [service.version],
         "platform": f"lightgbm_{service.predictor.kind}",
         "inputs": inputs,
-        "outputs": [{"name": OUTPUT, "datatype": "FP64", "shape": [-1]}],
+        "outputs": [
+            {"name": name, "datatype": "FP64", "shape": [-1]}
+            for name in (OUTPUT, *(DECISION_OUTPUTS if service.decisions is not None else ()))
+        ],
     }
