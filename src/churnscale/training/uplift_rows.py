@@ -137,7 +137,7 @@ class ArmColumn(lgb.Sequence):  # type: ignore[misc]
 
     def __init__(self, rows: SideSequence, arm: np.ndarray) -> None:
         self.rows = rows
-        self.arm = np.asarray(arm, dtype=np.float64)
+        self.arm = np.asarray(arm, dtype=np.int8)  # a byte a row; float64 once joined
         self.batch_size = rows.batch_size
 
     def __len__(self) -> int:
@@ -149,7 +149,7 @@ class ArmColumn(lgb.Sequence):  # type: ignore[misc]
             return np.hstack([self.rows[index], self.arm[start:stop, None]])
         if isinstance(index, list):
             return np.stack([self[i] for i in index])
-        return np.append(self.rows[index], self.arm[index])
+        return np.append(self.rows[index], np.float64(self.arm[index]))
 
 
 @dataclass(frozen=True)
