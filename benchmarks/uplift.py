@@ -33,15 +33,24 @@ import pyarrow as pa
 from lightgbm import LGBMClassifier
 from sklearn.model_selection import StratifiedKFold
 
-from churnscale.data.schema import SchemaHints
+from churnscale.data.schema import Schema, SchemaHints
 from churnscale.data.store import ingest
 from churnscale.data.synthetic import generate_table
 from churnscale.data.writers import write_batches
 from churnscale.evaluation.uplift import uplift_at
 from churnscale.evaluation.uplift_curves import qini_auc, uplift_auc
-from churnscale.features.preprocessor import Preprocessor
-from churnscale.training.uplift import UpliftSpec, cross_validated_qini, read_arms, train_uplift
-from churnscale.training.uplift_fit import UpliftParams, fit_uplift
+from churnscale.training.local import fit_preprocessor
+from churnscale.training.plan import TEST, TRAIN
+from churnscale.training.uplift import (
+    UpliftSpec,
+    cross_validated_qini,
+    fit_side,
+    read_arms,
+    train_uplift,
+)
+from churnscale.training.uplift_fit import UpliftParams
+from churnscale.training.uplift_rows import ArmRows, side_tables, uplift_of_side
+from churnscale.training.uplift_split import strata_of
 
 CSV = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hillstrom" / "hillstrom.csv"
 OUTCOMES = ("visit", "conversion", "spend")
@@ -82,47 +91,56 @@ def _peers(
     return scores
 
 
-def hillstrom(outcome: str, folds: int, params: UpliftParams) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        drop = tuple(o for o in OUTCOMES if o != outcome)
-        ingest(str(CSV), Path(scratch) / "ds", hints=SchemaHints(target=outcome, drop=drop))
-        spec = UpliftSpec("segment", "Womens E-Mail", "No E-Mail", params=params)
-        schema, arms = read_arms(Path(scratch) / "ds", spec)
-    t, y = arms.treated, arms.y
-    print(
-        f"Hillstrom {outcome}: {t.size:,} rows (left out: {arms.dropped}); "
-        f"effect {y[t == 1].mean() - y[t == 0].mean():+.4f}"
-    )
-    strata = 2 * t.astype(np.int64) + y
+def _hillstrom_folds(
+    schema: Schema, rows: ArmRows, table: pa.Table, folds: int, spec: UpliftSpec
+) -> tuple[dict[str, list[tuple[float, float, float]]], list[str]]:
+    t, y = rows.values(None)
     results: dict[str, list[tuple[float, float, float]]] = {}
     chosen: list[str] = []
     started = time.perf_counter()
     outer = StratifiedKFold(folds, shuffle=True, random_state=42)
-    for index, (train, test) in enumerate(outer.split(np.zeros(t.size), strata)):
-        pre = Preprocessor(schema).fit(arms.table.take(pa.array(train)).to_batches())
-        matrix = pre.transform(arms.table)
-        cv = cross_validated_qini(
-            pre, matrix[train], t[train], y[train], learners=["s", "t", "x"], spec=spec
-        )
+    for index, (train, test) in enumerate(outer.split(np.zeros(t.size), strata_of(t, y))):
+        sides = np.full(t.size, TEST, dtype=np.int8)
+        sides[train] = TRAIN
+        rows.assign(sides)
+        pre = fit_preprocessor(rows.plan(TRAIN), schema)
+        cv = cross_validated_qini(pre, rows, learners=["s", "t", "x"], spec=spec)
         best = max(cv, key=lambda name: float(np.mean(cv[name])))
         chosen.append(best)
         scores: dict[str, np.ndarray] = {}
         for learner in ("s", "t", "x"):
-            model = fit_uplift(
-                pre, matrix[train], t[train], y[train], learner=learner, params=params
-            )
-            scores[f"churnscale {learner.upper()}-learner"] = model.uplift_matrix(matrix[test])
+            model = fit_side(pre, rows, TRAIN, learner=learner, spec=spec)
+            scores[f"churnscale {learner.upper()}-learner"] = uplift_of_side(model, rows, TEST)
         scores["churnscale auto"] = scores[f"churnscale {best.upper()}-learner"]
-        scores.update(_peers(matrix, t, y, test, train))
+        scores.update(_peers(pre.transform(table), t, y, test, train))
         for name, score in scores.items():
             results.setdefault(name, []).append(_figures(y[test], score, t[test]))
         print(
             f"  fold {index}: auto chose {best} ({time.perf_counter() - started:.0f} s so far)",
             flush=True,
         )
+    return results, chosen
+
+
+def hillstrom(outcome: str, folds: int, params: UpliftParams) -> None:
+    """Each outer fold through ``churnscale train``'s streamed path (the Preprocessor fitted in
+    one pass, every booster reading its rows from storage); the peers on the encoded matrix."""
+    with tempfile.TemporaryDirectory() as scratch:
+        drop = tuple(o for o in OUTCOMES if o != outcome)
+        ingest(str(CSV), Path(scratch) / "ds", hints=SchemaHints(target=outcome, drop=drop))
+        spec = UpliftSpec("segment", "Womens E-Mail", "No E-Mail", params=params)
+        schema, rows = read_arms(Path(scratch) / "ds", spec)
+        t, y = rows.values(None)
+        print(
+            f"Hillstrom {outcome}: {t.size:,} rows (left out: {rows.dropped}); "
+            f"effect {y[t == 1].mean() - y[t == 0].mean():+.4f}"
+        )
+        table = pa.concat_tables(side_tables(rows, None, schema))
+        started = time.perf_counter()
+        results, chosen = _hillstrom_folds(schema, rows, table, folds, spec)
     print(f"\n{'method':40s} {'Qini':>15s} {'AUUC':>7s} {'top 30%':>8s}")
-    for name, rows in results.items():
-        figures = np.asarray(rows)
+    for name, per_fold in results.items():
+        figures = np.asarray(per_fold)
         mean, std = figures.mean(axis=0), figures.std(axis=0)
         print(f"{name:40s} {mean[0]:7.3f} ± {std[0]:.3f} {mean[1]:7.3f} {mean[2]:8.3f}")
     if outcome == "visit":

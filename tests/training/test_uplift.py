@@ -17,7 +17,7 @@ from churnscale.data.writers import write_batches
 from churnscale.exceptions import ConfigError
 from churnscale.model import load_bundle
 from churnscale.model.uplift import UpliftModel
-from churnscale.training.uplift import UpliftSpec, split_rows, train_uplift
+from churnscale.training.uplift import UpliftSpec, train_uplift
 from churnscale.training.uplift_fit import UpliftParams
 
 SMALL = UpliftParams(rounds=40, learning_rate=0.1, min_data_in_leaf=40)
@@ -72,17 +72,6 @@ def test_each_learner_round_trips_its_bundle(
     np.testing.assert_allclose(out["p_treated"] - out["p_control"], out["uplift"], atol=1e-12)
     one = loaded.predict_one(customers.to_pylist()[3])
     assert one["uplift"] == pytest.approx(out["uplift"][3], abs=1e-9)
-
-
-def test_the_split_is_stratified_on_arm_and_outcome() -> None:
-    rng = np.random.default_rng(0)
-    t, y = (rng.random(5_000) < 0.3).astype(np.int8), (rng.random(5_000) < 0.1).astype(np.int8)
-    train, test = split_rows(t, y, valid_fraction=0.2, seed=1)
-    assert np.intersect1d(train, test).size == 0 and train.size + test.size == 5_000
-    for arm in (0, 1):
-        for outcome in (0, 1):
-            share = np.mean((t[test] == arm) & (y[test] == outcome))
-            assert share == pytest.approx(np.mean((t == arm) & (y == outcome)), abs=0.002)
 
 
 def test_an_unknown_arm_value_is_refused_with_the_values(uplift_dataset: Path) -> None:

@@ -52,6 +52,11 @@ from churnscale.serving.schemas import (
 from churnscale.serving.security import ApiKeys
 from churnscale.serving.service import PredictionService
 from churnscale.serving.shadow import ShadowScorer
+from churnscale.serving.uplift_outputs import (
+    add_to_answers,
+    decisions_of_rows,
+    decisions_of_table,
+)
 from churnscale.version import __version__
 
 Validated = TypeVar("Validated", bound=BaseModel)
@@ -282,8 +287,9 @@ def _add_v1_routes(api: FastAPI) -> None:
         if kind not in BATCH_TYPES:
             raise UnsupportedMediaTypeError(kind, accepted=BATCH_TYPES)
         body = await request.body()
-        outputs, ids, values = await asyncio.to_thread(_predict_batch, service, body, kind)
+        outputs, ids, values, decided = await asyncio.to_thread(_predict_batch, service, body, kind)
         predictions = batch_answers(ids, outputs, values)
+        add_to_answers(predictions, decided)  # an uplift model's uplift and action
         return {"model_version": service.version, "predictions": predictions}
 
     @api.post(
@@ -349,16 +355,20 @@ def _validated(kind: type[Validated], body: bytes, request: Request) -> Validate
 
 def _predict_batch(
     service: PredictionService, body: bytes, kind: str
-) -> tuple[dict[str, np.ndarray], list[Any], list[float | None] | None]:
+) -> tuple[
+    dict[str, np.ndarray], list[Any], list[float | None] | None, dict[str, np.ndarray] | None
+]:
     limit = service.settings.max_decoded_bytes
     if kind == JSON:
         check_json(body, limit)
         rows = service.decoder.decode_many(body)
         ids = [r.get(service.id) for r in rows] if service.id else [None] * len(rows)
         values = service.row_values(rows)
-        return service.outputs_of_rows(rows), ids, values
+        return service.outputs_of_rows(rows), ids, values, decisions_of_rows(service, rows)
     table = read_table(body, kind, max_decoded=limit)
-    return service.score_table(table, source=f"request body ({kind})")
+    source = f"request body ({kind})"
+    decided = decisions_of_table(service, table, source=source)
+    return (*service.score_table(table, source=source), decided)
 
 
 def model_info(service: PredictionService) -> dict[str, Any]:

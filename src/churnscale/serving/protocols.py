@@ -42,6 +42,7 @@ from churnscale.serving.schemas import (
     V2ModelMetadata,
 )
 from churnscale.serving.service import PredictionService
+from churnscale.serving.uplift_outputs import decision_lists, decisions_of_rows, decisions_of_table
 from churnscale.serving.v2_binary import (
     BINARY,
     HEADER_LENGTH,
@@ -194,16 +195,17 @@ async def invocations(request: Request, service: ServiceDep) -> dict[str, Any]:
     body = await request.body()
     if kind == CSV:
         table = read_table(body, CSV, max_decoded=service.settings.max_decoded_bytes)
-        outputs, _, values = await asyncio.to_thread(
-            service.score_table, table, source="request body (text/csv)"
-        )
+        source = "request body (text/csv)"
+        outputs, _, values = await asyncio.to_thread(service.score_table, table, source=source)
+        decided = await asyncio.to_thread(decisions_of_table, service, table, source=source)
     elif kind == JSON:
         rows = _mlflow_rows(service, body)
         outputs = await asyncio.to_thread(service.outputs_of_rows, rows)
         values = service.row_values(rows)
+        decided = await asyncio.to_thread(decisions_of_rows, service, rows)
     else:
         raise UnsupportedMediaTypeError(kind, accepted=(JSON, CSV))
-    return output_lists(outputs, values)
+    return {**output_lists(outputs, values), **decision_lists(decided)}
 
 
 def _mlflow_rows(service: PredictionService, body: bytes) -> list[dict[str, Any]]:

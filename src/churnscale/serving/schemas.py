@@ -77,6 +77,13 @@ class BatchPrediction(BaseModel):
     expected_loss: float | None = Field(
         default=None, ge=0.0, description="churn_probability × value, when the row has a value."
     )
+    uplift: float | None = Field(default=None, description="Uplift model: as /v1/predict's uplift.")
+    p_treated: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Uplift model: P(outcome | treated)."
+    )
+    action: Literal["treat", "control"] | None = Field(
+        default=None, description="Uplift model: the deploy-time policy's action."
+    )
 
 
 class BatchResponse(BaseModel):
@@ -131,6 +138,16 @@ class Predictions(BaseModel):
     )
     expected_loss: list[float | None] | None = Field(
         default=None, description="predictions × value (null where a row has no value)."
+    )
+    uplift: list[float] | None = Field(
+        default=None,
+        description="Uplift model: each row's uplift (predictions are then P(outcome | control)).",
+    )
+    p_treated: list[float] | None = Field(
+        default=None, description="Uplift model: each row's P(outcome | treated)."
+    )
+    action: list[Literal["treat", "control"]] | None = Field(
+        default=None, description="Uplift model: each row's action under the deploy-time policy."
     )
 
 

@@ -190,6 +190,18 @@ class PredictionService:
     ) -> tuple[dict[str, np.ndarray], list[Any], list[float | None] | None]:
         """Every output (:meth:`outputs_of`), ids and values (None without a value column) of
         a raw table."""
+        typed = self.typed_table(table, source=source)
+        values = table_values(typed, self.value_field)
+        matrix = self.model.preprocessor.transform(typed)
+        ids = typed.column(self.id).to_pylist() if self.id else [None] * typed.num_rows
+        probabilities = self.predictor.predict_matrix(matrix, threads=1)
+        if self.observer is not None:
+            self.observer.observe_many(ids, matrix, probabilities)
+        return self.outputs_of(matrix, probabilities), ids, values
+
+    def typed_table(self, table: pa.Table, *, source: str) -> pa.RecordBatch:
+        """A raw table (CSV or Arrow) checked and typed as the model's schema; any bad row is
+        a 422."""
         self.check_rows(table.num_rows)
         self.check_columns(table.column_names)
         batch = table.combine_chunks().to_batches()
@@ -210,13 +222,7 @@ class PredictionService:
             )
         if self.id:
             check_id_column(typed.column(self.id), field=self.id)
-        values = table_values(typed, self.value_field)
-        matrix = self.model.preprocessor.transform(typed)
-        ids = typed.column(self.id).to_pylist() if self.id else [None] * typed.num_rows
-        probabilities = self.predictor.predict_matrix(matrix, threads=1)
-        if self.observer is not None:
-            self.observer.observe_many(ids, matrix, probabilities)
-        return self.outputs_of(matrix, probabilities), ids, values
+        return typed
 
     def check_rows(self, rows: int) -> None:
         """Refuse a batch over the configured row limit (413)."""

@@ -34,6 +34,7 @@ import numpy as np
 from churnscale.data.schema import Role
 from churnscale.serving.errors import InvalidInputError, PayloadTooLargeError
 from churnscale.serving.ids import MAX_ID_LENGTH
+from churnscale.serving.uplift_outputs import DECISION_OUTPUTS, decision_columns, decisions_of_rows
 from churnscale.value.risk import EXPECTED_LOSS, VALUE, expected_losses, loss_names
 
 if TYPE_CHECKING:
@@ -241,6 +242,8 @@ def output_names(
     available = [OUTPUT, *service.curves]
     if field is not None and any(t.name == field for t in tensors):
         available += [VALUE, *loss_names(available)]
+    if service.decisions is not None:  # an uplift model: uplift, p_treated, action
+        available += DECISION_OUTPUTS
     for name in requested:
         if name not in available:
             hint = f" ({VALUE} and {EXPECTED_LOSS} with a {field!r} input)" if field else ""
@@ -258,13 +261,18 @@ def output_columns(
     outputs: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Each named output's FP64 column for validated ``rows``, from the model's ``outputs``
-    (value and expected losses NaN where a row has no value); the model's outputs alone cost
-    nothing more."""
+    (value and expected losses NaN where a row has no value; an uplift model's decisions);
+    the model's outputs alone cost nothing more."""
     if all(name in outputs for name in names):
         return {name: outputs[name] for name in names}
-    values = service.row_values(rows) or [None] * len(rows)
-    value = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    columns = {**outputs, VALUE: value, **expected_losses(outputs, value)}
+    columns = dict(outputs)
+    if set(names) - set(outputs) - set(DECISION_OUTPUTS):  # value and expected losses
+        values = service.row_values(rows) or [None] * len(rows)
+        value = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        columns.update({VALUE: value, **expected_losses(outputs, value)})
+    decided = decisions_of_rows(service, rows) if set(DECISION_OUTPUTS) & set(names) else None
+    if decided is not None:
+        columns.update(decision_columns(decided))
     return {name: columns[name] for name in names}
 
 
@@ -300,7 +308,11 @@ def model_metadata(service: PredictionService, name: str) -> dict[str, Any]:
         "platform": f"lightgbm_{service.predictor.kind}",
         "inputs": inputs,
         "outputs": [
-            {"name": output, "datatype": "FP64", "shape": [-1]}
-            for output in (OUTPUT, *service.curves)
+            {"name": name, "datatype": "FP64", "shape": [-1]}
+            for name in (
+                OUTPUT,
+                *service.curves,
+                *(DECISION_OUTPUTS if service.decisions is not None else ()),
+            )
         ],
     }

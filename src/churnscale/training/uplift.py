@@ -1,11 +1,14 @@
 """Training an uplift model from a stored randomized experiment: arms, split, learner, hold-out.
 
-:func:`train_uplift` reads the rows of the two arms (rows with any other treatment value are
-left out and counted, never mixed in), splits them stratified on arm × outcome (hold-out
-``valid_fraction``), fits the Preprocessor on the training side (the treatment column is not a
+:func:`train_uplift` reads the arm and outcome of every stored row (rows with any other
+treatment value are left out and counted, never mixed in), splits the two arms' rows stratified
+on arm × outcome (hold-out ``valid_fraction``, :mod:`~churnscale.training.uplift_split`), fits
+the Preprocessor on the training side in one streamed pass (the treatment column is not a
 feature), picks the meta-learner by cross-validated normalised Qini on the training side
 (``learner="auto"``) or takes the one asked for, fits it on the training side and evaluates it
-on the hold-out (:func:`~churnscale.evaluation.uplift.evaluate_uplift`).
+on the hold-out (:func:`~churnscale.evaluation.uplift.evaluate_uplift`). The rows are never
+held in memory: each booster reads its rows one row group at a time
+(:mod:`~churnscale.training.uplift_rows`), as the binary model's local training does.
 """
 
 from __future__ import annotations
@@ -14,20 +17,27 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from churnscale.data.schema import Schema
-from churnscale.data.store import iter_dataset, load_info
+from churnscale.data.store import load_info
 from churnscale.evaluation.uplift import UpliftEvaluation, evaluate_uplift
 from churnscale.evaluation.uplift_curves import qini_auc
-from churnscale.exceptions import ConfigError, TrainingError
+from churnscale.exceptions import ConfigError
 from churnscale.features.preprocessor import Preprocessor
 from churnscale.model.decisions import QUANTILES_KEY, uplift_quantiles
 from churnscale.model.uplift import LEARNER_BOOSTERS, UpliftModel
 from churnscale.monitoring.reference import build_reference
-from churnscale.training.uplift_fit import PROPENSITY_SHARE, UpliftParams, fit_uplift
+from churnscale.training.local import fit_preprocessor
+from churnscale.training.plan import TEST, TRAIN, VALID
+from churnscale.training.uplift_fit import PROPENSITY_SHARE, UpliftParams, fit_learner
+from churnscale.training.uplift_rows import (
+    ArmRows,
+    StoredRows,
+    read_arm_rows,
+    side_tables,
+    uplift_of_side,
+)
+from churnscale.training.uplift_split import fold_of_rows, holdout_sides, strata_of
 
 AUTO = "auto"
 
@@ -61,17 +71,6 @@ class UpliftSpec:
             raise ConfigError("--cv", expected="2 to 20 folds", received=self.folds)
 
 
-@dataclass(frozen=True)
-class Arms:
-    """The experiment's rows of the two arms: features, arm (1 = treated) and outcome."""
-
-    table: pa.Table
-    treated: np.ndarray
-    y: np.ndarray
-    #: Rows left out, by their other treatment value.
-    dropped: dict[str, int]
-
-
 @dataclass
 class UpliftResult:
     """A fitted uplift model and how it did."""
@@ -90,58 +89,23 @@ def feature_schema(schema: Schema, treatment_col: str) -> Schema:
     return replace(schema, columns=tuple(c for c in schema.columns if c.name != treatment_col))
 
 
-def read_arms(dataset: Path, spec: UpliftSpec) -> tuple[Schema, Arms]:
-    """The rows of the treatment and control arms of a stored dataset, with the others counted."""
+def read_arms(dataset: Path, spec: UpliftSpec) -> tuple[Schema, ArmRows]:
+    """The feature schema and every stored row's arm and outcome (other arms counted)."""
     schema, _ = load_info(dataset)
-    if schema.target is None:
-        raise ConfigError("--target", expected="the outcome column", received=None)
     features = feature_schema(schema, spec.treatment_col)
-    table = pa.Table.from_batches(list(iter_dataset(dataset)))
-    arm = pc.cast(table.column(spec.treatment_col), pa.string()).to_numpy(zero_copy_only=False)
-    values, counts = np.unique(arm.astype(str), return_counts=True)
-    found = dict(zip(values.tolist(), counts.tolist(), strict=True))
-    for flag, value in (("--treatment", spec.treatment), ("--control", spec.control)):
-        if value not in found:
-            raise ConfigError(
-                flag, expected=f"a value of {spec.treatment_col}: {sorted(found)}", received=value
-            )
-    kept = (arm == spec.treatment) | (arm == spec.control)
-    dropped = {v: n for v, n in found.items() if v not in (spec.treatment, spec.control)}
-    table = table.filter(pa.array(kept))
-    y = table.column(schema.target).to_numpy(zero_copy_only=False)
-    if np.isnan(y.astype(float)).any():
-        raise TrainingError(f"the outcome {schema.target} has missing values")
-    return features, Arms(
-        table, (arm[kept] == spec.treatment).astype(np.int8), y.astype(np.int8), dropped
+    rows = read_arm_rows(
+        dataset, treatment_col=spec.treatment_col, treatment=spec.treatment, control=spec.control
     )
+    return features, rows
 
 
-def split_rows(
-    treated: np.ndarray, y: np.ndarray, *, valid_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training and hold-out row indices, stratified on arm × outcome."""
-    strata = 2 * treated.astype(np.int64) + y.astype(np.int64)
-    splitter = StratifiedShuffleSplit(n_splits=1, test_size=valid_fraction, random_state=seed)
-    train, test = next(splitter.split(np.zeros(strata.size), strata))
-    return np.sort(train), np.sort(test)
-
-
-def _fit_rows(
-    preprocessor: Preprocessor,
-    matrix: np.ndarray,
-    treated: np.ndarray,
-    y: np.ndarray,
-    rows: np.ndarray,
-    *,
-    learner: str,
-    spec: UpliftSpec,
+def fit_side(
+    preprocessor: Preprocessor, rows: ArmRows, side: int, *, learner: str, spec: UpliftSpec
 ) -> UpliftModel:
-    """``learner`` fitted on ``rows`` of the matrix with ``spec``'s parameters and propensity."""
-    return fit_uplift(
+    """``learner`` fitted on the rows on ``side`` with ``spec``'s parameters and propensity."""
+    return fit_learner(
         preprocessor,
-        matrix[rows],
-        treated[rows],
-        y[rows],
+        StoredRows(rows, side, preprocessor),
         learner=learner,
         params=spec.params,
         propensity=spec.propensity,
@@ -149,47 +113,47 @@ def _fit_rows(
 
 
 def cross_validated_qini(
-    preprocessor: Preprocessor,
-    matrix: np.ndarray,
-    treated: np.ndarray,
-    y: np.ndarray,
-    *,
-    learners: list[str],
-    spec: UpliftSpec,
+    preprocessor: Preprocessor, rows: ArmRows, *, learners: list[str], spec: UpliftSpec
 ) -> dict[str, list[float]]:
-    """Normalised Qini of each learner on each fold (stratified on arm × outcome)."""
-    strata = 2 * treated.astype(np.int64) + y.astype(np.int64)
-    folds = StratifiedKFold(spec.folds, shuffle=True, random_state=spec.params.seed)
+    """Normalised Qini of each learner on each fold of the TRAIN side (folds stratified on
+    arm × outcome, as ``StratifiedKFold(shuffle=True, random_state=seed)`` makes them)."""
+    treated, y = rows.values(TRAIN)
+    fold = fold_of_rows(strata_of(treated, y), folds=spec.folds, seed=spec.params.seed)
     scores: dict[str, list[float]] = {name: [] for name in learners}
-    for fit_rows, score_rows in folds.split(matrix, strata):
+    for k in range(spec.folds):
+        inner = rows.within(TRAIN, np.where(fold == k, VALID, TRAIN).astype(np.int8))
+        scored_t, scored_y = inner.values(VALID)
         for name in learners:
-            model = _fit_rows(preprocessor, matrix, treated, y, fit_rows, learner=name, spec=spec)
-            uplift = model.uplift_matrix(matrix[score_rows])
-            scores[name].append(qini_auc(y[score_rows], uplift, treated[score_rows]))
+            model = fit_side(preprocessor, inner, TRAIN, learner=name, spec=spec)
+            uplift = uplift_of_side(model, inner, VALID)
+            scores[name].append(qini_auc(scored_y, uplift, scored_t))
     return scores
 
 
 def train_uplift(dataset: Path, spec: UpliftSpec) -> UpliftResult:
     """Fit and evaluate an uplift model on a stored randomized experiment."""
     spec.validate()
-    schema, arms = read_arms(dataset, spec)
-    train, test = split_rows(
-        arms.treated, arms.y, valid_fraction=spec.valid_fraction, seed=spec.params.seed
+    schema, rows = read_arms(dataset, spec)
+    treated, y = rows.values(None)
+    rows.assign(
+        holdout_sides(
+            strata_of(treated, y), valid_fraction=spec.valid_fraction, seed=spec.params.seed
+        )
     )
-    preprocessor = Preprocessor(schema).fit(arms.table.take(pa.array(train)).to_batches())
-    matrix = preprocessor.transform(arms.table)
-    t, y = arms.treated, arms.y
+    counts = {"treated": int(treated.sum()), "control": int(treated.size - treated.sum())}
+    del treated, y
+    preprocessor = fit_preprocessor(rows.plan(TRAIN), schema)
     learners = sorted(LEARNER_BOOSTERS) if spec.learner == AUTO else [spec.learner]
     cv: dict[str, list[float]] = {}
     if spec.learner == AUTO:
-        cv = cross_validated_qini(
-            preprocessor, matrix[train], t[train], y[train], learners=learners, spec=spec
-        )
+        cv = cross_validated_qini(preprocessor, rows, learners=learners, spec=spec)
     chosen = max(learners, key=lambda name: float(np.mean(cv[name]))) if cv else learners[0]
-    model = _fit_rows(preprocessor, matrix, t, y, train, learner=chosen, spec=spec)
-    holdout = evaluate_uplift(y[test], model.uplift_matrix(matrix[test]), t[test])
-    model.metadata[QUANTILES_KEY] = uplift_quantiles(model.uplift_matrix(matrix[train]))
-    model.reference = build_reference(model, arms.table.take(pa.array(train)).to_batches())
+    model = fit_side(preprocessor, rows, TRAIN, learner=chosen, spec=spec)
+    test_t, test_y = rows.values(TEST)
+    holdout = evaluate_uplift(test_y, uplift_of_side(model, rows, TEST), test_t)
+    model.metadata[QUANTILES_KEY] = uplift_quantiles(uplift_of_side(model, rows, TRAIN))
+    model.reference = build_reference(model, side_tables(rows, TRAIN, schema))
+    split = {"train": int(rows.values(TRAIN)[0].size), "test": int(test_t.size)}
     model.metadata.update(
         treatment_col=spec.treatment_col,
         treatment=spec.treatment,
@@ -197,14 +161,8 @@ def train_uplift(dataset: Path, spec: UpliftSpec) -> UpliftResult:
         target=schema.target,
         schema=schema.to_dict(),
         data_fingerprint=load_info(dataset)[1].fingerprint,
-        rows={"train": int(train.size), "test": int(test.size)},
+        rows=split,
         metrics=holdout.headline(),
         cv_qini={name: list(values) for name, values in cv.items()} or None,
     )
-    rows = {
-        "train": int(train.size),
-        "test": int(test.size),
-        "treated": int(t.sum()),
-        "control": int(t.size - t.sum()),
-    }
-    return UpliftResult(model, holdout, cv, rows, arms.dropped)
+    return UpliftResult(model, holdout, cv, {**split, **counts}, rows.dropped)
