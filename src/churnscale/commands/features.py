@@ -81,6 +81,17 @@ def build(
         int,
         typer.Option("--bucket-rows", min=1, help="Events per on-disk bucket (bounds memory)."),
     ] = 4_000_000,
+    survival: Annotated[
+        bool,
+        typer.Option(
+            "--survival",
+            help="Survival labels instead of the binary 'churned': duration_days (days from the "
+            "as-of date to the cancel event, or to the day the customer has gone --horizon days "
+            "without activity under --label inactivity; else to the log's last event) and "
+            "event (1 churned, 0 censored at the log's end). Train with churnscale train DIR "
+            "--duration-col duration_days --event-col event.",
+        ),
+    ] = False,
 ) -> None:
     """One row per customer per as-of date; no feature uses an event at or after the date."""
     from churnscale.features import build as build_dataset
@@ -107,11 +118,13 @@ def build(
             event_type=event_type,
             amount_col=amount_col,
             bucket_rows=bucket_rows,
+            survival=survival,
             on_progress=advance,
         )
+    rate = "event" if survival else "label"
     stderr_console().print(
         f"built {info.rows:,} rows from {info.extra['events']:,} events at "
-        f"{len(info.extra['as_of'])} as-of date(s) into {out}; label rate "
+        f"{len(info.extra['as_of'])} as-of date(s) into {out}; {rate} rate "
         f"{info.extra['positive_rate']:.4f} (fingerprint {info.fingerprint})"
     )
 

@@ -62,6 +62,7 @@ def build(
     event_type: str | None = None,
     amount_col: str = AMOUNT,
     bucket_rows: int = BUCKET_ROWS,
+    survival: bool = False,
     settings: Settings | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> DatasetInfo:
@@ -77,7 +78,10 @@ def build(
     follow the log (see :func:`~churnscale.features.spec.feature_spec`). ``static`` adds
     customer attributes (as of each date with ``static_time``). Durations are ``"90d"``,
     ``"13w"`` or days; dates ISO strings or :class:`datetime.date`; lists a comma-separated
-    string or a sequence.
+    string or a sequence. ``survival`` writes ``duration_days`` (days from the as-of date to
+    churn, or to the log's last event) and ``event`` (1: churned, 0: censored; the target)
+    instead of the binary ``churned`` label, for ``churnscale train --duration-col
+    duration_days --event-col event`` (see :mod:`churnscale.features.durations`).
 
     >>> import churnscale
     >>> made = churnscale.generate(home / "c.parquet", rows=300, events=home / "e.parquet")
@@ -121,6 +125,7 @@ def build(
         as_of=_dates(as_of),
         spec=spec,
         bucket_rows=bucket_rows,
+        survival=survival,
         on_progress=on_progress,
     )
     return info
