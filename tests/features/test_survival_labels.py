@@ -45,7 +45,8 @@ def _log(tmp_path: Path, rows: list[tuple[str, str, str]]) -> Path:
 
 def _hand_made(tmp_path: Path) -> Path:
     """a cancels 10 days after the as-of date; b is active to the end; c goes quiet after
-    2026-04-05; d is quiet from before the as-of date; e is away 40 days and comes back."""
+    2026-04-05; d is quiet from before the as-of date; e is away 40 days and comes back; f is
+    back exactly 35 days after the as-of date; g cancels at the as-of instant."""
     monthly = [(f"2026-{m:02d}-15", "login") for m in range(3, 10)]
     rows = [
         ("a", "2026-03-01", "login"),
@@ -57,6 +58,10 @@ def _hand_made(tmp_path: Path) -> Path:
         ("d", "2026-03-25", "login"),
         *[("e", t, "login") for t in ("2026-03-30", "2026-04-10", "2026-05-20", "2026-06-10")],
         *[("e", t, "login") for t in ("2026-07-01", "2026-08-01", "2026-09-01", "2026-09-25")],
+        *[("f", t, "login") for t in ("2026-03-15", "2026-05-06", "2026-06-01", "2026-07-01")],
+        *[("f", t, "login") for t in ("2026-08-01", "2026-09-01", "2026-09-20")],
+        ("g", "2026-03-10", "login"),
+        ("g", "2026-04-01T00:00:00", "cancel"),
     ]
     return _log(tmp_path, rows)
 
@@ -82,12 +87,14 @@ def test_known_durations_under_the_cancel_label(tmp_path: Path) -> None:
         "c": (CENSORED, 0),
         "d": (CENSORED, 0),
         "e": (CENSORED, 0),
+        "f": (CENSORED, 0),
+        "g": (0.0, 1),  # at the as-of instant: after the features' cut, within the label's
     }
     schema, info = load_info(tmp_path / "ds")
     assert schema.target == "event" and "churned" not in schema.names
     features = {c.name for c in schema.features}
     assert not features & {"duration_days", "event", "as_of"}  # labels are never features
-    assert info.extra["data_end"] == "2026-09-30T12:00:00" and info.extra["positive_rate"] == 0.2
+    assert info.extra["data_end"] == "2026-09-30T12:00:00" and info.extra["positive_rate"] == 2 / 7
 
 
 def test_known_durations_under_the_inactivity_label(tmp_path: Path) -> None:
@@ -101,6 +108,8 @@ def test_known_durations_under_the_inactivity_label(tmp_path: Path) -> None:
         "c": (39.0, 1),  # last active 04-05, 35 days later
         "d": (35.0, 1),  # quiet from the as-of date: what the binary label calls churned
         "e": (44.0, 1),  # 04-10 → 05-20 is 40 days quiet: churned on 05-15, though back later
+        "f": (35.0, 1),  # nothing in [as-of, as-of + 35 days): churned, though back at its end
+        "g": (35.0, 1),
     }
     binary = churnscale.features.build(
         tmp_path / "events.parquet",
@@ -109,7 +118,7 @@ def test_known_durations_under_the_inactivity_label(tmp_path: Path) -> None:
         horizon=35,
         label="inactivity",
     )
-    assert binary.rows == 5
+    assert binary.rows == 7
     labels = {c: r["churned"] for c, r in _rows(tmp_path / "binary").items()}
     assert labels == {c: int(e == 1 and d <= 35) for c, (d, e) in got.items()}
 
