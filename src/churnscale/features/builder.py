@@ -3,7 +3,9 @@
 The log is hash-partitioned by customer into buckets on disk (:class:`Buckets`), then each
 bucket is read, put in canonical order once and cut at every as-of date; features come from
 :func:`features_at` on events strictly before the date, the label from events in the horizon
-after it. Customers without events before the date, or who cancelled before it, are left out.
+after it (or, with ``survival``, the days to churn and whether it came before the log's last
+event: :mod:`churnscale.features.durations`). Customers without events before the date, or who
+cancelled before it, are left out.
 The result is a stored churnscale dataset published atomically with a checksum manifest.
 """
 
