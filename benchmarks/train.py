@@ -113,8 +113,8 @@ def run_memory(dataset: Path) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def breakdown(dataset: Path) -> None:
-    """Where local training's memory goes: RSS growth (MiB) after each stage of
-    ``train_local``'s own steps, and the peak RSS (GiB) so far at each, 3 rounds."""
+    """Where local training's memory goes: after each stage of ``train_local``'s own steps,
+    the RSS growth (MiB), the RSS (GiB) and the peak RSS so far (GiB); 3 rounds."""
     import resource
 
     import lightgbm as lgb
@@ -124,13 +124,14 @@ def breakdown(dataset: Path) -> None:
     from churnscale.training.plan import SplitSpec, plan_split
     from churnscale.training.sequence import bin_sample_indices, fit_with_bin_sample
 
-    stages: dict[str, tuple[float, float]] = {}
+    stages: dict[str, tuple[float, float, float]] = {}
     last = [psutil.Process().memory_info().rss]
 
     def mark(name: str) -> None:
         now = psutil.Process().memory_info().rss
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        stages[name] = (round((now - last[0]) / 2**20, 1), round(peak / 2**30, 3))
+        growth = round((now - last[0]) / 2**20, 1)
+        stages[name] = (growth, round(now / 2**30, 3), round(peak / 2**30, 3))
         last[0] = now
 
     schema, _ = load_info(dataset)
@@ -151,7 +152,7 @@ def breakdown(dataset: Path) -> None:
         booster.update()
     mark("training state (3 rounds)")
     rows = int(sum(g.packed.size for g in plan.groups))
-    print(json.dumps({"rows": rows, "stages_mib_and_peak_gib": stages}))
+    print(json.dumps({"rows": rows, "growth_mib_rss_gib_peak_gib": stages}))
 
 
 def child(kind: str, dataset: Path) -> None:
