@@ -318,7 +318,7 @@ def _add_v1_routes(api: FastAPI) -> None:
     @api.get("/v1/models", response_model=ModelsResponse, responses=ERRORS, tags=["admin"])
     async def models(service: ServiceDep) -> dict[str, Any]:
         """The model this process serves."""
-        return {"models": [model_info(service)]}
+        return {"models": [ModelInfo.of(service)]}
 
     @api.get("/healthz", response_model=Status, tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -369,20 +369,6 @@ def _predict_batch(
     source = f"request body ({kind})"
     decided = decisions_of_table(service, table, source=source)
     return (*service.score_table(table, source=source), decided)
-
-
-def model_info(service: PredictionService) -> dict[str, Any]:
-    """The ``/v1/models`` entry of the served model."""
-    model = service.model
-    return ModelInfo(
-        name=service.settings.model_name,
-        version=service.version,
-        predictor=service.predictor.kind,
-        trees=service.trees,
-        features=model.feature_names,
-        schema=service.schema.to_dict(),
-        data_fingerprint=model.metadata.get("data_fingerprint"),
-    ).model_dump(by_alias=True)
 
 
 def _openapi(api: FastAPI, state: ServiceState) -> dict[str, Any]:

@@ -6,11 +6,14 @@ The request schema of one customer is generated from the model's own schema at s
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from churnscale.serving.ids import PydanticId
+
+if TYPE_CHECKING:
+    from churnscale.serving.service import PredictionService
 
 
 class ReasonOut(BaseModel):
@@ -103,6 +106,20 @@ class ModelInfo(BaseModel):
     features: list[str]
     schema_: dict[str, Any] = Field(alias="schema")
     data_fingerprint: str | None
+
+    @classmethod
+    def of(cls, service: PredictionService) -> dict[str, Any]:
+        """The ``/v1/models`` entry of the model ``service`` serves."""
+        model = service.model
+        return cls(
+            name=service.settings.model_name,
+            version=service.version,
+            predictor=service.predictor.kind,
+            trees=service.trees,
+            features=model.feature_names,
+            schema=service.schema.to_dict(),
+            data_fingerprint=model.metadata.get("data_fingerprint"),
+        ).model_dump(by_alias=True)
 
 
 class ModelsResponse(BaseModel):
