@@ -236,6 +236,12 @@ class Settings(BaseSettings):
         le=3_600,
         description="Time a request has to send its whole body after its head (408 after it).",
     )
+    keep_alive_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3_600,
+        description="Time an idle keep-alive connection stays open after its last answer.",
+    )
     max_connections: int = Field(
         default=2_048,
         ge=1,

@@ -29,6 +29,28 @@ def test_encode_one_equals_transform(small_table: pa.Table) -> None:
     np.testing.assert_array_equal(np.nan_to_num(matrix), np.nan_to_num(rows))
 
 
+def test_row_writer_writes_what_encode_one_returns(small_table: pa.Table) -> None:
+    """The service's row writer fills its reused row with encode_one's values, customer after
+    customer (missing values, unknown categories included), and takes no other row."""
+    pre = _fitted(small_table)
+    row = np.full(len(pre.feature_names), -1.0)
+    write = pre.row_writer(row)
+    customers = small_table.slice(0, 200).to_pylist()
+    customers += [{**customers[0], "plan": "platinum"}, dict.fromkeys(customers[0])]
+    for x in customers:
+        write(x)
+        np.testing.assert_array_equal(
+            np.nan_to_num(row, nan=-9), np.nan_to_num(pre.encode_one(x), nan=-9)
+        )
+    for wrong in (
+        np.empty(len(row) + 1),
+        np.empty(len(row), np.float32),
+        np.empty((len(row), 2))[:, 0],
+    ):
+        with pytest.raises(ValueError, match="contiguous float64"):
+            pre.row_writer(wrong)
+
+
 def test_unknown_category_and_missing_value(small_table: pa.Table) -> None:
     pre = _fitted(small_table)
     plan_at = pre.feature_names.index("plan")

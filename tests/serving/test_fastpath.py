@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +120,45 @@ def test_pipelined_requests_mixing_fast_and_asgi_are_answered_in_order(
     ids = [orjson.loads(answers[i][1])["customer_id"] for i in (0, 2, 4)]
     assert ids == [customers[0]["customer_id"], customers[1]["customer_id"], ids[0]]
     assert probabilities[0] == probabilities[2]
+
+
+@pytest.fixture(scope="module")
+def short_keep_alive(bundle: Path, monkeypatch_module: pytest.MonkeyPatch) -> Iterator[Server]:
+    monkeypatch_module.setenv("CHURNSCALE_KEEP_ALIVE_S", str(KEEP_ALIVE_S))
+    running = start_server(bundle)
+    monkeypatch_module.delenv("CHURNSCALE_KEEP_ALIVE_S")
+    yield running
+    stop_server(running)
+
+
+KEEP_ALIVE_S = 2.0
+
+
+def _closed_after(sock: socket.socket) -> float:
+    """Seconds until the server closes ``sock`` (nothing else may arrive)."""
+    start = time.monotonic()
+    sock.settimeout(30)
+    assert sock.recv(1) == b""
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("second", ["fast", "asgi"])
+def test_an_idle_connection_closes_its_keep_alive_after_the_last_answer(
+    short_keep_alive: Server, customers: list[dict[str, Any]], second: str
+) -> None:
+    """The fast path's keep-alive timer is armed once and moved on lazily: a connection that
+    answered a request most of a keep-alive ago and then another one stays open for a whole
+    keep-alive after the second answer (a stale timer would close it early), then closes."""
+    body = orjson.dumps(customers[0])
+    follow = _request(body) if second == "fast" else b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", short_keep_alive.port), timeout=10) as sock:
+        sock.sendall(_request(body))
+        assert [s for s, _ in _responses(sock, 1)] == [200]
+        time.sleep(KEEP_ALIVE_S * 0.75)
+        sock.sendall(follow)
+        assert [s for s, _ in _responses(sock, 1)] == [200]
+        closed = _closed_after(sock)
+    assert KEEP_ALIVE_S * 0.9 <= closed <= KEEP_ALIVE_S + 10, closed
 
 
 def test_requests_the_fast_path_leaves_to_asgi_are_still_answered(

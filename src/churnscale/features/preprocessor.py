@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from churnscale.data.schema import Role, Schema
 from churnscale.exceptions import SchemaError
-from churnscale.features.rowcode import DAY_US, row_encoder
+from churnscale.features.rowcode import DAY_US, row_encoder, row_writer
 
 FORMAT_VERSION = 1
 
@@ -230,8 +230,13 @@ class Preprocessor:
         return np.array(self.values_one(x), dtype=np.float64)
 
     def values_one(self, x: Mapping[str, Any]) -> list[float]:
-        """:meth:`encode_one`'s values as a list (the service copies them into a reused row)."""
+        """:meth:`encode_one`'s values as a list."""
         return self._values_one(x)
+
+    def row_writer(self, row: np.ndarray) -> Callable[[Mapping[str, Any]], None]:
+        """A function writing :meth:`encode_one`'s values for a customer into ``row`` (a
+        float64 array of ``len(feature_names)`` values the caller reuses: the service)."""
+        return row_writer(self._lookup, row)
 
     def _build_lookup(self) -> None:
         self._lookup: list[tuple[str, int, dict[str, float], float]] = []

@@ -47,6 +47,7 @@ class Predictor:
         self._entry = _entry_point(compiled)
         self._out = np.zeros(1, dtype=np.float64)
         self._out_address = self._out.ctypes.data
+        self._out_value = self._out.data  # indexing a memoryview gives a float: no NumPy scalar
         self._row = self._out  # the last row seen and its address (``.ctypes`` costs ~1 µs)
         self._row_address = self._out_address
 
@@ -59,7 +60,7 @@ class Predictor:
             if row is not self._row:
                 self._row, self._row_address = row, row.ctypes.data
             self._entry(self._row_address, self._out_address, 0, 1)
-            return float(self._out[0])
+            return self._out_value[0]  # type: ignore[no-any-return]
         if self._compiled is not None:
             return float(self._compiled.predict(row.reshape(1, -1), n_jobs=1)[0])
         return float(self.model.predict_matrix(row.reshape(1, -1), threads=1)[0])

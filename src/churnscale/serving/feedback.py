@@ -114,19 +114,20 @@ class PredictionLog:
         returns the copy of ``row`` it keeps (the drift window shares it)."""
         kept = row.copy()
         key = (version, arm)
+        logged = _logged((version, arm, probability, kept))
         cost = kept.nbytes + self.PREDICTION_BYTES
         entries = self._entries
         with self._lock:
-            entry = entries.pop(customer_id, None)
+            entry = entries.get(customer_id)
             if entry is None:
-                entry = {}
+                entries[customer_id] = {key: logged}
                 cost += sys.getsizeof(customer_id) + self.ENTRY_BYTES
             else:
+                entries.move_to_end(customer_id)
                 replaced = entry.get(key)
                 if replaced is not None:
                     cost -= replaced.row.nbytes + self.PREDICTION_BYTES
-            entry[key] = _logged((version, arm, probability, kept))
-            entries[customer_id] = entry
+                entry[key] = logged
             self.bytes += cost
             if self.bytes > self.max_bytes or len(entries) > self.capacity:
                 self._evict()

@@ -262,27 +262,22 @@ class Gateway:
     def answer(self, deployment: Deployment, body: bytes, reasons: bool, started: float) -> Answer:
         """The prediction core every ``/v1/predict`` path calls: one customer's JSON body
         validated and answered on the arm it routes to, or the error mapped to its answer
-        (counted). It never raises. The caller writes the answer, then, for a 200, calls
-        :meth:`scored`."""
-        try:
-            scored = self.score(deployment, body, reasons)
-        except Exception as exc:
-            return self.refused(exc, started)
-        arm = scored.arm
-        return _answer((200, scored.payload, arm.version, arm.name, _NO_HEADERS, scored))
-
-    def score(self, deployment: Deployment, body: bytes, reasons: bool) -> Scored:
-        """Validate one customer's JSON body and answer it on the arm it routes to; a model or
-        preprocessor error caused by a value is an :class:`InvalidInputError` (422)."""
+        (counted; a model or preprocessor error caused by a value is an
+        :class:`InvalidInputError`, 422). It never raises. The caller writes the answer, then,
+        for a 200, calls :meth:`scored`."""
         try:
             x = deployment.primary.service.decoder.decode(body)
             arm = deployment.choose(x)
             answer = arm.service.answer(x, reasons=reasons)
-        except RequestError:
-            raise
+            payload = orjson.dumps(answer)
+        except RequestError as exc:
+            return self.refused(exc, started)
         except ChurnscaleError as exc:
-            raise InvalidInputError(str(exc), field=exc.field) from None
-        return _scored((x, arm, answer, orjson.dumps(answer), deployment))
+            return self.refused(InvalidInputError(str(exc), field=exc.field), started)
+        except Exception as exc:
+            return self.refused(exc, started)
+        scored = _scored((x, arm, answer, payload, deployment))
+        return _answer((200, payload, arm.version, arm.name, _NO_HEADERS, scored))
 
     def scored(self, scored: Scored, started: float) -> None:
         """Count an answered prediction (buffered: :class:`PredictionTally`) and hand it to

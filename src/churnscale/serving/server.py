@@ -76,7 +76,7 @@ def serve_one(
         lifespan="on",
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # float works
         proxy_headers=False,  # the service reads no client address; skip the per-request rewrite
         timeout_graceful_shutdown=math.ceil(
             settings.drain_timeout_s

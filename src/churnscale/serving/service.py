@@ -89,10 +89,10 @@ class PredictionService:
         #: name on every route; decided here, once per model (empty for a binary model).
         self.curves: tuple[str, ...] = model.outputs[1:] if self.decisions is None else ()
         self.encode = model.preprocessor.encode_one
-        self._values = model.preprocessor.values_one
         #: The row every single prediction is encoded into (one thread, the event loop, calls
-        #: :meth:`answer`; observers copy what they keep).
+        #: :meth:`answer`; observers copy what they keep), and the function writing it.
         self._row = np.empty(len(model.feature_names), dtype=np.float64)
+        self._write_row = model.preprocessor.row_writer(self._row)
         self.id = self.schema.id
         #: Told about every prediction (live drift window, feedback join); see ModelMonitor.
         self.observer: PredictionObserver | None = None
@@ -108,7 +108,7 @@ class PredictionService:
     def answer(self, x: dict[str, Any], *, reasons: bool) -> dict[str, Any]:
         """The response object for one validated customer."""
         row = self._row
-        row[:] = self._values(x)
+        self._write_row(x)
         value = x.get(self.value_field)  # type: ignore[arg-type]  # None when off or absent
         if value is not None:
             value = value_of(x, self.value_field)  # type: ignore[arg-type]
