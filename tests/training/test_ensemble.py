@@ -138,10 +138,11 @@ def test_choose_blends_the_top_candidates_only_when_they_beat_the_defaults() -> 
     y = rng.integers(0, 2, 2_000).astype(float)
     weak = [_candidate(y, y * 0.5 + rng.normal(size=2_000)) for _ in range(2)]
     good = [_candidate(y, y * 1.0 + rng.normal(size=2_000)) for _ in range(3)]
-    assert sorted(choose([weak[0], *good, weak[1]], y)) == [1, 2, 3]
+    half = np.arange(2_000) % 2 == 0
+    assert sorted(choose([weak[0], *good, weak[1]], y, half)) == [1, 2, 3]
     noisier = [_candidate(y, good[0].oof + 2.0 * rng.normal(size=2_000)) for _ in range(2)]
-    assert choose([good[0], *noisier], y) == [0]  # the defaults win: served alone
-    assert choose([good[0]], y) == [0]
+    assert choose([good[0], *noisier], y, half) == [0]  # the defaults win: served alone
+    assert choose([good[0]], y, half) == [0]
 
 
 def test_greedy_selection_weights_the_better_candidate() -> None:
