@@ -10,9 +10,10 @@ The preset itself takes ``S`` less ``OUTSIDE_SHARE`` (what ``train`` does around
    boosting at that point is cut off (a boosting callback) and dropped.
 2. **Choice** (:func:`choose`): the top ``TOP`` candidates by CV AUC on a random half of the
    out-of-fold rows (the only rows the search ranks by) averaged with equal weights, served
-   only if that blend's AUC on the other half beats the defaults' there by ``MARGIN``;
-   otherwise the defaults alone. No weights are fitted to the out-of-fold scores (greedy
-   selection fitted their noise and served worse models than the defaults: docs/benchmarks.md).
+   only if that blend's AUC on the other half beats the defaults' there by ``MARGIN`` and by
+   ``SIGNIFICANCE`` bootstrap standard errors; otherwise the defaults alone (bagged). No
+   weights are fitted to the out-of-fold scores (greedy selection fitted their noise and
+   served worse models than the defaults: docs/benchmarks.md).
 3. **Evaluated ensemble**: the chosen members trained on the rows outside the hold-out (fixed
    rounds: their CV best rounds scaled for the rows, as in a refit), merged into one booster
    and scored on the hold-out: the reported figures, from rows no search or fit ever read.
@@ -69,6 +70,10 @@ SEARCH_SHARE = 0.6
 TOP = 3
 #: Out-of-fold AUC by which the blend must beat the defaults to be served instead of them.
 MARGIN = 0.001
+#: ... and by this many bootstrap standard errors of that gain (one-sided, ~98%).
+SIGNIFICANCE = 2.0
+BOOTSTRAPS = 200
+BOOTSTRAP_ROWS = 20_000
 MAX_SEEDS = 4
 #: Fit times are estimated from the search's measured cost per row and round, times this.
 SAFETY = 1.2
@@ -246,6 +251,19 @@ def selection_half(y: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random(y.size) < 0.5
 
 
+def judged_gain(y: np.ndarray, blend: np.ndarray, defaults: np.ndarray) -> tuple[float, float]:
+    """AUC of ``blend`` minus the defaults' on these rows, and the bootstrap standard error of
+    that difference (on at most ``BOOTSTRAP_ROWS`` rows, scaled to all of them)."""
+    gain = binary_auc(y, blend) - binary_auc(y, defaults)
+    rng = np.random.default_rng(0)
+    m = min(y.size, BOOTSTRAP_ROWS)
+    diffs = []
+    for _ in range(BOOTSTRAPS):
+        i = rng.integers(0, y.size, m)
+        diffs.append(binary_auc(y[i], blend[i]) - binary_auc(y[i], defaults[i]))
+    return gain, float(np.std(diffs)) * (m / max(y.size, 1)) ** 0.5
+
+
 def choose(
     candidates: list[Candidate],
     y: np.ndarray,
@@ -255,20 +273,21 @@ def choose(
     margin: float = MARGIN,
 ) -> list[int]:
     """The ``top`` candidates by their AUC on ``half`` (what the search maximised), averaged
-    with equal weights, if that blend's out-of-fold AUC on the *other* rows beats the
-    defaults' (candidate 0) there by ``margin``; else the defaults alone.
+    with equal weights, if that blend beats the defaults (candidate 0) on the *other* rows by
+    ``margin`` and by ``SIGNIFICANCE`` bootstrap standard errors; else the defaults alone.
 
-    Judged on rows that no choice looked at: the best of many candidates scored on the same
-    rows looks better there than it is (measured: +0.015 to +0.04 CV AUC over the defaults on
-    2-3k rows, worse than them on the test folds), and no weights are fitted to the
-    out-of-fold scores (they would fit their noise)."""
+    Judged on rows that no choice looked at, and only on a clear gain: the best of many
+    candidates scored on the same rows looks better there than it is (measured: +0.015 to
+    +0.04 CV AUC over the defaults on 2-3k rows, yet worse than them on the test folds), and
+    a gain within the noise of 1-2k judging rows (±0.01) served worse models as often as
+    better. No weights are fitted to the out-of-fold scores (they would fit their noise)."""
     ranked = sorted(range(len(candidates)), key=lambda i: -candidates[i].auc)[:top]
+    if len(ranked) < 2:
+        return [0]
     blend = np.mean([candidates[i].oof for i in ranked], axis=0)
     judge = ~half
-    gain = binary_auc(y[judge], blend[judge]) - binary_auc(y[judge], candidates[0].oof[judge])
-    if len(ranked) > 1 and gain >= margin:
-        return ranked
-    return [0]
+    gain, se = judged_gain(y[judge], blend[judge], candidates[0].oof[judge])
+    return ranked if gain >= max(margin, SIGNIFICANCE * se) else [0]
 
 
 def select(candidates: list[Candidate], y: np.ndarray, steps: int = 25) -> dict[int, int]:
@@ -405,6 +424,8 @@ def train_with_budget(
     trees = served.booster.num_trees()
     served.metadata["refit"] = {"rows": rows, "all_rows": True, "rounds": trees}
     defaults = candidates[0]
+    top = sorted(candidates, key=lambda c: -c.auc)[:TOP]
+    blend = np.mean([c.oof for c in top], axis=0)
     summary: dict[str, Any] = {
         "time_budget_s": seconds,
         "candidates": len(candidates),
@@ -412,13 +433,13 @@ def train_with_budget(
         "ranking_half_auc": {"defaults": defaults.auc, "best": max(c.auc for c in candidates)},
         "judging_half_auc": {
             "defaults": binary_auc(y[~half], defaults.oof[~half]),
-            "served": binary_auc(y[~half], np.mean([c.oof for c in picked], axis=0)[~half]),
+            "blend_gain_and_se": judged_gain(y[~half], blend[~half], defaults.oof[~half]),
         },
         "chosen": chosen,
         "members": len(grown) * seeds,
         "seeds": seeds,
         "trees": trees,
-        "seconds": seconds - clock.left(),
+        "seconds": time.monotonic() - clock.start,
     }
     served.metadata["time_budget"] = summary
     summary["search"] = [
