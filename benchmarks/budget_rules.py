@@ -63,7 +63,7 @@ for fold in fold_list:
         plan = plan_split(ds, schema, split)
         all_rows = sum(plan.count(s) for s in (TRAIN, VALID))
         t0 = time.monotonic()
-        cands, yo, half = B.search(
+        cands, yo, half, fids = B.search(
             ds,
             schema,
             base,
@@ -86,7 +86,7 @@ for fold in fold_list:
             "top3_s4": (ranked[:3], [1 / 3] * 3, 4),
             "greedy_s4": (list(greedy), [n / steps for n in greedy.values()], 4),
         }
-        chosen = B.choose(cands, yo, half)
+        chosen = B.choose(cands, yo, half, fids)
         rules["guard_s4"] = (chosen, [1 / len(chosen)] * len(chosen), 4)
         out = {
             "dataset": name,

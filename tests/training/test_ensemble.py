@@ -153,3 +153,13 @@ def test_greedy_selection_weights_the_better_candidate() -> None:
     candidates = [_candidate(y, s) for s in (weak, good)]
     picked = select(candidates, y)
     assert picked.get(1, 0) > picked.get(0, 0)
+
+
+def test_fold_auc_ignores_each_fold_models_score_scale() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 1_000).astype(float)
+    folds = np.arange(1_000) % 5
+    scores = y + rng.normal(size=1_000)
+    shifted = scores + 3.0 * folds  # same ranking within every fold, other scales
+    assert budget.fold_auc(y, shifted, folds) == pytest.approx(budget.fold_auc(y, scores, folds))
+    assert roc_auc_score(y, shifted) < budget.fold_auc(y, shifted, folds) - 0.05

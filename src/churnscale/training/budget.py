@@ -104,10 +104,10 @@ class Candidate:
         ]
         return max(1, round(float(np.mean(scaled))))
 
-    def ranked_on(self, y: np.ndarray, half: np.ndarray) -> Candidate:
+    def ranked_on(self, y: np.ndarray, half: np.ndarray, folds: np.ndarray) -> Candidate:
         """Itself with ``auc`` the out-of-fold AUC on the rows of ``half`` only (the rows that
         rank candidates; the others judge the choice, :func:`choose`)."""
-        self.auc = binary_auc(y[half], self.oof[half])
+        self.auc = fold_auc(y[half], self.oof[half], folds[half])
         return self
 
     def fit_seconds(self, rows: int) -> float:
@@ -154,7 +154,7 @@ def _evaluate(
     exclude: Exclusion,
     seed: int,
     deadline: float | None = None,
-) -> tuple[Candidate, np.ndarray]:
+) -> tuple[Candidate, np.ndarray, np.ndarray]:
     """``params`` scored by ``folds``-fold CV outside ``exclude``; also the out-of-fold labels.
     Raises :class:`OutOfTime` if boosting runs past ``deadline``."""
     start = time.monotonic()
@@ -175,18 +175,19 @@ def _evaluate(
     ]
     seconds = time.monotonic() - start
     y = np.concatenate([r.y_holdout for r in results])
+    fold_ids = np.concatenate([np.full(r.y_holdout.size, k) for k, r in enumerate(results)])
     oof = np.concatenate([logit(np.clip(r.scores, 1e-12, 1 - 1e-12)) for r in results])
     work = sum(r.rows["train"] * max(r.valid_auc.size, r.best_iteration) for r in results)
     candidate = Candidate(
         params,
-        binary_auc(y, oof),
+        fold_auc(y, oof, fold_ids),
         oof,
         [r.best_iteration for r in results],
         [r.rows["train"] for r in results],
         seconds,
         seconds / max(work, 1),
     )
-    return candidate, y
+    return candidate, y, fold_ids
 
 
 def _final_cost(candidates: list[Candidate], outer_rows: int, all_rows: int) -> float:
@@ -209,7 +210,7 @@ def search(
     exclude: Exclusion,
     seed: int,
     all_rows: int,
-) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
+) -> tuple[list[Candidate], np.ndarray, np.ndarray, np.ndarray]:
     """Portfolio, then TPE, until the search's share of the budget is spent or the fits after
     it would not fit in what is left. A candidate is cut off (and dropped) at that point; the
     first, the defaults, always completes."""
@@ -220,9 +221,9 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     share_end = clock.start + SEARCH_SHARE * (clock.end - clock.start)
-    candidate, y = _evaluate(dataset, schema, replace(base), folds, exclude, seed + 1)
+    candidate, y, fold_ids = _evaluate(dataset, schema, replace(base), folds, exclude, seed + 1)
     half = selection_half(y, seed)
-    candidates = [candidate.ranked_on(y, half)]
+    candidates = [candidate.ranked_on(y, half, fold_ids)]
     outer_rows = int(y.size)
     while True:
         stop = min(share_end, clock.end - _final_cost(candidates, outer_rows, all_rows))
@@ -236,13 +237,13 @@ def search(
             trial = study.ask()
             params = replace(suggest_params(trial, base), class_weight="none")
         try:
-            candidate, _ = _evaluate(dataset, schema, params, folds, exclude, seed + 1, stop)
+            candidate, _, _ = _evaluate(dataset, schema, params, folds, exclude, seed + 1, stop)
         except OutOfTime:
             break
-        candidates.append(candidate.ranked_on(y, half))
+        candidates.append(candidate.ranked_on(y, half, fold_ids))
         if trial is not None:
             study.tell(trial, candidate.auc)
-    return candidates, y, half
+    return candidates, y, half, fold_ids
 
 
 def selection_half(y: np.ndarray, seed: int) -> np.ndarray:
@@ -251,16 +252,28 @@ def selection_half(y: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random(y.size) < 0.5
 
 
-def judged_gain(y: np.ndarray, blend: np.ndarray, defaults: np.ndarray) -> tuple[float, float]:
-    """AUC of ``blend`` minus the defaults' on these rows, and the bootstrap standard error of
-    that difference (on at most ``BOOTSTRAP_ROWS`` rows, scaled to all of them)."""
-    gain = binary_auc(y, blend) - binary_auc(y, defaults)
+def fold_auc(y: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> float:
+    """Mean of the per-fold AUCs of out-of-fold ``scores`` (``folds``: each row's CV fold).
+
+    Not the AUC of the pooled scores: that mixes K models' score scales and penalises a
+    setting whose fold models are calibrated differently (measured: slow-learning defaults
+    with 70-100 rounds on Telco lost 0.015-0.025 pooled AUC to blends that were no better
+    on the test folds)."""
+    return float(np.mean([binary_auc(y[folds == k], scores[folds == k]) for k in np.unique(folds)]))
+
+
+def judged_gain(
+    y: np.ndarray, blend: np.ndarray, defaults: np.ndarray, folds: np.ndarray
+) -> tuple[float, float]:
+    """Per-fold AUC of ``blend`` minus the defaults' on these rows, and the bootstrap standard
+    error of that difference (on at most ``BOOTSTRAP_ROWS`` rows, scaled to all of them)."""
+    gain = fold_auc(y, blend, folds) - fold_auc(y, defaults, folds)
     rng = np.random.default_rng(0)
     m = min(y.size, BOOTSTRAP_ROWS)
     diffs = []
     for _ in range(BOOTSTRAPS):
         i = rng.integers(0, y.size, m)
-        diffs.append(binary_auc(y[i], blend[i]) - binary_auc(y[i], defaults[i]))
+        diffs.append(fold_auc(y[i], blend[i], folds[i]) - fold_auc(y[i], defaults[i], folds[i]))
     return gain, float(np.std(diffs)) * (m / max(y.size, 1)) ** 0.5
 
 
@@ -268,6 +281,7 @@ def choose(
     candidates: list[Candidate],
     y: np.ndarray,
     half: np.ndarray,
+    folds: np.ndarray | None = None,
     *,
     top: int = TOP,
     margin: float = MARGIN,
@@ -286,7 +300,8 @@ def choose(
         return [0]
     blend = np.mean([candidates[i].oof for i in ranked], axis=0)
     judge = ~half
-    gain, se = judged_gain(y[judge], blend[judge], candidates[0].oof[judge])
+    folds = np.zeros(y.size, dtype=int) if folds is None else folds
+    gain, se = judged_gain(y[judge], blend[judge], candidates[0].oof[judge], folds[judge])
     return ranked if gain >= max(margin, SIGNIFICANCE * se) else [0]
 
 
@@ -395,7 +410,7 @@ def train_with_budget(
     all_rows = sum(plan.count(side) for side in (TRAIN, VALID))
     note = on_stage or (lambda _s: None)
     note("search")
-    candidates, y, half = search(
+    candidates, y, half, fold_ids = search(
         dataset,
         schema,
         base,
@@ -406,7 +421,7 @@ def train_with_budget(
         seed=split.seed,
         all_rows=all_rows,
     )
-    chosen = choose(candidates, y, half)
+    chosen = choose(candidates, y, half, fold_ids)
     outer_rows = int(y.size)
     picked = [candidates[i] for i in chosen]
     members = [Member(c.params, c.rounds_for(outer_rows), 1.0 / len(picked)) for c in picked]
@@ -432,8 +447,10 @@ def train_with_budget(
         "search_rows": outer_rows,
         "ranking_half_auc": {"defaults": defaults.auc, "best": max(c.auc for c in candidates)},
         "judging_half_auc": {
-            "defaults": binary_auc(y[~half], defaults.oof[~half]),
-            "blend_gain_and_se": judged_gain(y[~half], blend[~half], defaults.oof[~half]),
+            "defaults": fold_auc(y[~half], defaults.oof[~half], fold_ids[~half]),
+            "blend_gain_and_se": judged_gain(
+                y[~half], blend[~half], defaults.oof[~half], fold_ids[~half]
+            ),
         },
         "chosen": chosen,
         "members": len(grown) * seeds,
