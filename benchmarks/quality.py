@@ -130,6 +130,9 @@ def one_fold(
             "trees": model.booster.num_trees(),
             "served_rows": summary["served_model"]["rows"],
             "reported_holdout_auc": summary["metrics"]["roc_auc"],
+            "time_budget": {
+                k: v for k, v in (summary.get("time_budget") or {}).items() if k != "search"
+            },
             "us_per_prediction": prediction_us(root / "model") if fold == 0 else None,
         }
 
