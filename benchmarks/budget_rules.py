@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import defaults_data
 from churnscale.data.schema import SchemaHints
 from churnscale.data.store import ingest, load_info
+from churnscale.training import blend
 from churnscale.training import budget as B
 from churnscale.training.ensemble import Member, seeded
 from churnscale.training.local import TrainParams
@@ -76,7 +77,7 @@ for fold in fold_list:
         )
         tsearch = time.monotonic() - t0
         ranked = sorted(range(len(cands)), key=lambda i: -cands[i].auc)
-        greedy = B.select(cands, yo)
+        greedy = blend.select(cands, yo)
         steps = sum(greedy.values())
         rules = {
             "defaults_s1": ([0], [1.0], 1),
@@ -86,7 +87,7 @@ for fold in fold_list:
             "top3_s4": (ranked[:3], [1 / 3] * 3, 4),
             "greedy_s4": (list(greedy), [n / steps for n in greedy.values()], 4),
         }
-        chosen = B.choose(cands, yo, half, fids)
+        chosen = blend.choose(cands, yo, half, fids)
         rules["guard_s4"] = (chosen, [1 / len(chosen)] * len(chosen), 4)
         out = {
             "dataset": name,

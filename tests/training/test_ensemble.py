@@ -20,7 +20,8 @@ from churnscale.exceptions import ConfigError, TrainingError
 from churnscale.model.lightgbm import LightGBMModel
 from churnscale.model.predictor import Predictor
 from churnscale.training import budget
-from churnscale.training.budget import Candidate, choose, select, train_with_budget
+from churnscale.training.blend import choose, fold_auc, select
+from churnscale.training.budget import Candidate, train_with_budget
 from churnscale.training.ensemble import merge_models
 from churnscale.training.local import TrainParams
 from churnscale.training.plan import Exclusion, SplitSpec
@@ -161,5 +162,5 @@ def test_fold_auc_ignores_each_fold_models_score_scale() -> None:
     folds = np.arange(1_000) % 5
     scores = y + rng.normal(size=1_000)
     shifted = scores + 3.0 * folds  # same ranking within every fold, other scales
-    assert budget.fold_auc(y, shifted, folds) == pytest.approx(budget.fold_auc(y, scores, folds))
-    assert roc_auc_score(y, shifted) < budget.fold_auc(y, shifted, folds) - 0.05
+    assert fold_auc(y, shifted, folds) == pytest.approx(fold_auc(y, scores, folds))
+    assert roc_auc_score(y, shifted) < fold_auc(y, shifted, folds) - 0.05
