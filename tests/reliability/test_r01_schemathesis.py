@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import jsonschema
 import orjson
@@ -35,6 +36,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation import GenerationMode
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.integration]
@@ -78,7 +80,7 @@ def _fuzz(
         if (
             mode is GenerationMode.NEGATIVE
             and not 400 <= response.status_code < 500
-            and not _valid_on_the_wire(operation, case.query)
+            and not (_broken_only_in_query(case) and _valid_on_the_wire(operation, response))
         ):
             why = case.meta.phase.data.description if case.meta is not None else "?"
             found.accepted_negative.append(
@@ -134,63 +136,73 @@ def _not_utf8(body: bytes) -> bytes:
     return body[: quote + 1] + b"\xff" + body[quote + 1 :] if quote >= 0 else b'["\xff"]'
 
 
-def _wire_value(value: Any) -> Any:
+def _wire_value(value: str) -> Any:
     """What the service reads back from one query string value (booleans and numbers as such)."""
-    text = str(value)
     literals = {"true": True, "false": False}
-    if text in literals:
-        return literals[text]
+    if value in literals:
+        return literals[value]
     try:
-        return float(text) if any(c in text for c in ".eE") else int(text)
+        return float(value) if any(c in value for c in ".eE") else int(value)
     except ValueError:
-        return text
+        return value
 
 
-def _valid_on_the_wire(operation: Any, query: dict[str, Any] | None) -> bool:
-    """Whether a negative case's query is, once encoded, a valid query after all.
+def _broken_only_in_query(case: schemathesis.Case) -> bool:
+    """Whether the query string is the one part of ``case`` generated to break the schema."""
+    components = case.meta.components if case.meta is not None else {}
+    broken = {where for where, info in components.items() if info.mode is GenerationMode.NEGATIVE}
+    return broken == {ParameterLocation.QUERY}
 
-    Schemathesis breaks a scalar parameter by making it a list, or adds a parameter the
-    document does not name. ``requests`` encodes a list of one value as ``name=value``, the very
-    bytes of the scalar, and sends nothing at all for an empty list (``{"": []}`` adds no
-    parameter): the server sees the remaining query, so it cannot (and must not) refuse the
-    request when that query is valid. Only those shapes are let through; any other case stays
-    negative.
+
+def _valid_on_the_wire(operation: Any, response: Any) -> bool:
+    """Whether the query string the request really carried is valid after all.
+
+    Schemathesis breaks a query by turning a scalar into a list or adding a parameter the
+    document does not name, but ``requests`` flattens lists on the way out: a list of one is
+    ``name=value`` (the scalar's very bytes) and an empty list, or one holding only empty
+    lists and objects, sends nothing at all (``{"x": [[], {}]}`` adds no parameter). The
+    server sees only the bytes, so the case is judged by the query in the URL that was sent:
+    each parameter named by the document, none repeated, every required one present, each
+    value valid for its schema.
     """
-    if not query or not any(isinstance(v, list) and len(v) <= 1 for v in query.values()):
+    sent = parse_qsl(urlsplit(response.request.url).query, keep_blank_values=True)
+    params = {param.name: param.definition for param in operation.query}
+    names = [name for name, _ in sent]
+    if len(set(names)) != len(names) or not set(names) <= params.keys():
         return False
-    schemas = {param.name: param.definition.get("schema", {}) for param in operation.query}
-    for name, value in query.items():
-        if isinstance(value, list):
-            if not value:
-                continue  # encoded as nothing: not on the wire
-            if len(value) != 1:
-                return False
-            value = value[0]
-        if name not in schemas or isinstance(value, (list, dict)):
-            return False
+    if any(d.get("required") and name not in names for name, d in params.items()):
+        return False
+    for name, text in sent:
         try:
-            jsonschema.validate(_wire_value(value), schemas[name])
+            jsonschema.validate(_wire_value(text), params[name].get("schema", {}))
         except jsonschema.ValidationError:
             return False
     return True
 
 
 def test_a_query_is_judged_as_it_is_sent() -> None:
-    """The shapes above: an empty list is no parameter, a list of one is its value."""
+    """The shapes above, judged by the URL ``requests`` builds from the generated query."""
 
     class Param:
         def __init__(self, name: str, schema: dict[str, Any]) -> None:
             self.name, self.definition = name, {"schema": schema}
 
     op = SimpleNamespace(query=[Param("reasons", {"type": "boolean"})])
-    sent = requests.Request("POST", "http://x/", params={"reasons": "true", "": []}).prepare()
-    assert sent.url == "http://x/?reasons=true"  # what the server receives
-    assert _valid_on_the_wire(op, {"reasons": "true", "": []})
-    assert _valid_on_the_wire(op, {"reasons": ["false"]})
-    assert not _valid_on_the_wire(op, {"reasons": "true", "": ["x"]})  # `=x`: refused
-    assert not _valid_on_the_wire(op, {"reasons": ["true", "false"]})  # repeated
-    assert not _valid_on_the_wire(op, {"reasons": ["maybe"]})
-    assert not _valid_on_the_wire(op, {"other": []} | {"reasons": {"a": 1}})
+
+    def valid(query: dict[str, Any]) -> bool:
+        sent = requests.Request("POST", "http://x/", params=query).prepare()
+        return _valid_on_the_wire(op, SimpleNamespace(request=sent))
+
+    assert valid({"reasons": "true", "": []})  # sent as ?reasons=true
+    assert valid({"reasons": ["false"]})
+    assert valid({"reasons": "false", "x\x00y": [[], []]})  # seed 3495287803: nothing sent
+    assert valid({"reasons": "false", "x": [[], {}]})
+    assert not valid({"reasons": "true", "": ["x"]})  # `=x`: refused
+    assert not valid({"reasons": ["true", "false"]})  # repeated
+    assert not valid({"reasons": ["maybe"]})
+    assert not valid({"reasons": [["maybe"]]})  # flattened to ?reasons=maybe
+    assert not valid({"reasons": "true", "other": "1"})
+    assert not valid({"reasons": ""})  # ?reasons= is no boolean
 
 
 @dataclass
