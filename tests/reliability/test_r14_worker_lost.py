@@ -109,6 +109,7 @@ def test_lost_worker_fails_cleanly_then_a_retry_succeeds(
             )
             result.model.save(bundle)
             run.register_bundle(bundle, name="churn")
+    assert sent, f"the run ended before the signal was sent: {caught.value!r}"
     failed_after = time.monotonic() - sent[0]
     signaller.join(timeout=5)
     print(f"R14 {sig.name}: TrainingError {failed_after:.1f} s after the signal: {caught.value}")
