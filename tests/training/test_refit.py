@@ -242,3 +242,38 @@ def test_with_cv_the_rounds_are_the_mean_over_the_folds_and_the_final_split(
     ]
     assert refit["rounds"] == refit_rounds(evaluated, ROWS)
     assert refit["evaluated_train_rows"][-1] == refitted.rows["train"]
+
+
+def test_the_refit_bins_its_rows_and_hands_back_the_read_pages_before_boosting(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in training (local.binned_sides): the rows are binned, the labels dropped and the
+    pages read for them handed back before LightGBM allocates its training state, and the
+    model kept is the trees without that state."""
+    import lightgbm as lgb
+
+    from churnscale.training.sequence import release_unused_memory
+
+    released: list[int] = []
+
+    def release() -> None:
+        released.append(1)
+        release_unused_memory()
+
+    monkeypatch.setattr("churnscale.training.local.release_unused_memory", release)
+    seen: list[tuple[bool, bool, int]] = []
+    real_booster = lgb.Booster
+
+    class Spy(real_booster):  # type: ignore[misc,valid-type]
+        def __init__(self, params=None, train_set=None, model_file=None, model_str=None):  # type: ignore[no-untyped-def]
+            if train_set is not None:
+                seen.append((train_set._handle is not None, train_set.label is None, len(released)))
+            super().__init__(
+                params=params, train_set=train_set, model_file=model_file, model_str=model_str
+            )
+
+    monkeypatch.setattr(lgb, "Booster", Spy)
+    model, _ = refit_local(dataset, rounds=20, params=FAST)
+    assert seen == [(True, True, len(released))] and released, seen
+    assert model.booster.num_trees() == 20
+    assert getattr(model.booster, "train_set", None) is None  # no binned data or gradients

@@ -199,7 +199,7 @@ def _booster(
             _safe_call(_LIB.LGBM_BoosterMerge(booster._handle, init_model._handle))
         booster.add_valid(valid, "valid")
         offset = init_model.current_iteration() if init_model is not None else 0
-        return _scoring_booster(_boost(booster, params, offset=offset, on_round=on_round))
+        return scoring_booster(_boost(booster, params, offset=offset, on_round=on_round))
     except lgb.basic.LightGBMError as exc:
         raise TrainingError(f"LightGBM failed: {exc}") from exc
 
@@ -219,12 +219,29 @@ def binned_sides(
     train.construct()
     valid = side_dataset(plan, VALID, pre, binning, init_model=init_model, reference=train)
     valid.construct()
-    _release_labels(plan, train, valid)
+    _release_labels(plan, (TRAIN, VALID), train, valid)
     release_unused_memory()
     return train, valid
 
 
-def _scoring_booster(booster: lgb.Booster) -> lgb.Booster:
+def binned_train(
+    plan: SplitPlan,
+    pre: Preprocessor,
+    binning: dict[str, Any],
+    *,
+    init_model: lgb.Booster | None,
+    sample: BinSample | None = None,
+) -> lgb.Dataset:
+    """TRAIN alone binned the same way, for a fit with no early-stopping side (a refit on
+    every row): binned, its labels freed and the cached pages handed back before the booster."""
+    train = side_dataset(plan, TRAIN, pre, binning, init_model=init_model, sample=sample)
+    train.construct()
+    _release_labels(plan, (TRAIN,), train)
+    release_unused_memory()
+    return train
+
+
+def scoring_booster(booster: lgb.Booster) -> lgb.Booster:
     """The same trees without LightGBM's training state (binned data, scores, gradients,
     ~70 bytes a training row), which would otherwise stay allocated while the hold-out is
     scored and for as long as the model lives."""
@@ -233,9 +250,9 @@ def _scoring_booster(booster: lgb.Booster) -> lgb.Booster:
     return scoring
 
 
-def _release_labels(plan: SplitPlan, *datasets: lgb.Dataset) -> None:
+def _release_labels(plan: SplitPlan, sides: tuple[int, ...], *datasets: lgb.Dataset) -> None:
     """Drop the training labels once LightGBM holds its own copy (4-8 bytes a row)."""
-    for side in (TRAIN, VALID):
+    for side in sides:
         plan.labels[side] = np.empty(0, dtype=np.float32)
     for dataset in datasets:
         dataset.label = None  # get_label() reads them back from LightGBM when asked

@@ -11,8 +11,9 @@ before it overfits; both were measured, see docs/benchmarks.md). Parameters, Pre
 options and monotone constraints are the evaluated models'; the Preprocessor is fitted again
 on all rows.
 
-Memory is that of training: the same streamed :class:`SideSequence` over one side, the side
-now holding every row, and no early-stopping set.
+Memory is that of training: one streamed pass fits the Preprocessor and keeps LightGBM's bin
+sample, the side (now every row, with no early-stopping set) is binned from the same
+:class:`SideSequence`, and the read pages are handed back before the booster exists.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from churnscale.model.lightgbm import LightGBMModel
 from churnscale.training.local import (
     TrainParams,
     TrainResult,
-    fit_preprocessor,
+    binned_train,
+    data_params,
     model_metadata,
-    side_dataset,
+    scoring_booster,
 )
 from churnscale.training.plan import TEST, TRAIN, VALID, Exclusion, SplitPlan, SplitSpec, plan_split
+from churnscale.training.sequence import bin_sample_indices, fit_with_bin_sample
 
 #: Rounds carried over grow with the training set as ``(rows / evaluated rows) ** this``.
 ROUNDS_EXPONENT = 1.0
@@ -152,13 +155,20 @@ def refit_local(
     labels = plan.labels[TRAIN]
     if labels.size == 0 or labels.min() == labels.max():
         raise TrainingError(f"the refit has {labels.size} rows and needs both classes")
-    pre = init_model.preprocessor if init_model is not None else fit_preprocessor(plan, schema)
+    binning = data_params(params.lightgbm_params())
+    sample = None
+    if init_model is None:  # one pass fits the Preprocessor and keeps LightGBM's bin sample
+        pre, sample = fit_with_bin_sample(plan, schema, bin_sample_indices(rows, binning))
+    else:
+        pre = init_model.preprocessor
     lgb_params = params.lightgbm_params(monotone_constraints(schema.metadata, pre.feature_names))
-    data_params = {k: lgb_params[k] for k in ("max_bin", "force_col_wise", "verbosity", "seed")}
     parent = init_model.booster if init_model is not None else None
-    train = side_dataset(plan, TRAIN, pre, data_params, init_model=parent)
-    plan.labels[TRAIN] = np.empty(0, dtype=np.float32)  # LightGBM holds its own copy
-    booster = boost_rounds(train, lgb_params, rounds, init_model=parent)
+    try:  # binned and the read pages handed back before the booster, as in training
+        train = binned_train(plan, pre, binning, init_model=parent, sample=sample)
+    except lgb.basic.LightGBMError as exc:
+        raise TrainingError(f"LightGBM failed: {exc}") from exc
+    booster = scoring_booster(boost_rounds(train, lgb_params, rounds, init_model=parent))
+    del train
     counts = {"train": rows, "valid": 0, "test": 0}
     metadata = model_metadata(schema, info.fingerprint, params, split, counts, booster)
     metadata["parent"] = init_model.metadata.get("reference") if init_model is not None else None

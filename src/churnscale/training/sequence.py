@@ -58,7 +58,10 @@ def fit_with_bin_sample(
         for batch in table.to_batches():
             pre.partial_fit(batch)
     pre.finish()
-    rows = pre.transform(pa.concat_tables(kept)) if kept else None
+    raw = pa.concat_tables(kept) if kept else None
+    kept.clear()
+    rows = pre.transform(raw) if raw is not None else None
+    del raw  # the raw rows are freed before their pages are handed back
     release_unused_memory()
     return pre, BinSample(wanted, rows)
 
@@ -184,4 +187,4 @@ def iter_side_tables(plan: SplitPlan, side: int, columns: list[str]) -> Iterator
         mask = group.on(side)
         if mask.any():
             table = pq.ParquetFile(group.file).read_row_group(group.index, columns=columns)
-            yield table.filter(pa.array(mask))
+            yield table if mask.all() else table.filter(pa.array(mask))  # no copy of a whole group
